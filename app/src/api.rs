@@ -1,0 +1,544 @@
+//! The dashboard's server functions and the data they exchange. Each is a thin wrapper over
+//! a `hookline_core` service, called with the signed-in user's scope, so the dashboard can
+//! reach exactly what that user's API key could.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AppError {
+    /// A field breaks a rule; `field` names the form input it belongs to.
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
+    Unauthenticated,
+    NotFound,
+    Server(String),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Invalid { message, .. } => f.write_str(message),
+            AppError::Unauthenticated => f.write_str("Please sign in."),
+            AppError::NotFound => f.write_str("Not found."),
+            AppError::Server(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Server(value.to_string())
+    }
+}
+
+impl AppError {
+    /// The message for one form field, if this error is about it.
+    pub fn for_field(&self, name: &str) -> Option<String> {
+        match self {
+            AppError::Invalid {
+                field: Some(f),
+                message,
+            } if f == name => Some(message.clone()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub email: String,
+    pub is_admin: bool,
+    pub store_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HealthKind {
+    Healthy,
+    Failing,
+    Off,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRow {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: bool,
+    pub health: HealthKind,
+    pub health_text: String,
+}
+
+impl WebhookRow {
+    pub fn events_summary(&self) -> String {
+        match &self.event_types {
+            None => "All events".to_string(),
+            Some(types) if types.len() <= 3 => types.join(", "),
+            Some(types) => format!("{}, {} and {} more", types[0], types[1], types.len() - 2),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookList {
+    pub store_id: String,
+    pub store_name: String,
+    pub webhooks: Vec<WebhookRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeInfo {
+    pub name: String,
+    pub description: String,
+    pub group: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub time: String,
+    pub event_type: String,
+    pub status: String,
+    pub http_status: Option<i32>,
+    pub duration_ms: Option<i32>,
+    pub attempts: i32,
+    pub next_attempt: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryLog {
+    pub items: Vec<DeliveryRow>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    pub started: String,
+    pub trigger: String,
+    pub duration_ms: i32,
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub response_status: Option<i32>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    pub row: DeliveryRow,
+    pub event_id: String,
+    pub payload: String,
+    pub attempts: Vec<AttemptInfo>,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use hookline_core::{Scope, Services, SessionUser};
+    use leptos::prelude::*;
+
+    use super::{AppError, HealthKind, WebhookRow};
+
+    pub const SESSION_COOKIE: &str = "hookline_session";
+
+    impl From<hookline_core::Error> for AppError {
+        fn from(e: hookline_core::Error) -> Self {
+            use hookline_core::Error as E;
+            let error = match e {
+                E::NotFound(_) | E::Forbidden(_) => AppError::NotFound,
+                E::Db(err) => {
+                    tracing::error!(error = %err, "database error in a server function");
+                    AppError::Server("Something went wrong on our side. Try again.".into())
+                }
+                other => AppError::Invalid {
+                    field: other.field().map(str::to_string),
+                    message: other.to_string(),
+                },
+            };
+            set_error_status(&error);
+            error
+        }
+    }
+
+    /// Gives a failed server-function call the HTTP status its error deserves, except for
+    /// plain HTML form posts, which Leptos answers with a redirect carrying the error.
+    pub fn set_error_status(error: &AppError) {
+        let html_form = request_parts().is_some_and(|p| {
+            p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+        });
+        let Some(res) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        if html_form {
+            return;
+        }
+        let status = match error {
+            AppError::Invalid { .. } => http::StatusCode::BAD_REQUEST,
+            AppError::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+            AppError::NotFound => http::StatusCode::NOT_FOUND,
+            AppError::Server(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        res.set_status(status);
+    }
+
+    pub fn services() -> Result<Services, AppError> {
+        use_context::<Services>().ok_or_else(|| AppError::Server("the server is not set up".into()))
+    }
+
+    fn request_parts() -> Option<http::request::Parts> {
+        use_context::<http::request::Parts>()
+    }
+
+    pub fn session_token() -> Option<String> {
+        let parts = request_parts()?;
+        parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, value)| value.to_string())
+    }
+
+    /// Whether the browser reached us over https (directly or through a proxy).
+    pub fn is_https() -> bool {
+        request_parts().is_some_and(|p| {
+            p.uri.scheme_str() == Some("https")
+                || p.headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("https")
+        })
+    }
+
+    pub async fn signed_in() -> Result<SessionUser, AppError> {
+        let user = match session_token() {
+            Some(token) => services()?.session_user(&token).await?,
+            None => None,
+        };
+        user.ok_or_else(|| {
+            set_error_status(&AppError::Unauthenticated);
+            AppError::Unauthenticated
+        })
+    }
+
+    /// The store a settings page is about: a merchant's own, or the one an admin picked
+    /// (the first store when none is picked).
+    pub async fn settings_store(
+        user: &SessionUser,
+        picked: Option<String>,
+    ) -> Result<(String, String), AppError> {
+        let services = services()?;
+        let stores = services.list_stores().await?;
+        let wanted = match user.scope() {
+            Scope::Store(id) => Some(id),
+            _ => picked.filter(|s| !s.is_empty()),
+        };
+        let store = match wanted {
+            Some(id) => stores.into_iter().find(|s| s.id == id),
+            None => stores.into_iter().next(),
+        };
+        match store {
+            Some(s) => Ok((s.id, s.name)),
+            None if user.scope().is_admin() => Err(AppError::Invalid {
+                field: None,
+                message: "There are no stores yet. Create one with `hookline create-store`.".into(),
+            }),
+            None => Err(AppError::NotFound),
+        }
+    }
+
+    pub fn set_response_header(name: http::HeaderName, value: &str) {
+        if let (Some(res), Ok(value)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::HeaderValue::from_str(value),
+        ) {
+            res.append_header(name, value);
+        }
+    }
+
+    pub fn row(w: hookline_core::entities::webhook::Model) -> WebhookRow {
+        let (health, health_text) = if !w.enabled {
+            let when = w.disabled_at.map(human_time).unwrap_or_default();
+            let text = match w.disabled_reason.as_deref() {
+                Some("automatic") => format!(
+                    "Turned off automatically at {when} because {} consecutive deliveries failed{}.",
+                    w.consecutive_failures,
+                    w.failing_since
+                        .map(|t| format!(" since {}", human_time(t)))
+                        .unwrap_or_default()
+                ),
+                Some("gone") => format!(
+                    "Turned off automatically at {when} because the endpoint answered 410 Gone."
+                ),
+                _ => format!("Turned off at {when}."),
+            };
+            (HealthKind::Off, text)
+        } else if let Some(since) = w.failing_since {
+            (
+                HealthKind::Failing,
+                format!("Failing since {}", human_time(since)),
+            )
+        } else {
+            (HealthKind::Healthy, "Healthy".to_string())
+        };
+        WebhookRow {
+            event_types: w.event_filter(),
+            id: w.id,
+            url: w.url,
+            description: w.description,
+            enabled: w.enabled,
+            health,
+            health_text,
+        }
+    }
+
+    pub fn human_time(ms: i64) -> String {
+        hookline_core::iso8601(ms)
+            .replace('T', " ")
+            .replace('Z', " UTC")
+    }
+}
+
+#[server(prefix = "/ui", endpoint = "login")]
+pub async fn login(email: String, password: String) -> Result<(), AppError> {
+    use ssr::*;
+    let services = services()?;
+    let Some(user) = services.authenticate_user(&email, &password).await? else {
+        let error = AppError::Invalid {
+            field: None,
+            message: "That email and password do not match.".into(),
+        };
+        set_error_status(&error);
+        return Err(error);
+    };
+    let token = services.create_session(&user.id).await?;
+    let max_age = services.settings.session_ttl.as_secs();
+    let secure = if is_https() { "; Secure" } else { "" };
+    set_response_header(
+        http::header::SET_COOKIE,
+        &format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        ),
+    );
+    leptos_axum::redirect("/settings/api");
+    Ok(())
+}
+
+#[server(prefix = "/ui", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    use ssr::*;
+    if let Some(token) = session_token() {
+        services()?.end_session(&token).await?;
+    }
+    set_response_header(
+        http::header::SET_COOKIE,
+        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[server(prefix = "/ui", endpoint = "viewer")]
+pub async fn current_viewer() -> Result<Viewer, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(Viewer {
+        email: user.email.clone(),
+        is_admin: user.scope().is_admin(),
+        store_id: user.store_id.clone(),
+    })
+}
+
+#[server(prefix = "/ui", endpoint = "webhooks")]
+pub async fn list_webhooks(store: Option<String>) -> Result<WebhookList, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (store_id, store_name) = settings_store(&user, store).await?;
+    let tenant = hookline_core::Tenant::store(store_id.clone());
+    let mut webhooks = Vec::new();
+    let mut page = hookline_core::PageRequest {
+        limit: Some(250),
+        cursor: None,
+    };
+    loop {
+        let found = services()?
+            .list_webhooks(&user.scope(), &tenant, &page)
+            .await?;
+        webhooks.extend(found.items.into_iter().map(row));
+        match found.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(WebhookList {
+        store_id,
+        store_name,
+        webhooks,
+    })
+}
+
+#[server(prefix = "/ui", endpoint = "event_types")]
+pub async fn event_catalog() -> Result<Vec<EventTypeInfo>, AppError> {
+    ssr::signed_in().await?;
+    let types = ssr::services()?.event_types().await?;
+    Ok(types
+        .into_iter()
+        .filter(|t| t.tenant_type != "application")
+        .map(|t| EventTypeInfo {
+            name: t.name,
+            description: t.description,
+            group: t.product_group,
+        })
+        .collect())
+}
+
+/// `events` is `all` (the default) or `selected`, with the chosen names in `event_types`.
+#[server(prefix = "/ui", endpoint = "create_webhook")]
+pub async fn create_webhook(
+    store: Option<String>,
+    url: String,
+    description: Option<String>,
+    events: Option<String>,
+    event_types: Option<Vec<String>>,
+) -> Result<String, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (store_id, _) = settings_store(&user, store).await?;
+    let event_types = match events.as_deref() {
+        Some("selected") => Some(event_types.unwrap_or_default()),
+        _ => None,
+    };
+    let created = services()?
+        .create_webhook(
+            &user.scope(),
+            hookline_core::NewWebhook {
+                tenant: hookline_core::Tenant::store(store_id.clone()),
+                url,
+                description: description.unwrap_or_default(),
+                event_types,
+            },
+        )
+        .await?;
+    let back = if user.scope().is_admin() {
+        format!("/settings/api?store={store_id}")
+    } else {
+        "/settings/api".into()
+    };
+    leptos_axum::redirect(&back);
+    Ok(created.webhook.id)
+}
+
+#[server(prefix = "/ui", endpoint = "toggle_webhook")]
+pub async fn toggle_webhook(id: String, enabled: bool) -> Result<bool, AppError> {
+    let user = ssr::signed_in().await?;
+    let updated = ssr::services()?
+        .set_webhook_enabled(&user.scope(), &id, enabled)
+        .await?;
+    Ok(updated.enabled)
+}
+
+#[server(prefix = "/ui", endpoint = "webhook")]
+pub async fn webhook_detail(id: String) -> Result<WebhookRow, AppError> {
+    let user = ssr::signed_in().await?;
+    let found = ssr::services()?.webhook(&user.scope(), &id).await;
+    if matches!(found, Err(hookline_core::Error::NotFound(_))) {
+        // Also when the page itself is rendered: an unknown webhook is a 404 page.
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(http::StatusCode::NOT_FOUND);
+        }
+    }
+    Ok(ssr::row(found?))
+}
+
+#[server(prefix = "/ui", endpoint = "reveal_secret")]
+pub async fn reveal_secret(id: String) -> Result<String, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(ssr::services()?.current_secret(&user.scope(), &id).await?)
+}
+
+#[server(prefix = "/ui", endpoint = "deliveries")]
+pub async fn load_delivery_log(
+    webhook_id: String,
+    cursor: Option<String>,
+) -> Result<DeliveryLog, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let page = hookline_core::PageRequest {
+        limit: Some(25),
+        cursor,
+    };
+    let found = services()?
+        .list_deliveries(&user.scope(), &webhook_id, &page)
+        .await?;
+    Ok(DeliveryLog {
+        items: found.items.into_iter().map(delivery_row).collect(),
+        next_cursor: found.next_cursor,
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn delivery_row(d: hookline_core::DeliveryView) -> DeliveryRow {
+    DeliveryRow {
+        id: d.id,
+        time: ssr::human_time(d.created_at),
+        event_type: d.event_type,
+        status: d.status,
+        http_status: d.last_status_code,
+        duration_ms: d.last_duration_ms,
+        attempts: d.attempts,
+        next_attempt: d.next_attempt_at.map(ssr::human_time),
+    }
+}
+
+#[server(prefix = "/ui", endpoint = "delivery")]
+pub async fn load_delivery(delivery_id: String) -> Result<DeliveryInfo, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (delivery, event, attempts) = services()?
+        .delivery_detail(&user.scope(), &delivery_id)
+        .await?;
+    let pairs = |json: Option<String>| -> Vec<(String, String)> {
+        json.and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default()
+    };
+    let payload = serde_json::from_str::<serde_json::Value>(&event.payload)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(event.payload);
+    Ok(DeliveryInfo {
+        row: delivery_row(delivery.into()),
+        event_id: event.id,
+        payload,
+        attempts: attempts
+            .into_iter()
+            .map(|a| AttemptInfo {
+                started: human_time(a.started_at),
+                trigger: a.trigger,
+                duration_ms: a.duration_ms,
+                url: a.url,
+                request_headers: pairs(Some(a.request_headers)),
+                response_status: a.response_status,
+                response_headers: pairs(a.response_headers),
+                response_body: a.response_body,
+                error: match (a.error_class, a.error_message) {
+                    (Some(class), Some(message)) => Some(format!("{class}: {message}")),
+                    (Some(class), None) => Some(class),
+                    _ => None,
+                },
+            })
+            .collect(),
+    })
+}

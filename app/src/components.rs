@@ -1,0 +1,98 @@
+//! Pieces the pages share: the frame with its top bar, the on/off switch, the health badge.
+
+use leptos::prelude::*;
+use leptos_router::components::{A, Redirect};
+
+use crate::api::{AppError, HealthKind, Logout, ToggleWebhook, Viewer, current_viewer};
+
+/// The page frame. Loads the signed-in user and sends anyone else to the login page.
+#[component]
+pub fn Frame(children: ChildrenFn) -> impl IntoView {
+    let me = Resource::new(|| (), |_| current_viewer());
+    let children = StoredValue::new(children);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match me.await {
+                    Ok(viewer) => view! { <Shell viewer>{children.read_value()()}</Shell> }.into_any(),
+                    Err(AppError::Unauthenticated) => view! { <Redirect path="/login"/> }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Shell(viewer: Viewer, children: Children) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    view! {
+        <header class="topbar">
+            <A href="/settings/api" attr:class="brand">"Hookline"</A>
+            <nav aria-label="Main">
+                <A href="/settings/api">"Settings › API"</A>
+            </nav>
+            <div class="who">
+                <span class="email">{viewer.email.clone()}</span>
+                {viewer.is_admin.then(|| view! { <span class="role">"admin"</span> })}
+                <ActionForm action=logout attr:class="inline">
+                    <button type="submit" class="link">"Sign out"</button>
+                </ActionForm>
+            </div>
+        </header>
+        <main class="page">{children()}</main>
+    }
+}
+
+#[component]
+pub fn ErrorBox(error: AppError) -> impl IntoView {
+    view! { <div class="error-box" role="alert">{error.to_string()}</div> }
+}
+
+#[component]
+pub fn HealthBadge(kind: HealthKind, text: String) -> impl IntoView {
+    let (class, label) = match kind {
+        HealthKind::Healthy => ("badge ok", "Healthy".to_string()),
+        HealthKind::Failing => ("badge warn", text.clone()),
+        HealthKind::Off => ("badge off", "Off".to_string()),
+    };
+    view! { <span class=class title=text>{label}</span> }
+}
+
+/// The webhook's on/off switch: a form with one button, so it works without JavaScript, and
+/// a `role=switch` for assistive technology and the keyboard.
+#[component]
+pub fn WebhookSwitch(
+    id: String,
+    enabled: bool,
+    url: String,
+    #[prop(into)] on_change: Callback<()>,
+) -> impl IntoView {
+    let toggle = ServerAction::<ToggleWebhook>::new();
+    let state = RwSignal::new(enabled);
+    Effect::new(move |_| {
+        if let Some(Ok(now)) = toggle.value().get() {
+            state.set(now);
+            on_change.run(());
+        }
+    });
+    let label = format!("Deliveries to {url}");
+    view! {
+        <ActionForm action=toggle attr:class="switch-form">
+            <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="enabled" value=move || (!state.get()).to_string()/>
+            <button
+                type="submit"
+                class="switch"
+                role="switch"
+                aria-checked=move || state.get().to_string()
+                aria-label=label
+                disabled=move || toggle.pending().get()
+            >
+                <span class="knob"></span>
+                <span class="switch-text">{move || if state.get() { "On" } else { "Off" }}</span>
+            </button>
+        </ActionForm>
+        {move || toggle.value().get().and_then(Result::err).map(|e| view! { <span class="field-error">{e.to_string()}</span> })}
+    }
+}

@@ -1,0 +1,48 @@
+//! Hookline's dashboard: Settings > API for merchants, and the admin views. Components render
+//! on the server and hydrate in the browser; every form is an `ActionForm` over a server
+//! function, so it also works as a plain HTML form before the WebAssembly has loaded.
+
+pub mod api;
+mod components;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="hookline" href="/pkg/hookline.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "Hookline".to_string() } else { format!("{page} · Hookline") }/>
+        <Router>
+            <Routes fallback=pages::NotFound>
+                <Route path=path!("/") view=|| view! { <Redirect path="/settings/api"/> }/>
+                <Route path=path!("/login") view=pages::LoginPage/>
+                // Pages with data render whole before the first byte, so a not-found status
+                // or a redirect to the login page reaches the browser as HTTP.
+                <Route path=path!("/settings/api") view=pages::SettingsApiPage ssr=SsrMode::Async/>
+                <Route path=path!("/settings/api/webhooks/:id") view=pages::WebhookPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}

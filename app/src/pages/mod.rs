@@ -1,0 +1,9 @@
+mod login;
+mod not_found;
+mod settings;
+mod webhook;
+
+pub use login::LoginPage;
+pub use not_found::NotFound;
+pub use settings::SettingsApiPage;
+pub use webhook::WebhookPage;

@@ -1,0 +1,185 @@
+//! Settings › API: the store's webhooks, with "Create Webhook" (or "Add" once some exist).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::{
+    AppError, CreateWebhook, EventTypeInfo, WebhookList, event_catalog, list_webhooks,
+};
+use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
+
+#[component]
+pub fn SettingsApiPage() -> impl IntoView {
+    view! {
+        <Title text="Settings › API"/>
+        <Frame>
+            <SettingsApi/>
+        </Frame>
+    }
+}
+
+#[component]
+fn SettingsApi() -> impl IntoView {
+    let query = use_query_map();
+    let picked_store = move || query.read().get("store");
+    let create = ServerAction::<CreateWebhook>::new();
+    let changed = RwSignal::new(0u32);
+    let list = Resource::new(
+        move || (picked_store(), create.version().get(), changed.get()),
+        |(store, _, _)| list_webhooks(store),
+    );
+    let wants_form = move || {
+        query.read().get("new").is_some() || create.value().get().is_some_and(|r| r.is_err())
+    };
+    view! {
+        <h1>"API"</h1>
+        <section class="card" aria-labelledby="webhooks-title">
+            <Transition fallback=|| view! { <p class="loading">"Loading webhooks…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(list) => view! {
+                            <WebhooksSection list create wants_form=Signal::derive(wants_form) changed/>
+                        }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn WebhooksSection(
+    list: WebhookList,
+    create: ServerAction<CreateWebhook>,
+    wants_form: Signal<bool>,
+    changed: RwSignal<u32>,
+) -> impl IntoView {
+    let store_query = format!("store={}", list.store_id);
+    let add_href = format!("/settings/api?{store_query}&new=1");
+    let cancel_href = format!("/settings/api?{store_query}");
+    let empty = list.webhooks.is_empty();
+    let store_id = list.store_id.clone();
+    view! {
+        <div class="section-head">
+            <h2 id="webhooks-title">"Webhooks"</h2>
+            <A href=add_href attr:class="button primary" attr:id="add-webhook">
+                {if empty { "Create Webhook" } else { "Add" }}
+            </A>
+        </div>
+        <p class="hint">
+            "Webhooks notify your systems when something happens in "
+            <strong>{list.store_name.clone()}</strong>
+            ". Each webhook receives every event unless you choose event types."
+        </p>
+        <Show when=move || wants_form.get()>
+            <WebhookForm create store_id=store_id.clone() cancel_href=cancel_href.clone()/>
+        </Show>
+        {if empty {
+            view! { <p class="empty">"No webhooks yet."</p> }.into_any()
+        } else {
+            view! {
+                <ul class="webhooks" aria-label="Webhooks">
+                    {list.webhooks.into_iter().map(|w| {
+                        let href = format!("/settings/api/webhooks/{}", w.id);
+                        let summary = w.events_summary();
+                        view! {
+                            <li class="webhook-row" data-webhook-id=w.id.clone()>
+                                <WebhookSwitch id=w.id.clone() enabled=w.enabled url=w.url.clone() on_change=move |_| changed.update(|n| *n += 1)/>
+                                <div class="webhook-main">
+                                    <A href=href attr:class="webhook-url">{w.url.clone()}</A>
+                                    {(!w.description.is_empty()).then(|| view! { <p class="desc">{w.description.clone()}</p> })}
+                                    <p class="events">{summary}</p>
+                                </div>
+                                <HealthBadge kind=w.health.clone() text=w.health_text.clone()/>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }.into_any()
+        }}
+    }
+}
+
+#[component]
+fn WebhookForm(
+    create: ServerAction<CreateWebhook>,
+    store_id: String,
+    cancel_href: String,
+) -> impl IntoView {
+    let catalog = Resource::new(|| (), |_| event_catalog());
+    let error = move || create.value().get().and_then(Result::err);
+    let field_error = move |name: &'static str| error().and_then(|e| e.for_field(name));
+    let other_error = move || {
+        error().filter(|e| !matches!(e, AppError::Invalid { field: Some(f), .. } if f == "url" || f == "event_types" || f == "description"))
+    };
+    view! {
+        <ActionForm action=create attr:class="form webhook-form" attr:aria-label="New webhook">
+            <input type="hidden" name="store" value=store_id/>
+            <label for="webhook-url">"Endpoint URL"</label>
+            <input
+                id="webhook-url"
+                name="url"
+                type="text"
+                inputmode="url"
+                placeholder="https://example.com/webhooks"
+                autocomplete="off"
+                aria-describedby="webhook-url-error"
+            />
+            <p id="webhook-url-error" class="field-error" aria-live="polite">{move || field_error("url")}</p>
+            <label for="webhook-description">"Description " <span class="optional">"(optional)"</span></label>
+            <input id="webhook-description" name="description" type="text" maxlength="500"/>
+            <p class="field-error">{move || field_error("description")}</p>
+            <fieldset class="events-picker">
+                <legend>"Events to send"</legend>
+                <label class="radio"><input type="radio" name="events" value="all" checked/>" All events"</label>
+                <label class="radio"><input type="radio" name="events" value="selected"/>" Selected events"</label>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match catalog.await {
+                            Ok(types) => view! { <EventGroups types/> }.into_any(),
+                            Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+                <p class="field-error">{move || field_error("event_types")}</p>
+            </fieldset>
+            {move || other_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+            <div class="actions">
+                <button type="submit" class="primary" disabled=move || create.pending().get()>
+                    {move || if create.pending().get() { "Creating…" } else { "Create" }}
+                </button>
+                <A href=cancel_href attr:class="button">"Cancel"</A>
+            </div>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn EventGroups(types: Vec<EventTypeInfo>) -> AnyView {
+    let mut groups: Vec<(String, Vec<(usize, EventTypeInfo)>)> = Vec::new();
+    for (i, t) in types.into_iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, items)) => items.push((i, t)),
+            None => groups.push((t.group.clone(), vec![(i, t)])),
+        }
+    }
+    view! {
+        <div class="event-groups">
+            {groups.into_iter().map(|(group, items)| view! {
+                <fieldset class="event-group">
+                    <legend>{group}</legend>
+                    {items.into_iter().map(|(i, t)| view! {
+                        <label class="check" title=t.description.clone()>
+                            <input type="checkbox" name=format!("event_types[{i}]") value=t.name.clone()/>
+                            " " <code>{t.name.clone()}</code>
+                        </label>
+                    }).collect_view()}
+                </fieldset>
+            }).collect_view()}
+        </div>
+    }
+    .into_any()
+}

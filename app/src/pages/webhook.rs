@@ -1,0 +1,235 @@
+//! One webhook: its state, signing secret and delivery log, with each delivery's attempts.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::api::{
+    AppError, DeliveryInfo, DeliveryLog, RevealSecret, WebhookRow, load_delivery,
+    load_delivery_log, webhook_detail,
+};
+use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
+
+#[component]
+pub fn WebhookPage() -> impl IntoView {
+    view! {
+        <Title text="Webhook"/>
+        <Frame>
+            <WebhookView/>
+        </Frame>
+    }
+}
+
+#[component]
+fn WebhookView() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let refresh = RwSignal::new(0u32);
+    let hook = Resource::new(move || (id(), refresh.get()), |(id, _)| webhook_detail(id));
+    view! {
+        <p class="crumbs"><A href="/settings/api">"Settings › API"</A>" › Webhook"</p>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match hook.await {
+                    Ok(row) => view! { <WebhookBody row refresh/> }.into_any(),
+                    Err(AppError::NotFound) => view! {
+                        <div class="card">
+                            <h1>"Webhook not found"</h1>
+                            <p>"There is no webhook at this address, or it belongs to another store."</p>
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>) -> impl IntoView {
+    let summary = row.events_summary();
+    let off_banner = (!row.enabled)
+        .then(|| view! { <div class="banner off" role="status">{row.health_text.clone()}</div> });
+    view! {
+        <section class="card webhook-head">
+            <div class="section-head">
+                <h1 class="webhook-url">{row.url.clone()}</h1>
+                <HealthBadge kind=row.health.clone() text=row.health_text.clone()/>
+            </div>
+            {off_banner}
+            {(!row.description.is_empty()).then(|| view! { <p class="desc">{row.description.clone()}</p> })}
+            <dl class="facts">
+                <dt>"Events"</dt><dd>{summary}</dd>
+                <dt>"Status"</dt>
+                <dd><WebhookSwitch id=row.id.clone() enabled=row.enabled url=row.url.clone() on_change=move |_| refresh.update(|n| *n += 1)/></dd>
+            </dl>
+        </section>
+        <SecretPanel id=row.id.clone()/>
+        <DeliveryLogPanel id=row.id.clone()/>
+    }
+}
+
+#[component]
+fn SecretPanel(id: String) -> impl IntoView {
+    let reveal = ServerAction::<RevealSecret>::new();
+    let secret = move || reveal.value().get().and_then(Result::ok);
+    view! {
+        <section class="card" aria-labelledby="secret-title">
+            <h2 id="secret-title">"Signing secret"</h2>
+            <p class="hint">
+                "Every delivery is signed with this secret in the Standard Webhooks format "
+                "(the " <code>"webhook-signature"</code> " header). Verify it before trusting a delivery."
+            </p>
+            <div class="secret-row">
+                {move || match secret() {
+                    Some(s) => view! { <code class="secret" id="signing-secret">{s}</code> }.into_any(),
+                    None => view! { <code class="secret hidden-secret">"whsec_••••••••••••••••••••"</code> }.into_any(),
+                }}
+                <ActionForm action=reveal attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" id="reveal-secret" disabled=move || reveal.pending().get() || secret().is_some()>
+                        "Reveal"
+                    </button>
+                </ActionForm>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn DeliveryLogPanel(id: String) -> impl IntoView {
+    let query = use_query_map();
+    let cursor = move || query.read().get("cursor");
+    let selected = move || query.read().get("delivery");
+    let refresh = RwSignal::new(0u32);
+    let hook_id = id.clone();
+    let log = Resource::new(
+        move || (hook_id.clone(), cursor(), refresh.get()),
+        |(id, cursor, _)| load_delivery_log(id, cursor),
+    );
+    let detail = Resource::new(
+        move || (selected(), refresh.get()),
+        |(selected, _)| async move {
+            match selected {
+                Some(d) => load_delivery(d).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let base = format!("/settings/api/webhooks/{id}");
+    view! {
+        <section class="card" aria-labelledby="log-title">
+            <div class="section-head">
+                <h2 id="log-title">"Delivery log"</h2>
+                <button type="button" id="refresh-log" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading deliveries…"</p> }>
+                {
+                    let base = base.clone();
+                    move || {
+                        let base = base.clone();
+                        Suspend::new(async move {
+                            match log.await {
+                                Ok(log) => view! { <DeliveryTable log base/> }.into_any(),
+                                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                            }
+                        })
+                    }
+                }
+            </Transition>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match detail.await {
+                        Ok(Some(info)) => view! { <DeliveryDetail info/> }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
+    if log.items.is_empty() {
+        return view! { <p class="empty">"No deliveries yet. Events sent to this webhook appear here."</p> }.into_any();
+    }
+    let next = log.next_cursor.map(|c| format!("{base}?cursor={c}"));
+    view! {
+        <div class="table-wrap">
+            <table class="deliveries">
+                <thead>
+                    <tr>
+                        <th scope="col">"Time"</th>
+                        <th scope="col">"Event type"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"HTTP"</th>
+                        <th scope="col">"Duration"</th>
+                        <th scope="col">"Attempts"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {log.items.into_iter().map(|d| {
+                        let href = format!("{base}?delivery={}", d.id);
+                        view! {
+                            <tr data-delivery-id=d.id.clone() data-status=d.status.clone()>
+                                <td><A href=href>{d.time.clone()}</A></td>
+                                <td><code>{d.event_type.clone()}</code></td>
+                                <td><span class=format!("status {}", d.status)>{d.status.clone()}</span></td>
+                                <td class="http">{d.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                <td class="duration">{d.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</td>
+                                <td class="attempts">{d.attempts}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        {next.map(|href| view! { <p class="pager"><A href=href>"Older deliveries →"</A></p> })}
+    }
+    .into_any()
+}
+
+#[component]
+fn DeliveryDetail(info: DeliveryInfo) -> impl IntoView {
+    view! {
+        <div class="delivery-detail" aria-label="Delivery detail">
+            <h3>"Delivery of " <code>{info.row.event_type.clone()}</code></h3>
+            <p class="hint">"Event " <code>{info.event_id.clone()}</code> " · status " {info.row.status.clone()}</p>
+            <h4>"Payload"</h4>
+            <pre class="body">{info.payload.clone()}</pre>
+            {info.attempts.into_iter().enumerate().map(|(i, a)| view! {
+                <article class="attempt">
+                    <h4>{format!("Attempt {} · {} · {}", i + 1, a.started, a.trigger)}</h4>
+                    <p>
+                        {a.response_status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "No response".into())}
+                        {format!(" in {} ms", a.duration_ms)}
+                        {a.error.clone().map(|e| view! { <span class="field-error">" · " {e}</span> })}
+                    </p>
+                    <details>
+                        <summary>"Request headers"</summary>
+                        <Headers pairs=a.request_headers/>
+                    </details>
+                    <details>
+                        <summary>"Response"</summary>
+                        <Headers pairs=a.response_headers/>
+                        <pre class="body">{a.response_body.unwrap_or_default()}</pre>
+                    </details>
+                </article>
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
+fn Headers(pairs: Vec<(String, String)>) -> impl IntoView {
+    view! {
+        <table class="headers">
+            <tbody>
+                {pairs.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,328 @@
+//! Who is calling: users with argon2id passwords and server-side sessions for the dashboard,
+//! and API keys for REST. Session tokens and API keys are 32 random bytes, so a SHA-256 of
+//! them is what the database keeps; passwords are low-entropy and get argon2id.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::entities::{api_key, session, store, user};
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+use crate::{Services, new_id, now_ms};
+
+pub const API_KEY_PREFIX: &str = "hkl_";
+const MIN_PASSWORD_LEN: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Merchant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Merchant => "merchant",
+        }
+    }
+}
+
+/// The user behind a valid session.
+#[derive(Clone, Debug)]
+pub struct SessionUser {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub store_id: Option<String>,
+}
+
+impl SessionUser {
+    pub fn scope(&self) -> Scope {
+        match (&self.role, &self.store_id) {
+            (Role::Admin, _) => Scope::Admin,
+            (Role::Merchant, Some(store)) => Scope::Store(store.clone()),
+            // A merchant without a store reaches nothing: an impossible store id.
+            (Role::Merchant, None) => Scope::Store(String::new()),
+        }
+    }
+
+    fn from_model(u: user::Model) -> Self {
+        let role = if u.role == "admin" {
+            Role::Admin
+        } else {
+            Role::Merchant
+        };
+        SessionUser {
+            id: u.id,
+            email: u.email,
+            role,
+            store_id: u.store_id,
+        }
+    }
+}
+
+pub struct ApiKeyCreated {
+    pub id: String,
+    /// The key itself: shown once, never stored.
+    pub key: String,
+    pub scope: Scope,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::invalid("password", format!("The password could not be hashed: {e}")))
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Used when the email is unknown, so a failed login costs the same either way.
+fn dummy_hash() -> &'static str {
+    use std::sync::OnceLock;
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
+}
+
+fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::invalid("email", "Enter a valid email address."))
+    }
+}
+
+impl Services {
+    pub async fn user_count(&self) -> Result<u64> {
+        Ok(user::Entity::find().count(&self.db).await?)
+    }
+
+    pub async fn create_admin(&self, email: &str, password: &str) -> Result<user::Model> {
+        self.create_user(email, password, Role::Admin, None).await
+    }
+
+    pub async fn create_merchant(
+        &self,
+        email: &str,
+        password: &str,
+        store_id: &str,
+    ) -> Result<user::Model> {
+        if store::Entity::find_by_id(store_id)
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
+            return Err(Error::unprocessable(
+                "store",
+                format!("No store has id {store_id}."),
+            ));
+        }
+        self.create_user(email, password, Role::Merchant, Some(store_id.to_string()))
+            .await
+    }
+
+    async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+        store_id: Option<String>,
+    ) -> Result<user::Model> {
+        let email = normalize_email(email)?;
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(Error::invalid(
+                "password",
+                format!("A password has at least {MIN_PASSWORD_LEN} characters."),
+            ));
+        }
+        if user::Entity::find()
+            .filter(user::Column::Email.eq(&email))
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict(format!(
+                "A user with email {email} already exists."
+            )));
+        }
+        let model = user::ActiveModel {
+            id: Set(new_id()),
+            email: Set(email),
+            password_hash: Set(hash_password(password)?),
+            role: Set(role.as_str().to_string()),
+            store_id: Set(store_id),
+            created_at: Set(now_ms()),
+        };
+        Ok(model.insert(&self.db).await?)
+    }
+
+    /// Checks an email and password; `None` for either being wrong, without saying which.
+    pub async fn authenticate_user(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<SessionUser>> {
+        let email = email.trim().to_lowercase();
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(&email))
+            .one(&self.db)
+            .await?;
+        let password = password.to_string();
+        let hash = found
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_string());
+        // argon2 is deliberately slow: keep it off the async executor's threads.
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(match found {
+            Some(u) if ok => Some(SessionUser::from_model(u)),
+            _ => None,
+        })
+    }
+
+    /// Starts a session and returns the token for the cookie.
+    pub async fn create_session(&self, user_id: &str) -> Result<String> {
+        let token = random_token();
+        let now = now_ms();
+        session::ActiveModel {
+            id: Set(sha256_hex(&token)),
+            user_id: Set(user_id.to_string()),
+            created_at: Set(now),
+            expires_at: Set(now + self.settings.session_ttl.as_millis() as i64),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(token)
+    }
+
+    pub async fn session_user(&self, token: &str) -> Result<Option<SessionUser>> {
+        let Some(s) = session::Entity::find_by_id(sha256_hex(token))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if s.expires_at <= now_ms() {
+            session::Entity::delete_by_id(s.id).exec(&self.db).await?;
+            return Ok(None);
+        }
+        Ok(user::Entity::find_by_id(s.user_id)
+            .one(&self.db)
+            .await?
+            .map(SessionUser::from_model))
+    }
+
+    pub async fn end_session(&self, token: &str) -> Result<()> {
+        session::Entity::delete_by_id(sha256_hex(token))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_api_key(&self, scope: &Scope, name: &str) -> Result<ApiKeyCreated> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(Error::invalid(
+                "name",
+                "An API key's name is 1 to 200 characters.",
+            ));
+        }
+        let key = format!("{API_KEY_PREFIX}{}", random_token());
+        let id = new_id();
+        api_key::ActiveModel {
+            id: Set(id.clone()),
+            name: Set(name.trim().to_string()),
+            scope: Set(scope.to_string()),
+            key_hash: Set(sha256_hex(&key)),
+            key_prefix: Set(key.chars().take(API_KEY_PREFIX.len() + 6).collect()),
+            created_at: Set(now_ms()),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(ApiKeyCreated {
+            id,
+            key,
+            scope: scope.clone(),
+        })
+    }
+
+    /// The scope of a valid, unrevoked API key; records when it was last used.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Scope>> {
+        let Some(found) = api_key::Entity::find()
+            .filter(api_key::Column::KeyHash.eq(sha256_hex(key)))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if found.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        // One write a minute per key at most: a busy producer must not turn reads into writes.
+        if found.last_used_at.is_none_or(|t| now - t > 60_000) {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
+                .filter(api_key::Column::Id.eq(&found.id))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(Scope::parse(&found.scope))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong horse battery", &hash));
+        assert!(!verify_password("anything", "not a phc string"));
+    }
+}

@@ -1,0 +1,27 @@
+//! The `deliveries` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub tenant_type: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<i64>,
+    pub leased_by: Option<String>,
+    pub last_status_code: Option<i32>,
+    pub last_duration_ms: Option<i32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,21 @@
+//! The `events` table.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_type: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    pub sequence: i64,
+    pub received_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

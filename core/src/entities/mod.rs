@@ -1,0 +1,15 @@
+//! One sea-orm entity per table. Queries that must respect a tenant go through the services,
+//! which take the tenant as an argument; nothing here is tenant-aware on purpose.
+
+pub mod api_key;
+pub mod application;
+pub mod attempt;
+pub mod delivery;
+pub mod event;
+pub mod event_type;
+pub mod installation;
+pub mod session;
+pub mod store;
+pub mod user;
+pub mod webhook;
+pub mod webhook_secret;

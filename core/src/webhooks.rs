@@ -1,0 +1,447 @@
+//! Webhooks (a target URL plus an event filter), their signing secrets, and the views of
+//! their deliveries. Every function takes the caller's scope: a webhook outside it is
+//! "not found", exactly as one that does not exist.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_secret};
+use crate::error::{Error, Result};
+use crate::page::{Page, PageRequest};
+use crate::scope::Scope;
+use crate::tenants::{Tenant, TenantType};
+use crate::url::WebhookUrl;
+use crate::{Services, new_id, now_ms};
+
+pub const SECRET_PREFIX: &str = "whsec_";
+const MAX_DESCRIPTION: usize = 500;
+
+/// A new signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks).
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+#[derive(Clone, Debug)]
+pub struct NewWebhook {
+    pub tenant: Tenant,
+    pub url: String,
+    pub description: String,
+    /// `None` for every event type.
+    pub event_types: Option<Vec<String>>,
+}
+
+/// A change to a webhook; fields left `None` stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Option<Vec<String>>>,
+}
+
+pub struct WebhookWithSecret {
+    pub webhook: webhook::Model,
+    pub secret: String,
+}
+
+/// One row of a webhook's delivery log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_duration_ms: Option<i32>,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl From<delivery::Model> for DeliveryView {
+    fn from(d: delivery::Model) -> Self {
+        let next_attempt_at = if d.status == "pending" {
+            d.next_attempt_at
+        } else {
+            None
+        };
+        DeliveryView {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_duration_ms: d.last_duration_ms,
+            next_attempt_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+impl webhook::Model {
+    pub fn tenant(&self) -> Tenant {
+        Tenant {
+            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
+            id: self.tenant_id.clone(),
+        }
+    }
+
+    /// The event types it subscribes to, or `None` for all of them.
+    pub fn event_filter(&self) -> Option<Vec<String>> {
+        self.event_types
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+    }
+
+    pub fn subscribes_to(&self, event_type: &str) -> bool {
+        match self.event_filter() {
+            None => true,
+            Some(types) => types.iter().any(|t| t == event_type),
+        }
+    }
+}
+
+impl Services {
+    async fn check_event_types(
+        &self,
+        tenant: &Tenant,
+        types: &Option<Vec<String>>,
+    ) -> Result<Option<String>> {
+        let Some(types) = types else { return Ok(None) };
+        if types.is_empty() {
+            return Err(Error::invalid(
+                "event_types",
+                "Choose at least one event type, or all events.",
+            ));
+        }
+        let mut names: Vec<String> = types.iter().map(|t| t.trim().to_string()).collect();
+        names.sort();
+        names.dedup();
+        let known = event_type::Entity::find()
+            .filter(event_type::Column::Name.is_in(names.clone()))
+            .all(&self.db)
+            .await?;
+        let unknown: Vec<&str> = names
+            .iter()
+            .filter(|n| !known.iter().any(|k| &k.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::unprocessable(
+                "event_types",
+                format!("Unknown event type: {}.", unknown.join(", ")),
+            ));
+        }
+        let wrong_tenant: Vec<&str> = known
+            .iter()
+            .filter(|k| k.tenant_type != "any" && k.tenant_type != tenant.kind.as_str())
+            .map(|k| k.name.as_str())
+            .collect();
+        if !wrong_tenant.is_empty() {
+            return Err(Error::unprocessable(
+                "event_types",
+                format!(
+                    "Not an event of a {} tenant: {}.",
+                    tenant.kind.as_str(),
+                    wrong_tenant.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(serde_json::to_string(&names).unwrap_or_default()))
+    }
+
+    fn check_description(description: &str) -> Result<String> {
+        let description = description.trim();
+        if description.chars().count() > MAX_DESCRIPTION {
+            return Err(Error::invalid(
+                "description",
+                format!("A description has at most {MAX_DESCRIPTION} characters."),
+            ));
+        }
+        Ok(description.to_string())
+    }
+
+    pub async fn create_webhook(
+        &self,
+        scope: &Scope,
+        new: NewWebhook,
+    ) -> Result<WebhookWithSecret> {
+        if !scope.allows(&new.tenant) {
+            return Err(Error::Forbidden(format!(
+                "This key cannot manage webhooks of {}.",
+                new.tenant
+            )));
+        }
+        let url = WebhookUrl::parse(&new.url, &self.settings.url_policy)?;
+        let description = Self::check_description(&new.description)?;
+        if !self.tenant_exists(&new.tenant).await? {
+            return Err(Error::unprocessable(
+                "tenant_id",
+                format!("No tenant {} exists.", new.tenant),
+            ));
+        }
+        let event_types = self
+            .check_event_types(&new.tenant, &new.event_types)
+            .await?;
+        let now = now_ms();
+        let id = new_id();
+        let secret = generate_secret();
+        let txn = self.db.begin().await?;
+        let model = webhook::ActiveModel {
+            id: Set(id.clone()),
+            tenant_type: Set(new.tenant.kind.as_str().to_string()),
+            tenant_id: Set(new.tenant.id.clone()),
+            url: Set(url.into_string()),
+            description: Set(description),
+            event_types: Set(event_types),
+            enabled: Set(true),
+            disabled_reason: Set(None),
+            disabled_at: Set(None),
+            consecutive_failures: Set(0),
+            failing_since: Set(None),
+            last_success_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        webhook_secret::ActiveModel {
+            id: Set(new_id()),
+            webhook_id: Set(id),
+            secret: Set(secret.clone()),
+            created_at: Set(now),
+            expires_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(WebhookWithSecret {
+            webhook: model,
+            secret,
+        })
+    }
+
+    /// The tenant's webhooks, oldest first.
+    pub async fn list_webhooks(
+        &self,
+        scope: &Scope,
+        tenant: &Tenant,
+        page: &PageRequest,
+    ) -> Result<Page<webhook::Model>> {
+        if !scope.allows(tenant) {
+            return Err(Error::Forbidden(format!(
+                "This key cannot read webhooks of {tenant}."
+            )));
+        }
+        let mut query = webhook::Entity::find()
+            .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
+            .filter(webhook::Column::TenantId.eq(&tenant.id))
+            .order_by_asc(webhook::Column::Id)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(webhook::Column::Id.gt(cursor));
+        }
+        let rows = query.all(&self.db).await?;
+        Ok(Page::from_rows(rows, page.limit(), |w| w.id.clone()))
+    }
+
+    pub async fn webhook(&self, scope: &Scope, id: &str) -> Result<webhook::Model> {
+        match webhook::Entity::find_by_id(id).one(&self.db).await? {
+            Some(w) if scope.allows(&w.tenant()) => Ok(w),
+            _ => Err(Error::NotFound("webhook")),
+        }
+    }
+
+    pub async fn set_webhook_enabled(
+        &self,
+        scope: &Scope,
+        id: &str,
+        enabled: bool,
+    ) -> Result<webhook::Model> {
+        let found = self.webhook(scope, id).await?;
+        if found.enabled == enabled {
+            return Ok(found);
+        }
+        let mut model = found.into_active_model();
+        model.enabled = Set(enabled);
+        if enabled {
+            model.disabled_reason = Set(None);
+            model.disabled_at = Set(None);
+            model.consecutive_failures = Set(0);
+            model.failing_since = Set(None);
+        } else {
+            model.disabled_reason = Set(Some("manual".into()));
+            model.disabled_at = Set(Some(now_ms()));
+        }
+        model.updated_at = Set(now_ms());
+        Ok(model.update(&self.db).await?)
+    }
+
+    pub async fn update_webhook(
+        &self,
+        scope: &Scope,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> Result<webhook::Model> {
+        let found = self.webhook(scope, id).await?;
+        let tenant = found.tenant();
+        let mut model = found.into_active_model();
+        if let Some(url) = patch.url {
+            model.url = Set(WebhookUrl::parse(&url, &self.settings.url_policy)?.into_string());
+        }
+        if let Some(description) = patch.description {
+            model.description = Set(Self::check_description(&description)?);
+        }
+        if let Some(types) = patch.event_types {
+            model.event_types = Set(self.check_event_types(&tenant, &types).await?);
+        }
+        model.updated_at = Set(now_ms());
+        Ok(model.update(&self.db).await?)
+    }
+
+    /// Deletes the webhook with its secrets, deliveries and attempts.
+    pub async fn delete_webhook(&self, scope: &Scope, id: &str) -> Result<()> {
+        let found = self.webhook(scope, id).await?;
+        let txn = self.db.begin().await?;
+        attempt::Entity::delete_many()
+            .filter(attempt::Column::WebhookId.eq(&found.id))
+            .exec(&txn)
+            .await?;
+        delivery::Entity::delete_many()
+            .filter(delivery::Column::WebhookId.eq(&found.id))
+            .exec(&txn)
+            .await?;
+        webhook_secret::Entity::delete_many()
+            .filter(webhook_secret::Column::WebhookId.eq(&found.id))
+            .exec(&txn)
+            .await?;
+        webhook::Entity::delete_by_id(&found.id).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The secret that signs new deliveries.
+    pub async fn current_secret(&self, scope: &Scope, webhook_id: &str) -> Result<String> {
+        let found = self.webhook(scope, webhook_id).await?;
+        let secrets = self.signing_secrets(&found.id).await?;
+        secrets.into_iter().next().ok_or(Error::NotFound("secret"))
+    }
+
+    /// Every secret that signs a delivery now: the current one first, then rotated-out ones
+    /// still inside their grace period. For the delivery workers; not tenant-scoped.
+    pub async fn signing_secrets(&self, webhook_id: &str) -> Result<Vec<String>> {
+        let now = now_ms();
+        let rows = webhook_secret::Entity::find()
+            .filter(webhook_secret::Column::WebhookId.eq(webhook_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(webhook_secret::Column::ExpiresAt.is_null())
+                    .add(webhook_secret::Column::ExpiresAt.gt(now)),
+            )
+            .order_by_desc(webhook_secret::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let (current, rotated): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|s| s.expires_at.is_none());
+        Ok(current
+            .into_iter()
+            .chain(rotated)
+            .map(|s| s.secret)
+            .collect())
+    }
+
+    /// Replaces the current secret; the old one keeps signing for the grace period.
+    pub async fn rotate_secret(&self, scope: &Scope, webhook_id: &str) -> Result<String> {
+        let found = self.webhook(scope, webhook_id).await?;
+        let now = now_ms();
+        let secret = generate_secret();
+        let txn = self.db.begin().await?;
+        webhook_secret::Entity::update_many()
+            .col_expr(
+                webhook_secret::Column::ExpiresAt,
+                Expr::value(now + self.settings.secret_grace.as_millis() as i64),
+            )
+            .filter(webhook_secret::Column::WebhookId.eq(&found.id))
+            .filter(webhook_secret::Column::ExpiresAt.is_null())
+            .exec(&txn)
+            .await?;
+        webhook_secret::ActiveModel {
+            id: Set(new_id()),
+            webhook_id: Set(found.id.clone()),
+            secret: Set(secret.clone()),
+            created_at: Set(now),
+            expires_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(secret)
+    }
+
+    /// A webhook's delivery log, newest first.
+    pub async fn list_deliveries(
+        &self,
+        scope: &Scope,
+        webhook_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<DeliveryView>> {
+        let found = self.webhook(scope, webhook_id).await?;
+        let mut query = delivery::Entity::find()
+            .filter(delivery::Column::WebhookId.eq(&found.id))
+            .order_by_desc(delivery::Column::Id)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(delivery::Column::Id.lt(cursor));
+        }
+        let rows = query.all(&self.db).await?;
+        Ok(Page::from_rows(rows, page.limit(), |d| d.id.clone()).map(DeliveryView::from))
+    }
+
+    /// One delivery with its event and attempts, oldest attempt first.
+    pub async fn delivery_detail(
+        &self,
+        scope: &Scope,
+        delivery_id: &str,
+    ) -> Result<(delivery::Model, event::Model, Vec<attempt::Model>)> {
+        let found = delivery::Entity::find_by_id(delivery_id)
+            .one(&self.db)
+            .await?;
+        let Some(found) = found else {
+            return Err(Error::NotFound("delivery"));
+        };
+        let tenant = Tenant {
+            kind: TenantType::parse(&found.tenant_type).unwrap_or(TenantType::Store),
+            id: found.tenant_id.clone(),
+        };
+        if !scope.allows(&tenant) {
+            return Err(Error::NotFound("delivery"));
+        }
+        let ev = event::Entity::find_by_id(&found.event_id)
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound("event"))?;
+        let attempts = attempt::Entity::find()
+            .filter(attempt::Column::DeliveryId.eq(&found.id))
+            .order_by_asc(attempt::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok((found, ev, attempts))
+    }
+
+    pub async fn event_types(&self) -> Result<Vec<event_type::Model>> {
+        Ok(event_type::Entity::find()
+            .order_by_asc(event_type::Column::ProductGroup)
+            .order_by_asc(event_type::Column::Name)
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,16 @@
+//! Hookline's database schema. Every migration here runs unchanged on SQLite and PostgreSQL:
+//! timestamps are unix milliseconds in BIGINT columns, ids are text, JSON is stored as text.
+
+pub use sea_orm_migration::prelude::*;
+
+mod catalog;
+mod m20261122_000001_init;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_init::Migration)]
+    }
+}

@@ -1,0 +1,26 @@
+//! The REST API under `/api/v1`: JSON in and out, bearer API keys, one error shape.
+
+mod error;
+mod events;
+mod extract;
+mod tenants;
+mod webhooks;
+
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::AppState;
+
+pub fn router(max_payload: usize) -> Router<AppState> {
+    Router::new()
+        .merge(events::router(max_payload))
+        .merge(webhooks::router())
+        .merge(tenants::router())
+        .fallback(|| async { ApiError::not_found("route") })
+}
+
+/// Unix milliseconds as the API shows them.
+pub(crate) fn time(ms: i64) -> String {
+    hookline_core::iso8601(ms)
+}

@@ -1,0 +1,304 @@
+//! Webhooks over REST: create, list, get, update, delete, toggle, rotate the secret, and the
+//! delivery log with each delivery's attempts.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookline_core::entities::{attempt, webhook};
+use hookline_core::{DeliveryView, NewWebhook, Page, PageRequest, WebhookPatch};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use super::extract::{Caller, JsonBody};
+use super::{ApiError, time};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", post(create).get(list))
+        .route("/webhooks/{id}", get(read).patch(update).delete(remove))
+        .route("/webhooks/{id}/toggle", post(toggle))
+        .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/deliveries/{id}", get(delivery))
+}
+
+#[derive(Serialize)]
+pub struct WebhookView {
+    id: String,
+    tenant_type: String,
+    tenant_id: String,
+    url: String,
+    description: String,
+    event_types: Option<Vec<String>>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    disabled_at: Option<String>,
+    health: Health,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Health {
+    consecutive_failures: i32,
+    failing_since: Option<String>,
+    last_success_at: Option<String>,
+}
+
+impl From<webhook::Model> for WebhookView {
+    fn from(w: webhook::Model) -> Self {
+        WebhookView {
+            event_types: w.event_filter(),
+            id: w.id,
+            tenant_type: w.tenant_type,
+            tenant_id: w.tenant_id,
+            url: w.url,
+            description: w.description,
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason,
+            disabled_at: w.disabled_at.map(time),
+            health: Health {
+                consecutive_failures: w.consecutive_failures,
+                failing_since: w.failing_since.map(time),
+                last_success_at: w.last_success_at.map(time),
+            },
+            created_at: time(w.created_at),
+            updated_at: time(w.updated_at),
+            secret: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    tenant_type: Option<String>,
+    tenant_id: Option<String>,
+    url: String,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
+    let tenant = caller.tenant(body.tenant_type.as_deref(), body.tenant_id.as_deref())?;
+    let created = state
+        .services
+        .create_webhook(
+            &caller.0,
+            NewWebhook {
+                tenant,
+                url: body.url,
+                description: body.description,
+                event_types: body.event_types,
+            },
+        )
+        .await?;
+    let mut view = WebhookView::from(created.webhook);
+    view.secret = Some(created.secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    tenant_type: Option<String>,
+    tenant_id: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<WebhookView>>, ApiError> {
+    let tenant = caller.tenant(q.tenant_type.as_deref(), q.tenant_id.as_deref())?;
+    let page = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let found = state
+        .services
+        .list_webhooks(&caller.0, &tenant, &page)
+        .await?;
+    Ok(Json(found.map(WebhookView::from)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    Ok(Json(state.services.webhook(&caller.0, &id).await?.into()))
+}
+
+/// Tells a field that is absent from one that is `null`: `"event_types": null` means all.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    url: Option<String>,
+    description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    event_types: Option<Option<Vec<String>>>,
+    enabled: Option<bool>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let patch = WebhookPatch {
+        url: body.url,
+        description: body.description,
+        event_types: body.event_types,
+    };
+    let mut updated = state.services.update_webhook(&caller.0, &id, patch).await?;
+    if let Some(enabled) = body.enabled {
+        updated = state
+            .services
+            .set_webhook_enabled(&caller.0, &id, enabled)
+            .await?;
+    }
+    Ok(Json(updated.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.services.delete_webhook(&caller.0, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ToggleBody {
+    enabled: bool,
+}
+
+async fn toggle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ToggleBody>,
+) -> Result<Json<WebhookView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .set_webhook_enabled(&caller.0, &id, body.enabled)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Serialize)]
+struct SecretView {
+    secret: String,
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SecretView>, ApiError> {
+    Ok(Json(SecretView {
+        secret: state.services.rotate_secret(&caller.0, &id).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<DeliveryView>>, ApiError> {
+    let page = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(Json(
+        state
+            .services
+            .list_deliveries(&caller.0, &id, &page)
+            .await?,
+    ))
+}
+
+#[derive(Serialize)]
+struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: DeliveryView,
+    webhook_id: String,
+    payload: Box<RawValue>,
+    attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize)]
+struct AttemptView {
+    id: String,
+    trigger: String,
+    started_at: String,
+    duration_ms: i32,
+    url: String,
+    request_headers: serde_json::Value,
+    response_status: Option<i32>,
+    response_headers: Option<serde_json::Value>,
+    response_body: Option<String>,
+    error_class: Option<String>,
+    error_message: Option<String>,
+}
+
+impl From<attempt::Model> for AttemptView {
+    fn from(a: attempt::Model) -> Self {
+        AttemptView {
+            id: a.id,
+            trigger: a.trigger,
+            started_at: time(a.started_at),
+            duration_ms: a.duration_ms,
+            url: a.url,
+            request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
+            response_status: a.response_status,
+            response_headers: a
+                .response_headers
+                .and_then(|h| serde_json::from_str(&h).ok()),
+            response_body: a.response_body,
+            error_class: a.error_class,
+            error_message: a.error_message,
+        }
+    }
+}
+
+async fn delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    let (delivery, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
+    let payload =
+        RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
+    Ok(Json(DeliveryDetail {
+        webhook_id: delivery.webhook_id.clone(),
+        delivery: delivery.into(),
+        payload,
+        attempts: attempts.into_iter().map(AttemptView::from).collect(),
+    }))
+}

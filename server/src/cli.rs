@@ -1,0 +1,77 @@
+//! The `hookline` command line (SPEC section 6).
+
+use std::io::BufRead;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Self-hosted webhooks: signed, retried and logged"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the dashboard, the REST API and the delivery workers (the default).
+    Serve,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Create an admin; the password comes from HOOKLINE_ADMIN_PASSWORD or standard input.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+    },
+    /// Create a store (a tenant).
+    CreateStore {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create an application (a tenant for partner apps).
+    CreateApplication {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a merchant of a store; the password as for create-admin.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        store: String,
+    },
+    /// Create an API key and print it once.
+    CreateApiKey {
+        /// admin, store:ID or application:ID
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// The password for a new user: `HOOKLINE_ADMIN_PASSWORD`, else the first line of stdin.
+pub fn read_password() -> Result<String, String> {
+    if let Ok(p) = std::env::var("HOOKLINE_ADMIN_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(p);
+        }
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("give the password in HOOKLINE_ADMIN_PASSWORD or on standard input".into());
+    }
+    Ok(password)
+}

@@ -1,0 +1,148 @@
+//! Hookline's server: hosts the dashboard, serves the REST API and runs the delivery workers,
+//! all in one process. [`Application::build`] then [`Application::run_until_stopped`] is the
+//! whole program; tests do the same on port 0.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod ops;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use hookline_core::Services;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::delivery::{Engine, EngineConfig, RetryPolicy, WebhookClient};
+use crate::ops::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migration(sea_orm::DbErr),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot create the first admin: {0}")]
+    Bootstrap(hookline_core::Error),
+}
+
+/// Installs the TLS implementation outgoing requests use; harmless when called twice.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects to the configured database and brings its schema up to date.
+pub async fn open_services(cfg: &Config) -> Result<Services, StartError> {
+    let db = hookline_core::connect(&cfg.database_url)
+        .await
+        .map_err(StartError::Database)?;
+    hookline_core::migrate(&db)
+        .await
+        .map_err(StartError::Migration)?;
+    Ok(Services::new(db, cfg.settings()))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    engine: Option<Engine>,
+    services: Services,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> Result<Self, StartError> {
+        install_tls_provider();
+        let services = open_services(&cfg).await?;
+        Self::build_with(cfg, services).await
+    }
+
+    pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let state = AppState {
+            services: services.clone(),
+            metrics: metrics.clone(),
+        };
+        let router = Router::new()
+            .nest("/api/v1", api::router(cfg.max_payload))
+            .merge(ops::router())
+            .with_state(state)
+            .merge(web::router(services.clone(), &cfg))
+            .layer(TraceLayer::new_for_http());
+        let engine = cfg.workers.then(|| engine(&cfg, services.clone(), metrics));
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| StartError::Listen(cfg.listen, e))?;
+        Ok(Application {
+            listener,
+            router,
+            engine,
+            services,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves and delivers until `shutdown` resolves.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = self.engine.map(|engine| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(engine.run(async move {
+                let _ = rx.wait_for(|stopped| *stopped).await;
+            }))
+        });
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let result = serve.await;
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
+        result
+    }
+}
+
+pub fn engine(cfg: &Config, services: Services, metrics: Arc<Metrics>) -> Engine {
+    let client = WebhookClient::new(cfg.address_policy(), cfg.allow_http, cfg.delivery_timeout);
+    Engine::new(
+        services,
+        client,
+        EngineConfig {
+            retry: RetryPolicy {
+                schedule: cfg.retry_schedule.clone(),
+            },
+            timeout: cfg.delivery_timeout,
+            header_prefix: cfg.header_prefix.clone(),
+            disable_after_failures: cfg.disable_after_failures,
+            disable_after_span: cfg.disable_after_span,
+            concurrency: cfg.delivery_concurrency,
+        },
+        metrics,
+    )
+}

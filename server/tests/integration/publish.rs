@@ -1,0 +1,131 @@
+//! `POST /api/v1/events`: what it accepts, and the clear errors for what it does not, with
+//! nothing written on any of them.
+
+use serde_json::json;
+
+use crate::common::*;
+
+on_both_databases! {
+    async fn malformed_or_incomplete_bodies_are_400_and_write_nothing(backend: Backend) {
+        let app = spawn(backend).await;
+        app.create_webhook("store-a", "http://127.0.0.1:9/hook", None).await;
+        let key = app.admin_key.clone();
+        for body in [
+            "{not json",
+            "",
+            "[]",
+            r#"{"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created"}"#,
+            r#"{"tenant_type": "store", "tenant_id": "store-a", "payload": {}}"#,
+            r#"{"tenant_type": "galaxy", "tenant_id": "store-a", "event_type": "review-created", "payload": {}}"#,
+            r#"{"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {"a": }}"#,
+            r#"{"event_type": "review-created", "payload": {}}"#,
+        ] {
+            let (status, err) = app.publish_raw(Some(&key), body).await;
+            assert_eq!(status, 400, "{body} -> {err}");
+            assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+            assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        assert_eq!(app.counts().await, (0, 0, 0, 1));
+    }
+
+    async fn payload_over_the_limit_is_413_and_writes_nothing(backend: Backend) {
+        let app = spawn_with(backend, &[("HOOKLINE_MAX_PAYLOAD", "1KiB")]).await;
+        app.create_webhook("store-a", "http://127.0.0.1:9/hook", None).await;
+        let big = "x".repeat(1100);
+        let body = json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {"text": big}});
+        let (status, err) = app.publish_raw(Some(&app.admin_key), &body.to_string()).await;
+        assert_eq!(status, 413, "{err}");
+        assert_eq!(err["error"]["code"], "payload_too_large");
+        // Far past the limit, the body is refused before it is read.
+        let huge = json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {"text": "y".repeat(200_000)}});
+        let (status, err) = app.publish_raw(Some(&app.admin_key), &huge.to_string()).await;
+        assert_eq!(status, 413, "{err}");
+        assert_eq!(app.counts().await, (0, 0, 0, 1));
+        // Just under the limit is fine.
+        let ok = json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {"text": "z".repeat(900)}});
+        let (status, _) = app.publish_raw(Some(&app.admin_key), &ok.to_string()).await;
+        assert_eq!(status, 202);
+    }
+
+    async fn unknown_event_type_or_tenant_is_422_and_writes_nothing(backend: Backend) {
+        let app = spawn(backend).await;
+        app.create_webhook("store-a", "http://127.0.0.1:9/hook", None).await;
+        let cases = [
+            (json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-exploded", "payload": {}}), "event_type"),
+            (json!({"tenant_type": "store", "tenant_id": "no-such-store", "event_type": "review-created", "payload": {}}), "tenant_id"),
+            (json!({"tenant_type": "application", "tenant_id": "no-such-app", "event_type": "integrations.applications.disconnected.v3", "payload": {}}), "tenant_id"),
+            // An application event cannot be published for a store.
+            (json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "integrations.applications.disconnected.v3", "payload": {}}), "event_type"),
+        ];
+        for (body, field) in cases {
+            let (status, err) = app.publish_raw(Some(&app.admin_key), &body.to_string()).await;
+            assert_eq!(status, 422, "{body} -> {err}");
+            assert_eq!(err["error"]["field"], field, "{err}");
+        }
+        assert_eq!(app.counts().await, (0, 0, 0, 1));
+    }
+
+    async fn missing_or_wrong_key_is_401_and_writes_nothing(backend: Backend) {
+        let app = spawn(backend).await;
+        let body = json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {}}).to_string();
+        for key in [None, Some("hkl_not-a-real-key"), Some("")] {
+            let (status, err) = app.publish_raw(key, &body).await;
+            assert_eq!(status, 401, "{key:?} -> {err}");
+            assert_eq!(err["error"]["code"], "unauthorized");
+        }
+        let res = app.http.post(app.url("/api/v1/events")).header("authorization", "Basic abc").body(body.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(app.counts().await, (0, 0, 0, 0));
+    }
+
+    async fn a_store_key_publishes_only_for_its_store(backend: Backend) {
+        let app = spawn(backend).await;
+        // The tenant may be left out: it is the key's own.
+        let (status, body) = app.publish_raw(Some(&app.store_a_key), r#"{"event_type": "review-created", "payload": {"id": 1}}"#).await;
+        assert_eq!(status, 202, "{body}");
+        let (status, err) = app
+            .publish_raw(Some(&app.store_a_key), r#"{"tenant_type": "store", "tenant_id": "store-b", "event_type": "review-created", "payload": {}}"#)
+            .await;
+        assert_eq!(status, 403, "{err}");
+        assert_eq!(app.counts().await.0, 1);
+    }
+
+    async fn an_accepted_event_is_stored_byte_for_byte_with_a_sequence(backend: Backend) {
+        let app = spawn(backend).await;
+        let raw = r#"{"tenant_type":"store","tenant_id":"store-a","event_type":"review-created","payload":{"b": 1,  "a":[1,2, 3],"text":"caf\u00e9 <b>"}}"#;
+        let (status, body) = app.publish_raw(Some(&app.admin_key), raw).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let stored = <hookline_core::entities::event::Entity as sea_orm::EntityTrait>::find_by_id(id)
+            .one(&app.services.db).await.unwrap().unwrap();
+        assert_eq!(stored.payload, r#"{"b": 1,  "a":[1,2, 3],"text":"caf\u00e9 <b>"}"#);
+        let (status, second) = app.publish_raw(Some(&app.admin_key), raw).await;
+        assert_eq!(status, 202);
+        let (_, first_view) = app.api("GET", &format!("/events/{id}"), Some(&app.admin_key), None).await;
+        let (_, second_view) = app.api("GET", &format!("/events/{}", second["id"].as_str().unwrap()), Some(&app.admin_key), None).await;
+        assert_eq!(first_view["sequence"], 1);
+        assert_eq!(second_view["sequence"], 2);
+        // Another store's key cannot read it.
+        let (status, _) = app.api("GET", &format!("/events/{id}"), Some(&app.store_b_key), None).await;
+        assert_eq!(status, 404);
+    }
+
+    async fn a_repeated_idempotency_key_returns_the_first_event(backend: Backend) {
+        let app = spawn(backend).await;
+        app.create_webhook("store-a", "http://127.0.0.1:9/hook", None).await;
+        let send = || async {
+            let res = app.http.post(app.url("/api/v1/events"))
+                .bearer_auth(&app.store_a_key)
+                .header("idempotency-key", "order-1001-created")
+                .body(r#"{"event_type": "review-created", "payload": {"id": 7}}"#)
+                .send().await.unwrap();
+            assert_eq!(res.status(), 202);
+            serde_json::from_str::<serde_json::Value>(&res.text().await.unwrap()).unwrap()["id"].as_str().unwrap().to_string()
+        };
+        let first = send().await;
+        let again = send().await;
+        assert_eq!(first, again);
+        let (events, deliveries, _, _) = app.counts().await;
+        assert_eq!((events, deliveries), (1, 1));
+    }
+}
