@@ -5,26 +5,12 @@ use leptos_router::components::{A, Redirect};
 
 use crate::api::{AppError, HealthKind, Logout, ToggleWebhook, Viewer, current_viewer};
 
-/// The page frame. Loads the signed-in user and sends anyone else to the login page.
+/// The page frame: the top bar with the signed-in user, and the page. Anyone not signed in
+/// is sent to the login page. The page's own content is created outside the user check, so
+/// its resources belong to a stable owner.
 #[component]
-pub fn Frame(children: ChildrenFn) -> impl IntoView {
+pub fn Frame(children: Children) -> impl IntoView {
     let me = Resource::new(|| (), |_| current_viewer());
-    let children = StoredValue::new(children);
-    view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match me.await {
-                    Ok(viewer) => view! { <Shell viewer>{children.read_value()()}</Shell> }.into_any(),
-                    Err(AppError::Unauthenticated) => view! { <Redirect path="/login"/> }.into_any(),
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
-}
-
-#[component]
-fn Shell(viewer: Viewer, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="topbar">
@@ -32,21 +18,40 @@ fn Shell(viewer: Viewer, children: Children) -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/settings/api">"Settings › API"</A>
             </nav>
-            <div class="who">
-                <span class="email">{viewer.email.clone()}</span>
-                {viewer.is_admin.then(|| view! { <span class="role">"admin"</span> })}
-                <ActionForm action=logout attr:class="inline">
-                    <button type="submit" class="link">"Sign out"</button>
-                </ActionForm>
-            </div>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(viewer) => view! { <WhoAmI viewer logout/> }.into_any(),
+                        Err(AppError::Unauthenticated) => view! { <Redirect path="/login"/> }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </header>
         <main class="page">{children()}</main>
     }
 }
 
 #[component]
+fn WhoAmI(viewer: Viewer, logout: ServerAction<Logout>) -> impl IntoView {
+    view! {
+        <div class="who">
+            <span class="email">{viewer.email.clone()}</span>
+            {viewer.is_admin.then(|| view! { <span class="role">"admin"</span> })}
+            <ActionForm action=logout attr:class="inline">
+                <button type="submit" class="link">"Sign out"</button>
+            </ActionForm>
+        </div>
+    }
+}
+
+#[component]
 pub fn ErrorBox(error: AppError) -> impl IntoView {
-    view! { <div class="error-box" role="alert">{error.to_string()}</div> }
+    match error {
+        // The frame sends the browser to the login page; nothing to show here.
+        AppError::Unauthenticated => ().into_any(),
+        error => view! { <div class="error-box" role="alert">{error.to_string()}</div> }.into_any(),
+    }
 }
 
 #[component]

@@ -72,13 +72,13 @@ impl Services {
         if serde_json::from_str::<serde::de::IgnoredAny>(&req.payload).is_err() {
             return Err(Error::invalid("payload", "The payload must be valid JSON."));
         }
-        if let Some(key) = &req.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-                return Err(Error::invalid(
-                    "Idempotency-Key",
-                    format!("An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters."),
-                ));
-            }
+        if let Some(key) = &req.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+        {
+            return Err(Error::invalid(
+                "Idempotency-Key",
+                format!("An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters."),
+            ));
         }
         if !self.tenant_exists(&req.tenant).await? {
             return Err(Error::unprocessable(
@@ -103,16 +103,15 @@ impl Services {
         }
 
         let txn = self.db.begin().await?;
-        if let Some(key) = &req.idempotency_key {
-            if let Some(earlier) = self
+        if let Some(key) = &req.idempotency_key
+            && let Some(earlier) = self
                 .event_by_idempotency_key(&txn, &req.tenant, key)
                 .await?
-            {
-                return Ok(Published {
-                    event_id: earlier,
-                    deduplicated: true,
-                });
-            }
+        {
+            return Ok(Published {
+                event_id: earlier,
+                deduplicated: true,
+            });
         }
         let event_id = self.insert_event(&txn, &req, &kind.resource).await?;
         txn.commit().await?;

@@ -59,10 +59,10 @@ pub enum Command {
 
 /// The password for a new user: `HOOKLINE_ADMIN_PASSWORD`, else the first line of stdin.
 pub fn read_password() -> Result<String, String> {
-    if let Ok(p) = std::env::var("HOOKLINE_ADMIN_PASSWORD") {
-        if !p.is_empty() {
-            return Ok(p);
-        }
+    if let Ok(p) = std::env::var("HOOKLINE_ADMIN_PASSWORD")
+        && !p.is_empty()
+    {
+        return Ok(p);
     }
     let mut line = String::new();
     std::io::stdin()

@@ -26,13 +26,28 @@ fn SettingsApi() -> impl IntoView {
     let picked_store = move || query.read().get("store");
     let create = ServerAction::<CreateWebhook>::new();
     let changed = RwSignal::new(0u32);
+    // Refetch after a webhook was created, not after a failed try: that would remount the
+    // form and lose what the merchant typed.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = create.value().get() {
+            changed.update(|n| *n += 1);
+        }
+    });
     let list = Resource::new(
-        move || (picked_store(), create.version().get(), changed.get()),
-        |(store, _, _)| list_webhooks(store),
+        move || (picked_store(), changed.get()),
+        |(store, _)| list_webhooks(store),
     );
     let wants_form = move || {
         query.read().get("new").is_some() || create.value().get().is_some_and(|r| r.is_err())
     };
+    // Created here, not inside the form, so that it belongs to the page's owner.
+    let catalog = Resource::new(wants_form, |wanted| async move {
+        if wanted {
+            event_catalog().await.map(Some)
+        } else {
+            Ok(None)
+        }
+    });
     view! {
         <h1>"API"</h1>
         <section class="card" aria-labelledby="webhooks-title">
@@ -40,7 +55,7 @@ fn SettingsApi() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match list.await {
                         Ok(list) => view! {
-                            <WebhooksSection list create wants_form=Signal::derive(wants_form) changed/>
+                            <WebhooksSection list create catalog wants_form=Signal::derive(wants_form) changed/>
                         }.into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
@@ -54,6 +69,7 @@ fn SettingsApi() -> impl IntoView {
 fn WebhooksSection(
     list: WebhookList,
     create: ServerAction<CreateWebhook>,
+    catalog: Resource<Result<Option<Vec<EventTypeInfo>>, AppError>>,
     wants_form: Signal<bool>,
     changed: RwSignal<u32>,
 ) -> impl IntoView {
@@ -75,7 +91,7 @@ fn WebhooksSection(
             ". Each webhook receives every event unless you choose event types."
         </p>
         <Show when=move || wants_form.get()>
-            <WebhookForm create store_id=store_id.clone() cancel_href=cancel_href.clone()/>
+            <WebhookForm create catalog store_id=store_id.clone() cancel_href=cancel_href.clone()/>
         </Show>
         {if empty {
             view! { <p class="empty">"No webhooks yet."</p> }.into_any()
@@ -106,10 +122,10 @@ fn WebhooksSection(
 #[component]
 fn WebhookForm(
     create: ServerAction<CreateWebhook>,
+    catalog: Resource<Result<Option<Vec<EventTypeInfo>>, AppError>>,
     store_id: String,
     cancel_href: String,
 ) -> impl IntoView {
-    let catalog = Resource::new(|| (), |_| event_catalog());
     let error = move || create.value().get().and_then(Result::err);
     let field_error = move |name: &'static str| error().and_then(|e| e.for_field(name));
     let other_error = move || {
@@ -139,7 +155,7 @@ fn WebhookForm(
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
                         match catalog.await {
-                            Ok(types) => view! { <EventGroups types/> }.into_any(),
+                            Ok(types) => view! { <EventGroups types=types.unwrap_or_default()/> }.into_any(),
                             Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         }
                     })}

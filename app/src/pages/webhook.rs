@@ -25,14 +25,35 @@ pub fn WebhookPage() -> impl IntoView {
 fn WebhookView() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
+    let query = use_query_map();
     let refresh = RwSignal::new(0u32);
+    let log_refresh = RwSignal::new(0u32);
+    // Every resource of the page is created here, outside the Suspend closures below.
     let hook = Resource::new(move || (id(), refresh.get()), |(id, _)| webhook_detail(id));
+    let log = Resource::new(
+        move || (id(), query.read().get("cursor"), log_refresh.get()),
+        |(id, cursor, _)| load_delivery_log(id, cursor),
+    );
+    let detail = Resource::new(
+        move || (query.read().get("delivery"), log_refresh.get()),
+        |(selected, _)| async move {
+            match selected {
+                Some(d) => load_delivery(d).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let panels = LogPanels {
+        log,
+        detail,
+        refresh: log_refresh,
+    };
     view! {
         <p class="crumbs"><A href="/settings/api">"Settings › API"</A>" › Webhook"</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match hook.await {
-                    Ok(row) => view! { <WebhookBody row refresh/> }.into_any(),
+                    Ok(row) => view! { <WebhookBody row refresh panels/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <div class="card">
                             <h1>"Webhook not found"</h1>
@@ -47,7 +68,7 @@ fn WebhookView() -> impl IntoView {
 }
 
 #[component]
-fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>) -> impl IntoView {
+fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> impl IntoView {
     let summary = row.events_summary();
     let off_banner = (!row.enabled)
         .then(|| view! { <div class="banner off" role="status">{row.health_text.clone()}</div> });
@@ -66,7 +87,7 @@ fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>) -> impl IntoView {
             </dl>
         </section>
         <SecretPanel id=row.id.clone()/>
-        <DeliveryLogPanel id=row.id.clone()/>
+        <DeliveryLogPanel id=row.id.clone() panels/>
     }
 }
 
@@ -97,26 +118,21 @@ fn SecretPanel(id: String) -> impl IntoView {
     }
 }
 
+/// The delivery log's resources, made by the page and shown by the panel.
+#[derive(Clone, Copy)]
+struct LogPanels {
+    log: Resource<Result<DeliveryLog, AppError>>,
+    detail: Resource<Result<Option<DeliveryInfo>, AppError>>,
+    refresh: RwSignal<u32>,
+}
+
 #[component]
-fn DeliveryLogPanel(id: String) -> impl IntoView {
-    let query = use_query_map();
-    let cursor = move || query.read().get("cursor");
-    let selected = move || query.read().get("delivery");
-    let refresh = RwSignal::new(0u32);
-    let hook_id = id.clone();
-    let log = Resource::new(
-        move || (hook_id.clone(), cursor(), refresh.get()),
-        |(id, cursor, _)| load_delivery_log(id, cursor),
-    );
-    let detail = Resource::new(
-        move || (selected(), refresh.get()),
-        |(selected, _)| async move {
-            match selected {
-                Some(d) => load_delivery(d).await.map(Some),
-                None => Ok(None),
-            }
-        },
-    );
+fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
+    let LogPanels {
+        log,
+        detail,
+        refresh,
+    } = panels;
     let base = format!("/settings/api/webhooks/{id}");
     view! {
         <section class="card" aria-labelledby="log-title">

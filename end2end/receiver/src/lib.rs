@@ -67,8 +67,10 @@ impl Receiver {
 
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<Receiver> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let mut receiver = Receiver::default();
-        receiver.addr = Some(listener.local_addr()?);
+        let receiver = Receiver {
+            addr: Some(listener.local_addr()?),
+            ..Receiver::default()
+        };
         let app = router(receiver.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
