@@ -44,10 +44,7 @@ impl AppError {
     /// The message for one form field, if this error is about it.
     pub fn for_field(&self, name: &str) -> Option<String> {
         match self {
-            AppError::Invalid {
-                field: Some(f),
-                message,
-            } if f == name => Some(message.clone()),
+            AppError::Invalid { field: Some(f), message } if f == name => Some(message.clone()),
             _ => None,
         }
     }
@@ -159,10 +156,9 @@ pub(crate) mod ssr {
                     tracing::error!(error = %err, "database error in a server function");
                     AppError::Server("Something went wrong on our side. Try again.".into())
                 }
-                other => AppError::Invalid {
-                    field: other.field().map(str::to_string),
-                    message: other.to_string(),
-                },
+                other => {
+                    AppError::Invalid { field: other.field().map(str::to_string), message: other.to_string() }
+                }
             };
             set_error_status(&error);
             error
@@ -218,10 +214,7 @@ pub(crate) mod ssr {
     pub fn is_https() -> bool {
         request_parts().is_some_and(|p| {
             p.uri.scheme_str() == Some("https")
-                || p.headers
-                    .get("x-forwarded-proto")
-                    .and_then(|v| v.to_str().ok())
-                    == Some("https")
+                || p.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
         })
     }
 
@@ -263,10 +256,9 @@ pub(crate) mod ssr {
     }
 
     pub fn set_response_header(name: http::HeaderName, value: &str) {
-        if let (Some(res), Ok(value)) = (
-            use_context::<leptos_axum::ResponseOptions>(),
-            http::HeaderValue::from_str(value),
-        ) {
+        if let (Some(res), Ok(value)) =
+            (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(value))
+        {
             res.append_header(name, value);
         }
     }
@@ -278,21 +270,16 @@ pub(crate) mod ssr {
                 Some("automatic") => format!(
                     "Turned off automatically at {when} because {} consecutive deliveries failed{}.",
                     w.consecutive_failures,
-                    w.failing_since
-                        .map(|t| format!(" since {}", human_time(t)))
-                        .unwrap_or_default()
+                    w.failing_since.map(|t| format!(" since {}", human_time(t))).unwrap_or_default()
                 ),
-                Some("gone") => format!(
-                    "Turned off automatically at {when} because the endpoint answered 410 Gone."
-                ),
+                Some("gone") => {
+                    format!("Turned off automatically at {when} because the endpoint answered 410 Gone.")
+                }
                 _ => format!("Turned off at {when}."),
             };
             (HealthKind::Off, text)
         } else if let Some(since) = w.failing_since {
-            (
-                HealthKind::Failing,
-                format!("Failing since {}", human_time(since)),
-            )
+            (HealthKind::Failing, format!("Failing since {}", human_time(since)))
         } else {
             (HealthKind::Healthy, "Healthy".to_string())
         };
@@ -308,9 +295,7 @@ pub(crate) mod ssr {
     }
 
     pub fn human_time(ms: i64) -> String {
-        hookline_core::iso8601(ms)
-            .replace('T', " ")
-            .replace('Z', " UTC")
+        hookline_core::iso8601(ms).replace('T', " ").replace('Z', " UTC")
     }
 }
 
@@ -319,10 +304,8 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     use ssr::*;
     let services = services()?;
     let Some(user) = services.authenticate_user(&email, &password).await? else {
-        let error = AppError::Invalid {
-            field: None,
-            message: "That email and password do not match.".into(),
-        };
+        let error =
+            AppError::Invalid { field: None, message: "That email and password do not match.".into() };
         set_error_status(&error);
         return Err(error);
     };
@@ -331,9 +314,7 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     let secure = if is_https() { "; Secure" } else { "" };
     set_response_header(
         http::header::SET_COOKIE,
-        &format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-        ),
+        &format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
     );
     leptos_axum::redirect("/settings/api");
     Ok(())
@@ -370,25 +351,16 @@ pub async fn list_webhooks(store: Option<String>) -> Result<WebhookList, AppErro
     let (store_id, store_name) = settings_store(&user, store).await?;
     let tenant = hookline_core::Tenant::store(store_id.clone());
     let mut webhooks = Vec::new();
-    let mut page = hookline_core::PageRequest {
-        limit: Some(250),
-        cursor: None,
-    };
+    let mut page = hookline_core::PageRequest { limit: Some(250), cursor: None };
     loop {
-        let found = services()?
-            .list_webhooks(&user.scope(), &tenant, &page)
-            .await?;
+        let found = services()?.list_webhooks(&user.scope(), &tenant, &page).await?;
         webhooks.extend(found.items.into_iter().map(row));
         match found.next_cursor {
             Some(c) => page.cursor = Some(c),
             None => break,
         }
     }
-    Ok(WebhookList {
-        store_id,
-        store_name,
-        webhooks,
-    })
+    Ok(WebhookList { store_id, store_name, webhooks })
 }
 
 #[server(prefix = "/ui", endpoint = "event_types")]
@@ -398,11 +370,7 @@ pub async fn event_catalog() -> Result<Vec<EventTypeInfo>, AppError> {
     Ok(types
         .into_iter()
         .filter(|t| t.tenant_type != "application")
-        .map(|t| EventTypeInfo {
-            name: t.name,
-            description: t.description,
-            group: t.product_group,
-        })
+        .map(|t| EventTypeInfo { name: t.name, description: t.description, group: t.product_group })
         .collect())
 }
 
@@ -445,9 +413,7 @@ pub async fn create_webhook(
 #[server(prefix = "/ui", endpoint = "toggle_webhook")]
 pub async fn toggle_webhook(id: String, enabled: bool) -> Result<bool, AppError> {
     let user = ssr::signed_in().await?;
-    let updated = ssr::services()?
-        .set_webhook_enabled(&user.scope(), &id, enabled)
-        .await?;
+    let updated = ssr::services()?.set_webhook_enabled(&user.scope(), &id, enabled).await?;
     Ok(updated.enabled)
 }
 
@@ -471,19 +437,11 @@ pub async fn reveal_secret(id: String) -> Result<String, AppError> {
 }
 
 #[server(prefix = "/ui", endpoint = "deliveries")]
-pub async fn load_delivery_log(
-    webhook_id: String,
-    cursor: Option<String>,
-) -> Result<DeliveryLog, AppError> {
+pub async fn load_delivery_log(webhook_id: String, cursor: Option<String>) -> Result<DeliveryLog, AppError> {
     use ssr::*;
     let user = signed_in().await?;
-    let page = hookline_core::PageRequest {
-        limit: Some(25),
-        cursor,
-    };
-    let found = services()?
-        .list_deliveries(&user.scope(), &webhook_id, &page)
-        .await?;
+    let page = hookline_core::PageRequest { limit: Some(25), cursor };
+    let found = services()?.list_deliveries(&user.scope(), &webhook_id, &page).await?;
     Ok(DeliveryLog {
         items: found.items.into_iter().map(delivery_row).collect(),
         next_cursor: found.next_cursor,
@@ -508,12 +466,9 @@ fn delivery_row(d: hookline_core::DeliveryView) -> DeliveryRow {
 pub async fn load_delivery(delivery_id: String) -> Result<DeliveryInfo, AppError> {
     use ssr::*;
     let user = signed_in().await?;
-    let (delivery, event, attempts) = services()?
-        .delivery_detail(&user.scope(), &delivery_id)
-        .await?;
+    let (delivery, event, attempts) = services()?.delivery_detail(&user.scope(), &delivery_id).await?;
     let pairs = |json: Option<String>| -> Vec<(String, String)> {
-        json.and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default()
+        json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()
     };
     let payload = serde_json::from_str::<serde_json::Value>(&event.payload)
         .and_then(|v| serde_json::to_string_pretty(&v))
@@ -541,4 +496,34 @@ pub async fn load_delivery(delivery_id: String) -> Result<DeliveryInfo, AppError
             })
             .collect(),
     })
+}
+
+/// The result of a resend or a test event, as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    pub delivery_id: String,
+    pub succeeded: bool,
+    pub summary: String,
+}
+
+#[cfg(feature = "ssr")]
+fn outcome(r: hookline_core::AttemptResult) -> AttemptOutcome {
+    let status = r.response_status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "No response".into());
+    let summary = match &r.error {
+        None => format!("Delivered: {status} in {} ms.", r.duration_ms),
+        Some(e) => format!("Failed: {e} ({} ms).", r.duration_ms),
+    };
+    AttemptOutcome { delivery_id: r.delivery_id, succeeded: r.succeeded, summary }
+}
+
+#[server(prefix = "/ui", endpoint = "send_test")]
+pub async fn send_test(id: String) -> Result<AttemptOutcome, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(outcome(ssr::services()?.send_test_event(&user.scope(), &id, None).await?))
+}
+
+#[server(prefix = "/ui", endpoint = "resend")]
+pub async fn resend_delivery(delivery_id: String) -> Result<AttemptOutcome, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(outcome(ssr::services()?.resend(&user.scope(), &delivery_id).await?))
 }

@@ -9,9 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -59,17 +57,8 @@ impl SessionUser {
     }
 
     fn from_model(u: user::Model) -> Self {
-        let role = if u.role == "admin" {
-            Role::Admin
-        } else {
-            Role::Merchant
-        };
-        SessionUser {
-            id: u.id,
-            email: u.email,
-            role,
-            store_id: u.store_id,
-        }
+        let role = if u.role == "admin" { Role::Admin } else { Role::Merchant };
+        SessionUser { id: u.id, email: u.email, role, store_id: u.store_id }
     }
 }
 
@@ -87,10 +76,7 @@ fn random_token() -> String {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash_password(password: &str) -> Result<String> {
@@ -102,11 +88,7 @@ fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
-        })
+        .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
         .unwrap_or(false)
 }
 
@@ -120,15 +102,9 @@ fn dummy_hash() -> &'static str {
 fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !email.chars().any(char::is_whitespace);
-    if valid {
-        Ok(email)
-    } else {
-        Err(Error::invalid("email", "Enter a valid email address."))
-    }
+    if valid { Ok(email) } else { Err(Error::invalid("email", "Enter a valid email address.")) }
 }
 
 impl Services {
@@ -140,24 +116,11 @@ impl Services {
         self.create_user(email, password, Role::Admin, None).await
     }
 
-    pub async fn create_merchant(
-        &self,
-        email: &str,
-        password: &str,
-        store_id: &str,
-    ) -> Result<user::Model> {
-        if store::Entity::find_by_id(store_id)
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
-            return Err(Error::unprocessable(
-                "store",
-                format!("No store has id {store_id}."),
-            ));
+    pub async fn create_merchant(&self, email: &str, password: &str, store_id: &str) -> Result<user::Model> {
+        if store::Entity::find_by_id(store_id).one(&self.db).await?.is_none() {
+            return Err(Error::unprocessable("store", format!("No store has id {store_id}.")));
         }
-        self.create_user(email, password, Role::Merchant, Some(store_id.to_string()))
-            .await
+        self.create_user(email, password, Role::Merchant, Some(store_id.to_string())).await
     }
 
     async fn create_user(
@@ -174,15 +137,8 @@ impl Services {
                 format!("A password has at least {MIN_PASSWORD_LEN} characters."),
             ));
         }
-        if user::Entity::find()
-            .filter(user::Column::Email.eq(&email))
-            .one(&self.db)
-            .await?
-            .is_some()
-        {
-            return Err(Error::Conflict(format!(
-                "A user with email {email} already exists."
-            )));
+        if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&self.db).await?.is_some() {
+            return Err(Error::Conflict(format!("A user with email {email} already exists.")));
         }
         let model = user::ActiveModel {
             id: Set(new_id()),
@@ -196,25 +152,15 @@ impl Services {
     }
 
     /// Checks an email and password; `None` for either being wrong, without saying which.
-    pub async fn authenticate_user(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<Option<SessionUser>> {
+    pub async fn authenticate_user(&self, email: &str, password: &str) -> Result<Option<SessionUser>> {
         let email = email.trim().to_lowercase();
-        let found = user::Entity::find()
-            .filter(user::Column::Email.eq(&email))
-            .one(&self.db)
-            .await?;
+        let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&self.db).await?;
         let password = password.to_string();
-        let hash = found
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| dummy_hash().to_string());
+        let hash =
+            found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_string());
         // argon2 is deliberately slow: keep it off the async executor's threads.
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
         Ok(match found {
             Some(u) if ok => Some(SessionUser::from_model(u)),
             _ => None,
@@ -237,35 +183,24 @@ impl Services {
     }
 
     pub async fn session_user(&self, token: &str) -> Result<Option<SessionUser>> {
-        let Some(s) = session::Entity::find_by_id(sha256_hex(token))
-            .one(&self.db)
-            .await?
-        else {
+        let Some(s) = session::Entity::find_by_id(sha256_hex(token)).one(&self.db).await? else {
             return Ok(None);
         };
         if s.expires_at <= now_ms() {
             session::Entity::delete_by_id(s.id).exec(&self.db).await?;
             return Ok(None);
         }
-        Ok(user::Entity::find_by_id(s.user_id)
-            .one(&self.db)
-            .await?
-            .map(SessionUser::from_model))
+        Ok(user::Entity::find_by_id(s.user_id).one(&self.db).await?.map(SessionUser::from_model))
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {
-        session::Entity::delete_by_id(sha256_hex(token))
-            .exec(&self.db)
-            .await?;
+        session::Entity::delete_by_id(sha256_hex(token)).exec(&self.db).await?;
         Ok(())
     }
 
     pub async fn create_api_key(&self, scope: &Scope, name: &str) -> Result<ApiKeyCreated> {
         if name.trim().is_empty() || name.len() > 200 {
-            return Err(Error::invalid(
-                "name",
-                "An API key's name is 1 to 200 characters.",
-            ));
+            return Err(Error::invalid("name", "An API key's name is 1 to 200 characters."));
         }
         let key = format!("{API_KEY_PREFIX}{}", random_token());
         let id = new_id();
@@ -281,11 +216,7 @@ impl Services {
         }
         .insert(&self.db)
         .await?;
-        Ok(ApiKeyCreated {
-            id,
-            key,
-            scope: scope.clone(),
-        })
+        Ok(ApiKeyCreated { id, key, scope: scope.clone() })
     }
 
     /// The scope of a valid, unrevoked API key; records when it was last used.

@@ -10,17 +10,14 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// connections, so readers never wait for the delivery workers' writes.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
-    opts.sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(30));
+    opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
-        opts.max_connections(8)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true)
-            });
+        opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+        });
     } else {
         opts.max_connections(16).min_connections(1);
     }

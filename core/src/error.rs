@@ -9,16 +9,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The request is malformed or a field breaks a rule (HTTP 400).
     #[error("{message}")]
-    Invalid {
-        field: Option<&'static str>,
-        message: String,
-    },
+    Invalid { field: Option<&'static str>, message: String },
     /// The request is well formed but names something that does not exist (HTTP 422).
     #[error("{message}")]
-    Unprocessable {
-        field: Option<&'static str>,
-        message: String,
-    },
+    Unprocessable { field: Option<&'static str>, message: String },
     #[error("the payload is {size} bytes; the limit is {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
     /// Missing, or belonging to another tenant: the two are indistinguishable on purpose.
@@ -34,17 +28,11 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            field: Some(field),
-            message: message.into(),
-        }
+        Error::Invalid { field: Some(field), message: message.into() }
     }
 
     pub fn unprocessable(field: &'static str, message: impl Into<String>) -> Self {
-        Error::Unprocessable {
-            field: Some(field),
-            message: message.into(),
-        }
+        Error::Unprocessable { field: Some(field), message: message.into() }
     }
 
     pub fn field(&self) -> Option<&'static str> {

@@ -3,8 +3,8 @@
 //! and a rejected one leaves nothing behind.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Statement,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,16 +58,10 @@ pub struct Published {
 impl Services {
     pub async fn publish(&self, scope: &Scope, req: PublishRequest) -> Result<Published> {
         if !scope.allows(&req.tenant) {
-            return Err(Error::Forbidden(format!(
-                "This key cannot publish events for {}.",
-                req.tenant
-            )));
+            return Err(Error::Forbidden(format!("This key cannot publish events for {}.", req.tenant)));
         }
         if req.payload.len() > self.settings.max_payload {
-            return Err(Error::PayloadTooLarge {
-                size: req.payload.len(),
-                limit: self.settings.max_payload,
-            });
+            return Err(Error::PayloadTooLarge { size: req.payload.len(), limit: self.settings.max_payload });
         }
         if serde_json::from_str::<serde::de::IgnoredAny>(&req.payload).is_err() {
             return Err(Error::invalid("payload", "The payload must be valid JSON."));
@@ -81,15 +75,9 @@ impl Services {
             ));
         }
         if !self.tenant_exists(&req.tenant).await? {
-            return Err(Error::unprocessable(
-                "tenant_id",
-                format!("No tenant {} exists.", req.tenant),
-            ));
+            return Err(Error::unprocessable("tenant_id", format!("No tenant {} exists.", req.tenant)));
         }
-        let Some(kind) = event_type::Entity::find_by_id(&req.event_type)
-            .one(&self.db)
-            .await?
-        else {
+        let Some(kind) = event_type::Entity::find_by_id(&req.event_type).one(&self.db).await? else {
             return Err(Error::unprocessable(
                 "event_type",
                 format!("Unknown event type {:?}.", req.event_type),
@@ -104,22 +92,14 @@ impl Services {
 
         let txn = self.db.begin().await?;
         if let Some(key) = &req.idempotency_key
-            && let Some(earlier) = self
-                .event_by_idempotency_key(&txn, &req.tenant, key)
-                .await?
+            && let Some(earlier) = self.event_by_idempotency_key(&txn, &req.tenant, key).await?
         {
-            return Ok(Published {
-                event_id: earlier,
-                deduplicated: true,
-            });
+            return Ok(Published { event_id: earlier, deduplicated: true });
         }
         let event_id = self.insert_event(&txn, &req, &kind.resource).await?;
         txn.commit().await?;
         self.wake_workers();
-        Ok(Published {
-            event_id,
-            deduplicated: false,
-        })
+        Ok(Published { event_id, deduplicated: false })
     }
 
     /// The event an idempotency key still names; a key older than the window is released.
@@ -208,9 +188,7 @@ impl Services {
             })
             .collect();
         if !deliveries.is_empty() {
-            delivery::Entity::insert_many(deliveries)
-                .exec_without_returning(txn)
-                .await?;
+            delivery::Entity::insert_many(deliveries).exec_without_returning(txn).await?;
         }
         Ok(event_id)
     }
@@ -218,22 +196,15 @@ impl Services {
 
 /// The next number of the tenant's counter for this resource: strictly increasing, because
 /// the row is locked by the upsert until the publishing transaction ends.
-async fn next_sequence(txn: &DatabaseTransaction, tenant: &Tenant, resource: &str) -> Result<i64> {
+pub(crate) async fn next_sequence(txn: &DatabaseTransaction, tenant: &Tenant, resource: &str) -> Result<i64> {
     let backend = txn.get_database_backend();
     let stmt = Statement::from_sql_and_values(
         backend,
         "INSERT INTO sequences (tenant_type, tenant_id, resource, value) VALUES ($1, $2, $3, 1) \
          ON CONFLICT (tenant_type, tenant_id, resource) DO UPDATE SET value = sequences.value + 1 \
          RETURNING value",
-        [
-            tenant.kind.as_str().into(),
-            tenant.id.clone().into(),
-            resource.into(),
-        ],
+        [tenant.kind.as_str().into(), tenant.id.clone().into(), resource.into()],
     );
-    let row = txn
-        .query_one_raw(stmt)
-        .await?
-        .ok_or(Error::NotFound("sequence"))?;
+    let row = txn.query_one_raw(stmt).await?.ok_or(Error::NotFound("sequence"))?;
     Ok(row.try_get::<i64>("", "value")?)
 }

@@ -7,6 +7,7 @@ pub mod entities;
 
 mod auth;
 mod db;
+mod dispatch;
 mod error;
 mod events;
 mod net;
@@ -19,6 +20,7 @@ mod webhooks;
 
 pub use auth::{ApiKeyCreated, Role, SessionUser};
 pub use db::{connect, migrate};
+pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher};
 pub use error::{Error, Result};
 pub use events::{DeliveryStatus, PublishRequest, Published};
 pub use net::{AddressPolicy, is_public_ip};
@@ -31,7 +33,7 @@ pub use webhooks::{
     DeliveryView, NewWebhook, SECRET_PREFIX, WebhookPatch, WebhookWithSecret, generate_secret,
 };
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -67,6 +69,7 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
+    dispatcher: Arc<OnceLock<Arc<dyn Dispatcher>>>,
 }
 
 impl Services {
@@ -75,7 +78,13 @@ impl Services {
             db,
             settings: Arc::new(settings),
             new_work: Arc::new(Notify::new()),
+            dispatcher: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Registers what makes attempts on request (the delivery engine); the first one stays.
+    pub fn set_dispatcher(&self, dispatcher: Arc<dyn Dispatcher>) {
+        let _ = self.dispatcher.set(dispatcher);
     }
 
     /// Resolves when deliveries may have become due (an event was published, a resend asked).

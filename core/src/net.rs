@@ -104,22 +104,14 @@ mod tests {
 
     #[test]
     fn ordinary_internet_addresses_are_public() {
-        for ip in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "172.32.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
+        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
             assert!(public(ip), "{ip} must count as public");
         }
     }
 
     #[test]
     fn allowlisted_networks_are_permitted() {
-        let policy = AddressPolicy {
-            allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
-        };
+        let policy = AddressPolicy { allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] };
         assert!(policy.permits("127.0.0.1".parse().unwrap()));
         assert!(policy.permits("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!policy.permits("10.0.0.1".parse().unwrap()));

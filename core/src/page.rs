@@ -30,16 +30,10 @@ impl<T> Page<T> {
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if more { rows.last().map(id) } else { None };
-        Page {
-            items: rows,
-            next_cursor,
-        }
+        Page { items: rows, next_cursor }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            next_cursor: self.next_cursor,
-        }
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
     }
 }

@@ -41,34 +41,22 @@ pub struct Tenant {
 
 impl Tenant {
     pub fn store(id: impl Into<String>) -> Self {
-        Tenant {
-            kind: TenantType::Store,
-            id: id.into(),
-        }
+        Tenant { kind: TenantType::Store, id: id.into() }
     }
 
     pub fn application(id: impl Into<String>) -> Self {
-        Tenant {
-            kind: TenantType::Application,
-            id: id.into(),
-        }
+        Tenant { kind: TenantType::Application, id: id.into() }
     }
 
     /// Builds a tenant from the two request fields, with a 400 for an unknown type.
     pub fn from_fields(kind: &str, id: &str) -> Result<Self> {
         let kind = TenantType::parse(kind).ok_or_else(|| {
-            Error::invalid(
-                "tenant_type",
-                "tenant_type must be \"store\" or \"application\".",
-            )
+            Error::invalid("tenant_type", "tenant_type must be \"store\" or \"application\".")
         })?;
         if id.trim().is_empty() {
             return Err(Error::invalid("tenant_id", "tenant_id must not be empty."));
         }
-        Ok(Tenant {
-            kind,
-            id: id.to_string(),
-        })
+        Ok(Tenant { kind, id: id.to_string() })
     }
 }
 
@@ -81,16 +69,11 @@ impl fmt::Display for Tenant {
 fn check_tenant_id(field: &'static str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(
-            field,
-            "An id is 1 to 128 letters, digits, '-', '_' or '.'.",
-        ))
+        Err(Error::invalid(field, "An id is 1 to 128 letters, digits, '-', '_' or '.'."))
     }
 }
 
@@ -105,14 +88,10 @@ impl Services {
     /// Whether the tenant exists. Tenants are never created implicitly.
     pub async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool> {
         Ok(match tenant.kind {
-            TenantType::Store => store::Entity::find_by_id(&tenant.id)
-                .one(&self.db)
-                .await?
-                .is_some(),
-            TenantType::Application => application::Entity::find_by_id(&tenant.id)
-                .one(&self.db)
-                .await?
-                .is_some(),
+            TenantType::Store => store::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some(),
+            TenantType::Application => {
+                application::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some()
+            }
         })
     }
 
@@ -120,9 +99,7 @@ impl Services {
         check_tenant_id("id", id)?;
         check_name(name)?;
         if store::Entity::find_by_id(id).one(&self.db).await?.is_some() {
-            return Err(Error::Conflict(format!(
-                "A store with id {id} already exists."
-            )));
+            return Err(Error::Conflict(format!("A store with id {id} already exists.")));
         }
         let model = store::ActiveModel {
             id: Set(id.to_string()),
@@ -139,14 +116,8 @@ impl Services {
     pub async fn create_application(&self, id: &str, name: &str) -> Result<application::Model> {
         check_tenant_id("id", id)?;
         check_name(name)?;
-        if application::Entity::find_by_id(id)
-            .one(&self.db)
-            .await?
-            .is_some()
-        {
-            return Err(Error::Conflict(format!(
-                "An application with id {id} already exists."
-            )));
+        if application::Entity::find_by_id(id).one(&self.db).await?.is_some() {
+            return Err(Error::Conflict(format!("An application with id {id} already exists.")));
         }
         let model = application::ActiveModel {
             id: Set(id.to_string()),
@@ -157,27 +128,15 @@ impl Services {
     }
 
     pub async fn install_application(&self, application_id: &str, store_id: &str) -> Result<()> {
-        if application::Entity::find_by_id(application_id)
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
+        if application::Entity::find_by_id(application_id).one(&self.db).await?.is_none() {
             return Err(Error::NotFound("application"));
         }
-        if store::Entity::find_by_id(store_id)
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
-            return Err(Error::unprocessable(
-                "store_id",
-                format!("No store has id {store_id}."),
-            ));
+        if store::Entity::find_by_id(store_id).one(&self.db).await?.is_none() {
+            return Err(Error::unprocessable("store_id", format!("No store has id {store_id}.")));
         }
-        let existing =
-            installation::Entity::find_by_id((application_id.to_string(), store_id.to_string()))
-                .one(&self.db)
-                .await?;
+        let existing = installation::Entity::find_by_id((application_id.to_string(), store_id.to_string()))
+            .one(&self.db)
+            .await?;
         if existing.is_none() {
             installation::ActiveModel {
                 application_id: Set(application_id.to_string()),

@@ -24,9 +24,7 @@ impl WebhookUrl {
         let invalid = |message: String| Error::invalid("url", message);
         let raw = input.trim();
         if raw.is_empty() {
-            return Err(invalid(
-                "Enter the URL that should receive the events.".into(),
-            ));
+            return Err(invalid("Enter the URL that should receive the events.".into()));
         }
         if raw.len() > MAX_URL_LEN {
             return Err(invalid(format!(
@@ -38,9 +36,7 @@ impl WebhookUrl {
             return Err(invalid("The URL must not contain spaces.".into()));
         }
         if raw.contains('#') {
-            return Err(invalid(
-                "The URL must not contain a fragment (the part after #).".into(),
-            ));
+            return Err(invalid("The URL must not contain a fragment (the part after #).".into()));
         }
         if let Some(c) = raw.chars().find(|c| !is_rfc2396_char(*c)) {
             return Err(invalid(format!(
@@ -58,19 +54,14 @@ impl WebhookUrl {
             Some("https") | Some("http") => {}
             _ => return Err(invalid("The URL must start with https://.".into())),
         }
-        let parsed =
-            url::Url::parse(raw).map_err(|e| invalid(format!("This is not a valid URL: {e}.")))?;
+        let parsed = url::Url::parse(raw).map_err(|e| invalid(format!("This is not a valid URL: {e}.")))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(invalid(
-                "The URL must not contain a user name or password.".into(),
-            ));
+            return Err(invalid("The URL must not contain a user name or password.".into()));
         }
         let host = match parsed.host() {
             Some(host) => host,
             None => {
-                return Err(invalid(
-                    "The URL must name a host, as in https://example.com/hooks.".into(),
-                ));
+                return Err(invalid("The URL must name a host, as in https://example.com/hooks.".into()));
             }
         };
         let literal_ip: Option<IpAddr> = match host {
@@ -92,9 +83,7 @@ impl WebhookUrl {
                 )));
             }
         } else if is_localhost && !allowlisted {
-            return Err(invalid(
-                "The URL points to localhost, which cannot receive webhooks.".to_string(),
-            ));
+            return Err(invalid("The URL points to localhost, which cannot receive webhooks.".to_string()));
         }
         if parsed.scheme() == "http" && !(policy.allow_http && allowlisted) {
             return Err(invalid("The URL must start with https://.".into()));
@@ -128,9 +117,8 @@ fn bad_percent_escape(s: &str) -> Option<&str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let ok = bytes.len() > i + 2
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit();
+            let ok =
+                bytes.len() > i + 2 && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit();
             if !ok {
                 return Some(&s[i..(i + 3).min(s.len())]);
             }
@@ -152,9 +140,7 @@ mod tests {
 
     fn loopback_policy() -> UrlPolicy {
         UrlPolicy {
-            addresses: AddressPolicy {
-                allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
-            },
+            addresses: AddressPolicy { allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] },
             allow_http: true,
         }
     }
@@ -162,9 +148,7 @@ mod tests {
     #[test]
     fn accepts_an_https_url() {
         assert_eq!(
-            check("https://hooks.example.com/yotpo?x=1")
-                .unwrap()
-                .as_str(),
+            check("https://hooks.example.com/yotpo?x=1").unwrap().as_str(),
             "https://hooks.example.com/yotpo?x=1"
         );
     }
@@ -177,21 +161,12 @@ mod tests {
             ("ftp://hooks.example.com", "must start with https://"),
             ("hooks.example.com", "must start with https://"),
             ("https://hooks.example.com/a b", "must not contain spaces"),
-            (
-                "https://hooks.example.com/#top",
-                "must not contain a fragment",
-            ),
+            ("https://hooks.example.com/#top", "must not contain a fragment"),
             ("https://hooks.example.com/<x>", "'<'"),
             ("https://hooks.example.com/%zz", "percent-escape"),
-            (
-                "https://user:pw@hooks.example.com/",
-                "user name or password",
-            ),
+            ("https://user:pw@hooks.example.com/", "user name or password"),
             ("https://127.0.0.1/hook", "127.0.0.1"),
-            (
-                "https://169.254.169.254/latest/meta-data",
-                "169.254.169.254",
-            ),
+            ("https://169.254.169.254/latest/meta-data", "169.254.169.254"),
             ("https://10.0.0.8/", "private"),
             ("https://[::1]/", "::1"),
             ("https://[::ffff:10.0.0.1]/", "private"),
@@ -211,10 +186,7 @@ mod tests {
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook", &policy).is_ok());
         assert!(WebhookUrl::parse("http://localhost:9000/hook", &policy).is_ok());
         assert!(WebhookUrl::parse("http://hooks.example.com/", &policy).is_err());
-        let no_http = UrlPolicy {
-            allow_http: false,
-            ..policy
-        };
+        let no_http = UrlPolicy { allow_http: false, ..policy };
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook", &no_http).is_err());
         assert!(WebhookUrl::parse("https://127.0.0.1:9000/hook", &no_http).is_ok());
     }

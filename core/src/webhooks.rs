@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,11 +68,7 @@ pub struct DeliveryView {
 
 impl From<delivery::Model> for DeliveryView {
     fn from(d: delivery::Model) -> Self {
-        let next_attempt_at = if d.status == "pending" {
-            d.next_attempt_at
-        } else {
-            None
-        };
+        let next_attempt_at = if d.status == "pending" { d.next_attempt_at } else { None };
         DeliveryView {
             id: d.id,
             event_id: d.event_id,
@@ -97,9 +93,7 @@ impl webhook::Model {
 
     /// The event types it subscribes to, or `None` for all of them.
     pub fn event_filter(&self) -> Option<Vec<String>> {
-        self.event_types
-            .as_deref()
-            .and_then(|json| serde_json::from_str(json).ok())
+        self.event_types.as_deref().and_then(|json| serde_json::from_str(json).ok())
     }
 
     pub fn subscribes_to(&self, event_type: &str) -> bool {
@@ -118,10 +112,7 @@ impl Services {
     ) -> Result<Option<String>> {
         let Some(types) = types else { return Ok(None) };
         if types.is_empty() {
-            return Err(Error::invalid(
-                "event_types",
-                "Choose at least one event type, or all events.",
-            ));
+            return Err(Error::invalid("event_types", "Choose at least one event type, or all events."));
         }
         let mut names: Vec<String> = types.iter().map(|t| t.trim().to_string()).collect();
         names.sort();
@@ -130,11 +121,8 @@ impl Services {
             .filter(event_type::Column::Name.is_in(names.clone()))
             .all(&self.db)
             .await?;
-        let unknown: Vec<&str> = names
-            .iter()
-            .filter(|n| !known.iter().any(|k| &k.name == *n))
-            .map(String::as_str)
-            .collect();
+        let unknown: Vec<&str> =
+            names.iter().filter(|n| !known.iter().any(|k| &k.name == *n)).map(String::as_str).collect();
         if !unknown.is_empty() {
             return Err(Error::unprocessable(
                 "event_types",
@@ -149,11 +137,7 @@ impl Services {
         if !wrong_tenant.is_empty() {
             return Err(Error::unprocessable(
                 "event_types",
-                format!(
-                    "Not an event of a {} tenant: {}.",
-                    tenant.kind.as_str(),
-                    wrong_tenant.join(", ")
-                ),
+                format!("Not an event of a {} tenant: {}.", tenant.kind.as_str(), wrong_tenant.join(", ")),
             ));
         }
         Ok(Some(serde_json::to_string(&names).unwrap_or_default()))
@@ -170,28 +154,16 @@ impl Services {
         Ok(description.to_string())
     }
 
-    pub async fn create_webhook(
-        &self,
-        scope: &Scope,
-        new: NewWebhook,
-    ) -> Result<WebhookWithSecret> {
+    pub async fn create_webhook(&self, scope: &Scope, new: NewWebhook) -> Result<WebhookWithSecret> {
         if !scope.allows(&new.tenant) {
-            return Err(Error::Forbidden(format!(
-                "This key cannot manage webhooks of {}.",
-                new.tenant
-            )));
+            return Err(Error::Forbidden(format!("This key cannot manage webhooks of {}.", new.tenant)));
         }
         let url = WebhookUrl::parse(&new.url, &self.settings.url_policy)?;
         let description = Self::check_description(&new.description)?;
         if !self.tenant_exists(&new.tenant).await? {
-            return Err(Error::unprocessable(
-                "tenant_id",
-                format!("No tenant {} exists.", new.tenant),
-            ));
+            return Err(Error::unprocessable("tenant_id", format!("No tenant {} exists.", new.tenant)));
         }
-        let event_types = self
-            .check_event_types(&new.tenant, &new.event_types)
-            .await?;
+        let event_types = self.check_event_types(&new.tenant, &new.event_types).await?;
         let now = now_ms();
         let id = new_id();
         let secret = generate_secret();
@@ -224,10 +196,7 @@ impl Services {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        Ok(WebhookWithSecret {
-            webhook: model,
-            secret,
-        })
+        Ok(WebhookWithSecret { webhook: model, secret })
     }
 
     /// The tenant's webhooks, oldest first.
@@ -238,9 +207,7 @@ impl Services {
         page: &PageRequest,
     ) -> Result<Page<webhook::Model>> {
         if !scope.allows(tenant) {
-            return Err(Error::Forbidden(format!(
-                "This key cannot read webhooks of {tenant}."
-            )));
+            return Err(Error::Forbidden(format!("This key cannot read webhooks of {tenant}.")));
         }
         let mut query = webhook::Entity::find()
             .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
@@ -312,14 +279,8 @@ impl Services {
     pub async fn delete_webhook(&self, scope: &Scope, id: &str) -> Result<()> {
         let found = self.webhook(scope, id).await?;
         let txn = self.db.begin().await?;
-        attempt::Entity::delete_many()
-            .filter(attempt::Column::WebhookId.eq(&found.id))
-            .exec(&txn)
-            .await?;
-        delivery::Entity::delete_many()
-            .filter(delivery::Column::WebhookId.eq(&found.id))
-            .exec(&txn)
-            .await?;
+        attempt::Entity::delete_many().filter(attempt::Column::WebhookId.eq(&found.id)).exec(&txn).await?;
+        delivery::Entity::delete_many().filter(delivery::Column::WebhookId.eq(&found.id)).exec(&txn).await?;
         webhook_secret::Entity::delete_many()
             .filter(webhook_secret::Column::WebhookId.eq(&found.id))
             .exec(&txn)
@@ -350,13 +311,8 @@ impl Services {
             .order_by_desc(webhook_secret::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let (current, rotated): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|s| s.expires_at.is_none());
-        Ok(current
-            .into_iter()
-            .chain(rotated)
-            .map(|s| s.secret)
-            .collect())
+        let (current, rotated): (Vec<_>, Vec<_>) = rows.into_iter().partition(|s| s.expires_at.is_none());
+        Ok(current.into_iter().chain(rotated).map(|s| s.secret).collect())
     }
 
     /// Replaces the current secret; the old one keeps signing for the grace period.
@@ -412,9 +368,7 @@ impl Services {
         scope: &Scope,
         delivery_id: &str,
     ) -> Result<(delivery::Model, event::Model, Vec<attempt::Model>)> {
-        let found = delivery::Entity::find_by_id(delivery_id)
-            .one(&self.db)
-            .await?;
+        let found = delivery::Entity::find_by_id(delivery_id).one(&self.db).await?;
         let Some(found) = found else {
             return Err(Error::NotFound("delivery"));
         };

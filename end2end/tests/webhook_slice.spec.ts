@@ -91,6 +91,15 @@ test('a merchant creates a webhook and sees a signed delivery in its log', async
   await expect(detail.getByText(/Attempt 1 · .* · scheduled/)).toBeVisible();
   await expect(detail.getByText(/HTTP 200 in \d+ ms/)).toBeVisible();
 
+  // Resend makes one more attempt, recorded as manual; a test event is one attempt more.
+  await detail.getByRole('button', { name: 'Resend' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /Delivered: HTTP 200 in \d+ ms/ })).toBeVisible();
+  await expect.poll(async () => (await received()).length).toBe(2);
+  await expect(page.getByText(/Attempt 2 · .* · manual/)).toBeVisible();
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /Delivered: HTTP 200/ }).first()).toBeVisible();
+  await expect.poll(async () => (await received()).length).toBe(3);
+
   // Switching the webhook off stops its deliveries.
   await page.getByRole('link', { name: 'Settings › API' }).first().click();
   await settle(page);
@@ -100,7 +109,7 @@ test('a merchant creates a webhook and sees a signed delivery in its log', async
   await expect(toggle).toHaveAttribute('aria-checked', 'false');
   await publish('review-updated', { type: 'review-updated', data: { id: 'rev_1' } });
   await page.waitForTimeout(1500);
-  expect((await received()).length).toBe(1);
+  expect((await received()).length).toBe(3);
   await page.reload();
   await settle(page);
   await expect(page.locator('.webhook-row', { hasText: target }).getByRole('switch')).toHaveAttribute('aria-checked', 'false');

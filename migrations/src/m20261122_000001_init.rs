@@ -141,12 +141,7 @@ impl MigrationTrait for Migration {
                 .col(string("tenant_id"))
                 .col(string("resource"))
                 .col(big_integer("value"))
-                .primary_key(
-                    Index::create()
-                        .col("tenant_type")
-                        .col("tenant_id")
-                        .col("resource"),
-                )
+                .primary_key(Index::create().col("tenant_type").col("tenant_id").col("resource"))
                 .to_owned(),
         )
         .await?;
@@ -192,11 +187,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("deliveries_by_event")
-                .table("deliveries")
-                .col("event_id")
-                .to_owned(),
+            Index::create().name("deliveries_by_event").table("deliveries").col("event_id").to_owned(),
         )
         .await?;
 

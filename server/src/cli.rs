@@ -5,11 +5,7 @@ use std::io::BufRead;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "hookline",
-    version,
-    about = "Self-hosted webhooks: signed, retried and logged"
-)]
+#[command(name = "hookline", version, about = "Self-hosted webhooks: signed, retried and logged")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -44,10 +44,7 @@ pub struct ConfigError {
 }
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    ConfigError { key: key.to_string(), message: message.into() }
 }
 
 impl Config {
@@ -63,14 +60,11 @@ impl Config {
         if let Some(path) = env.get("HOOKLINE_CONFIG") {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| err("HOOKLINE_CONFIG", format!("cannot read {path}: {e}")))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| err("HOOKLINE_CONFIG", format!("{path} is not valid TOML: {e}")))?;
+            let table: toml::Table =
+                text.parse().map_err(|e| err("HOOKLINE_CONFIG", format!("{path} is not valid TOML: {e}")))?;
             for (key, value) in table {
                 let value = match value {
-                    toml::Value::Array(items) => {
-                        items.iter().map(scalar).collect::<Vec<_>>().join(",")
-                    }
+                    toml::Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
                     other => scalar(&other),
                 };
                 vars.insert(format!("HOOKLINE_{}", key.to_ascii_uppercase()), value);
@@ -81,11 +75,7 @@ impl Config {
                 vars.insert(k.clone(), v.clone());
             }
         }
-        let get = |k: &str| {
-            vars.get(k)
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        };
+        let get = |k: &str| vars.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
 
         let retry_schedule = get("HOOKLINE_RETRY_SCHEDULE")
             .unwrap_or_else(|| "5s,30s,2m,10m,30m,1h,2h,4h,8h,16h".into())
@@ -96,10 +86,7 @@ impl Config {
             parse_duration(&get("HOOKLINE_DELIVERY_TIMEOUT").unwrap_or_else(|| "5s".into()))
                 .map_err(|m| err("HOOKLINE_DELIVERY_TIMEOUT", m))?;
         if delivery_timeout > MAX_DELIVERY_TIMEOUT || delivery_timeout.is_zero() {
-            return Err(err(
-                "HOOKLINE_DELIVERY_TIMEOUT",
-                "must be more than 0 and at most 30s",
-            ));
+            return Err(err("HOOKLINE_DELIVERY_TIMEOUT", "must be more than 0 and at most 30s"));
         }
         let allowed_networks = get("HOOKLINE_ALLOW_NETWORKS")
             .map(|s| {
@@ -112,11 +99,7 @@ impl Config {
             .unwrap_or_default();
         let default_site_root = std::env::current_exe()
             .ok()
-            .and_then(|exe| {
-                exe.parent()
-                    .and_then(|p| p.parent())
-                    .map(|t| t.join("site"))
-            })
+            .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|t| t.join("site")))
             .filter(|p| p.join("pkg").exists())
             .unwrap_or_else(|| PathBuf::from("target/site"));
 
@@ -126,12 +109,7 @@ impl Config {
             listen: get("HOOKLINE_LISTEN")
                 .unwrap_or_else(|| "127.0.0.1:3000".into())
                 .parse()
-                .map_err(|e| {
-                    err(
-                        "HOOKLINE_LISTEN",
-                        format!("not an address like 127.0.0.1:3000: {e}"),
-                    )
-                })?,
+                .map_err(|e| err("HOOKLINE_LISTEN", format!("not an address like 127.0.0.1:3000: {e}")))?,
             admin_email: get("HOOKLINE_ADMIN_EMAIL"),
             admin_password: get("HOOKLINE_ADMIN_PASSWORD"),
             allowed_networks,
@@ -147,21 +125,16 @@ impl Config {
                 &get("HOOKLINE_DISABLE_AFTER_SPAN").unwrap_or_else(|| "24h".into()),
             )
             .map_err(|m| err("HOOKLINE_DISABLE_AFTER_SPAN", m))?,
-            max_payload: parse_size(
-                &get("HOOKLINE_MAX_PAYLOAD").unwrap_or_else(|| "256KiB".into()),
-            )
-            .map_err(|m| err("HOOKLINE_MAX_PAYLOAD", m))?,
+            max_payload: parse_size(&get("HOOKLINE_MAX_PAYLOAD").unwrap_or_else(|| "256KiB".into()))
+                .map_err(|m| err("HOOKLINE_MAX_PAYLOAD", m))?,
             header_prefix: get("HOOKLINE_HEADER_PREFIX")
                 .unwrap_or_else(|| "x-webhooks-".into())
                 .to_ascii_lowercase(),
-            site_root: get("HOOKLINE_SITE_ROOT")
-                .map(PathBuf::from)
-                .unwrap_or(default_site_root),
+            site_root: get("HOOKLINE_SITE_ROOT").map(PathBuf::from).unwrap_or(default_site_root),
             delivery_concurrency: parse_number(
                 &get("HOOKLINE_DELIVERY_CONCURRENCY").unwrap_or_else(|| "256".into()),
             )
-            .map_err(|m| err("HOOKLINE_DELIVERY_CONCURRENCY", m))?
-                as usize,
+            .map_err(|m| err("HOOKLINE_DELIVERY_CONCURRENCY", m))? as usize,
             per_webhook_concurrency: parse_number(
                 &get("HOOKLINE_PER_WEBHOOK_CONCURRENCY").unwrap_or_else(|| "32".into()),
             )
@@ -174,19 +147,14 @@ impl Config {
 
     pub fn settings(&self) -> Settings {
         Settings {
-            url_policy: UrlPolicy {
-                addresses: self.address_policy(),
-                allow_http: self.allow_http,
-            },
+            url_policy: UrlPolicy { addresses: self.address_policy(), allow_http: self.allow_http },
             max_payload: self.max_payload,
             ..Settings::default()
         }
     }
 
     pub fn address_policy(&self) -> AddressPolicy {
-        AddressPolicy {
-            allowed_networks: self.allowed_networks.clone(),
-        }
+        AddressPolicy { allowed_networks: self.allowed_networks.clone() }
     }
 }
 
@@ -204,9 +172,7 @@ fn scalar(v: &toml::Value) -> String {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -221,9 +187,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: usize = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 256KiB"))?;
+    let n: usize = n.parse().map_err(|_| format!("{s:?} is not a size like 256KiB"))?;
     let mult = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1024,
@@ -244,8 +208,7 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 fn parse_number(s: &str) -> Result<u32, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not a whole number"))
+    s.parse().map_err(|_| format!("{s:?} is not a whole number"))
 }
 
 fn parse_network(s: &str) -> Result<IpNet, String> {
@@ -259,12 +222,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_map(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Config::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
@@ -295,11 +253,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.retry_schedule,
-            vec![
-                Duration::from_millis(10),
-                Duration::from_millis(20),
-                Duration::from_secs(1)
-            ]
+            vec![Duration::from_millis(10), Duration::from_millis(20), Duration::from_secs(1)]
         );
         assert_eq!(c.allowed_networks.len(), 2);
         assert!(c.allow_http);
@@ -331,11 +285,8 @@ mod tests {
             "listen = \"127.0.0.1:4000\"\nretry_schedule = \"1s,2s\"\ndisable_after_failures = 3\n",
         )
         .unwrap();
-        let c = config(&[
-            ("HOOKLINE_CONFIG", path.to_str().unwrap()),
-            ("HOOKLINE_RETRY_SCHEDULE", "7s"),
-        ])
-        .unwrap();
+        let c = config(&[("HOOKLINE_CONFIG", path.to_str().unwrap()), ("HOOKLINE_RETRY_SCHEDULE", "7s")])
+            .unwrap();
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.disable_after_failures, 3);
         assert_eq!(c.retry_schedule, vec![Duration::from_secs(7)]);

@@ -47,12 +47,8 @@ pub fn install_tls_provider() {
 
 /// Connects to the configured database and brings its schema up to date.
 pub async fn open_services(cfg: &Config) -> Result<Services, StartError> {
-    let db = hookline_core::connect(&cfg.database_url)
-        .await
-        .map_err(StartError::Database)?;
-    hookline_core::migrate(&db)
-        .await
-        .map_err(StartError::Migration)?;
+    let db = hookline_core::connect(&cfg.database_url).await.map_err(StartError::Database)?;
+    hookline_core::migrate(&db).await.map_err(StartError::Migration)?;
     Ok(Services::new(db, cfg.settings()))
 }
 
@@ -72,32 +68,24 @@ impl Application {
 
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
-        let state = AppState {
-            services: services.clone(),
-            metrics: metrics.clone(),
-        };
+        let state = AppState { services: services.clone(), metrics: metrics.clone() };
         let router = Router::new()
             .nest("/api/v1", api::router(cfg.max_payload))
             .merge(ops::router())
             .with_state(state)
             .merge(web::router(services.clone(), &cfg))
             .layer(TraceLayer::new_for_http());
-        let engine = cfg.workers.then(|| engine(&cfg, services.clone(), metrics));
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| StartError::Listen(cfg.listen, e))?;
-        Ok(Application {
-            listener,
-            router,
-            engine,
-            services,
-        })
+        let engine = engine(&cfg, services.clone(), metrics);
+        // Resends and test events go through this process's engine even when it runs no
+        // workers.
+        services.set_dispatcher(Arc::new(engine.clone()));
+        let engine = cfg.workers.then_some(engine);
+        let listener = TcpListener::bind(cfg.listen).await.map_err(|e| StartError::Listen(cfg.listen, e))?;
+        Ok(Application { listener, router, engine, services })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn services(&self) -> &Services {
@@ -134,9 +122,7 @@ pub fn engine(cfg: &Config, services: Services, metrics: Arc<Metrics>) -> Engine
         services,
         client,
         EngineConfig {
-            retry: RetryPolicy {
-                schedule: cfg.retry_schedule.clone(),
-            },
+            retry: RetryPolicy { schedule: cfg.retry_schedule.clone() },
             timeout: cfg.delivery_timeout,
             header_prefix: cfg.header_prefix.clone(),
             disable_after_failures: cfg.disable_after_failures,

@@ -31,9 +31,7 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_http=warn")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -52,10 +50,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("The database is up to date."),
         Command::CreateAdmin { email } => {
-            let user = services
-                .create_admin(&email, &read_password()?)
-                .await
-                .map_err(fail)?;
+            let user = services.create_admin(&email, &read_password()?).await.map_err(fail)?;
             println!("Created admin {}.", user.email);
         }
         Command::CreateStore { id, name } => {
@@ -63,30 +58,20 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
             println!("Created store {} ({}).", store.id, store.name);
         }
         Command::CreateApplication { id, name } => {
-            let app = services
-                .create_application(&id, &name)
-                .await
-                .map_err(fail)?;
+            let app = services.create_application(&id, &name).await.map_err(fail)?;
             println!("Created application {} ({}).", app.id, app.name);
         }
         Command::CreateUser { email, store } => {
-            let user = services
-                .create_merchant(&email, &read_password()?, &store)
-                .await
-                .map_err(fail)?;
+            let user = services.create_merchant(&email, &read_password()?, &store).await.map_err(fail)?;
             println!("Created merchant {} of store {store}.", user.email);
         }
         Command::CreateApiKey { scope, name } => {
-            let scope = Scope::parse(&scope).ok_or_else(|| {
-                format!("{scope:?} is not a scope: use admin, store:ID or application:ID")
-            })?;
+            let scope = Scope::parse(&scope)
+                .ok_or_else(|| format!("{scope:?} is not a scope: use admin, store:ID or application:ID"))?;
             let created = services.create_api_key(&scope, &name).await.map_err(fail)?;
             // The key alone on stdout, so scripts can capture it; the note goes to stderr.
             println!("{}", created.key);
-            eprintln!(
-                "API key {} for {}: shown once, store it now.",
-                created.id, created.scope
-            );
+            eprintln!("API key {} for {}: shown once, store it now.", created.id, created.scope);
         }
     }
     Ok(())
@@ -95,13 +80,9 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
 async fn serve(cfg: Config) -> Result<(), String> {
     let services = open_services(&cfg).await.map_err(|e| e.to_string())?;
     bootstrap_admin(&services, &cfg).await?;
-    let app = Application::build_with(cfg, services)
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = Application::build_with(cfg, services).await.map_err(|e| e.to_string())?;
     println!("Hookline is listening on http://{}", app.local_addr());
-    app.run_until_stopped(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    app.run_until_stopped(shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 /// The first start creates an admin: the configured one, or one with a generated password
@@ -114,11 +95,7 @@ async fn bootstrap_admin(services: &Services, cfg: &Config) -> Result<(), String
     let (email, password, generated) = match (&cfg.admin_email, &cfg.admin_password) {
         (Some(e), Some(p)) => (e.clone(), p.clone(), false),
         (Some(e), None) => (e.clone(), generate_password(), true),
-        _ => (
-            "admin@hookline.local".to_string(),
-            generate_password(),
-            true,
-        ),
+        _ => ("admin@hookline.local".to_string(), generate_password(), true),
     };
     services
         .create_admin(&email, &password)
@@ -128,9 +105,7 @@ async fn bootstrap_admin(services: &Services, cfg: &Config) -> Result<(), String
         println!("Created the first admin. Sign in as {email} with password {password}");
         println!("(the password is shown only this once).");
     } else {
-        println!(
-            "Created the first admin {email} from HOOKLINE_ADMIN_EMAIL and HOOKLINE_ADMIN_PASSWORD."
-        );
+        println!("Created the first admin {email} from HOOKLINE_ADMIN_EMAIL and HOOKLINE_ADMIN_PASSWORD.");
     }
     Ok(())
 }
@@ -139,9 +114,7 @@ fn generate_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 async fn shutdown_signal() {
@@ -150,8 +123,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

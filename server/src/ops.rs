@@ -27,11 +27,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record_attempt(&self, succeeded: bool, duration: Duration) {
-        let counter = if succeeded {
-            &self.attempts_succeeded
-        } else {
-            &self.attempts_failed
-        };
+        let counter = if succeeded { &self.attempts_succeeded } else { &self.attempts_failed };
         counter.fetch_add(1, Ordering::Relaxed);
         let secs = duration.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -39,8 +35,7 @@ impl Metrics {
                 self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.duration_sum_micros
-            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.duration_sum_micros.fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn record_published(&self) {
@@ -57,17 +52,13 @@ impl Metrics {
             "hookline_events_published_total {}\n",
             self.events_published.load(Ordering::Relaxed)
         ));
-        out.push_str("# HELP hookline_delivery_attempts_total Delivery attempts made by this process, by outcome.\n");
-        out.push_str("# TYPE hookline_delivery_attempts_total counter\n");
-        out.push_str(&format!(
-            "hookline_delivery_attempts_total{{outcome=\"succeeded\"}} {ok}\n"
-        ));
-        out.push_str(&format!(
-            "hookline_delivery_attempts_total{{outcome=\"failed\"}} {failed}\n"
-        ));
         out.push_str(
-            "# HELP hookline_delivery_attempt_duration_seconds Time from request to response.\n",
+            "# HELP hookline_delivery_attempts_total Delivery attempts made by this process, by outcome.\n",
         );
+        out.push_str("# TYPE hookline_delivery_attempts_total counter\n");
+        out.push_str(&format!("hookline_delivery_attempts_total{{outcome=\"succeeded\"}} {ok}\n"));
+        out.push_str(&format!("hookline_delivery_attempts_total{{outcome=\"failed\"}} {failed}\n"));
+        out.push_str("# HELP hookline_delivery_attempt_duration_seconds Time from request to response.\n");
         out.push_str("# TYPE hookline_delivery_attempt_duration_seconds histogram\n");
         for (i, bound) in BUCKETS.iter().enumerate() {
             out.push_str(&format!(
@@ -83,16 +74,11 @@ impl Metrics {
             "hookline_delivery_attempt_duration_seconds_sum {}\n",
             self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         ));
-        out.push_str(&format!(
-            "hookline_delivery_attempt_duration_seconds_count {}\n",
-            ok + failed
-        ));
+        out.push_str(&format!("hookline_delivery_attempt_duration_seconds_count {}\n", ok + failed));
         out.push_str("# HELP hookline_deliveries Deliveries in the database, by status.\n");
         out.push_str("# TYPE hookline_deliveries gauge\n");
         for (status, count) in queue {
-            out.push_str(&format!(
-                "hookline_deliveries{{status=\"{status}\"}} {count}\n"
-            ));
+            out.push_str(&format!("hookline_deliveries{{status=\"{status}\"}} {count}\n"));
         }
         out
     }
@@ -129,8 +115,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .into_iter()
         .filter_map(|r| Some((r.try_get("", "status").ok()?, r.try_get("", "n").ok()?)))
         .collect();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&queue),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&queue))
 }

@@ -6,13 +6,7 @@ use crate::api::Login;
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
-    let error = move || {
-        login
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    };
+    let error = move || login.value().get().and_then(Result::err).map(|e| e.to_string());
     view! {
         <Title text="Sign in"/>
         <main class="login">

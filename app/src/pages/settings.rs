@@ -5,9 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
-    AppError, CreateWebhook, EventTypeInfo, WebhookList, event_catalog, list_webhooks,
-};
+use crate::api::{AppError, CreateWebhook, EventTypeInfo, WebhookList, event_catalog, list_webhooks};
 use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
 
 #[component]
@@ -33,20 +31,12 @@ fn SettingsApi() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
-    let list = Resource::new(
-        move || (picked_store(), changed.get()),
-        |(store, _)| list_webhooks(store),
-    );
-    let wants_form = move || {
-        query.read().get("new").is_some() || create.value().get().is_some_and(|r| r.is_err())
-    };
+    let list = Resource::new(move || (picked_store(), changed.get()), |(store, _)| list_webhooks(store));
+    let wants_form =
+        move || query.read().get("new").is_some() || create.value().get().is_some_and(|r| r.is_err());
     // Created here, not inside the form, so that it belongs to the page's owner.
     let catalog = Resource::new(wants_form, |wanted| async move {
-        if wanted {
-            event_catalog().await.map(Some)
-        } else {
-            Ok(None)
-        }
+        if wanted { event_catalog().await.map(Some) } else { Ok(None) }
     });
     view! {
         <h1>"API"</h1>

@@ -6,7 +6,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    AppError, DeliveryInfo, DeliveryLog, RevealSecret, WebhookRow, load_delivery,
+    AppError, DeliveryInfo, DeliveryLog, ResendDelivery, RevealSecret, SendTest, WebhookRow, load_delivery,
     load_delivery_log, webhook_detail,
 };
 use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
@@ -43,11 +43,13 @@ fn WebhookView() -> impl IntoView {
             }
         },
     );
-    let panels = LogPanels {
-        log,
-        detail,
-        refresh: log_refresh,
-    };
+    let resend = ServerAction::<ResendDelivery>::new();
+    Effect::new(move |_| {
+        if resend.value().get().is_some() {
+            log_refresh.update(|n| *n += 1);
+        }
+    });
+    let panels = LogPanels { log, detail, refresh: log_refresh, resend };
     view! {
         <p class="crumbs"><A href="/settings/api">"Settings › API"</A>" › Webhook"</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -86,8 +88,37 @@ fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> im
                 <dd><WebhookSwitch id=row.id.clone() enabled=row.enabled url=row.url.clone() on_change=move |_| refresh.update(|n| *n += 1)/></dd>
             </dl>
         </section>
+        <TestPanel id=row.id.clone() refresh=panels.refresh/>
         <SecretPanel id=row.id.clone()/>
         <DeliveryLogPanel id=row.id.clone() panels/>
+    }
+}
+
+#[component]
+fn TestPanel(id: String, refresh: RwSignal<u32>) -> impl IntoView {
+    let test = ServerAction::<SendTest>::new();
+    Effect::new(move |_| {
+        if test.value().get().is_some() {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    view! {
+        <section class="card" aria-labelledby="test-title">
+            <div class="section-head">
+                <h2 id="test-title">"Test"</h2>
+                <ActionForm action=test attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" id="send-test" disabled=move || test.pending().get()>
+                        {move || if test.pending().get() { "Sending…" } else { "Send test event" }}
+                    </button>
+                </ActionForm>
+            </div>
+            <p class="hint">"Sends the example payload of an event type this webhook receives, signed like any delivery."</p>
+            {move || test.value().get().map(|r| match r {
+                Ok(o) => view! { <p class=if o.succeeded { "result ok" } else { "result bad" } role="status">{o.summary}</p> }.into_any(),
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+            })}
+        </section>
     }
 }
 
@@ -124,15 +155,13 @@ struct LogPanels {
     log: Resource<Result<DeliveryLog, AppError>>,
     detail: Resource<Result<Option<DeliveryInfo>, AppError>>,
     refresh: RwSignal<u32>,
+    /// Made by the page, so its result outlives the detail's refetch.
+    resend: ServerAction<ResendDelivery>,
 }
 
 #[component]
 fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
-    let LogPanels {
-        log,
-        detail,
-        refresh,
-    } = panels;
+    let LogPanels { log, detail, refresh, resend } = panels;
     let base = format!("/settings/api/webhooks/{id}");
     view! {
         <section class="card" aria-labelledby="log-title">
@@ -157,7 +186,7 @@ fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match detail.await {
-                        Ok(Some(info)) => view! { <DeliveryDetail info/> }.into_any(),
+                        Ok(Some(info)) => view! { <DeliveryDetail info resend/> }.into_any(),
                         Ok(None) => ().into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
@@ -170,7 +199,8 @@ fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
 #[component]
 fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
     if log.items.is_empty() {
-        return view! { <p class="empty">"No deliveries yet. Events sent to this webhook appear here."</p> }.into_any();
+        return view! { <p class="empty">"No deliveries yet. Events sent to this webhook appear here."</p> }
+            .into_any();
     }
     let next = log.next_cursor.map(|c| format!("{base}?cursor={c}"));
     view! {
@@ -209,10 +239,24 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
 }
 
 #[component]
-fn DeliveryDetail(info: DeliveryInfo) -> impl IntoView {
+fn DeliveryDetail(info: DeliveryInfo, resend: ServerAction<ResendDelivery>) -> impl IntoView {
+    let id = info.row.id.clone();
+    let result = move || resend.value().get().filter(|r| r.as_ref().map_or(true, |o| o.delivery_id == id));
     view! {
         <div class="delivery-detail" aria-label="Delivery detail">
-            <h3>"Delivery of " <code>{info.row.event_type.clone()}</code></h3>
+            <div class="section-head">
+                <h3>"Delivery of " <code>{info.row.event_type.clone()}</code></h3>
+                <ActionForm action=resend attr:class="inline">
+                    <input type="hidden" name="delivery_id" value=info.row.id.clone()/>
+                    <button type="submit" id="resend" disabled=move || resend.pending().get()>
+                        {move || if resend.pending().get() { "Resending…" } else { "Resend" }}
+                    </button>
+                </ActionForm>
+            </div>
+            {move || result().map(|r| match r {
+                Ok(o) => view! { <p class=if o.succeeded { "result ok" } else { "result bad" } role="status">{o.summary}</p> }.into_any(),
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+            })}
             <p class="hint">"Event " <code>{info.event_id.clone()}</code> " · status " {info.row.status.clone()}</p>
             <h4>"Payload"</h4>
             <pre class="body">{info.payload.clone()}</pre>

@@ -32,10 +32,7 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -45,6 +42,9 @@ pub struct Behaviour {
     /// The status to answer with; 200 when unset.
     pub status: Option<u16>,
     pub delay_ms: Option<u64>,
+    /// Sent as `Retry-After` (seconds) with the answer.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Default)]
@@ -67,10 +67,7 @@ impl Receiver {
 
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<Receiver> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let receiver = Receiver {
-            addr: Some(listener.local_addr()?),
-            ..Receiver::default()
-        };
+        let receiver = Receiver { addr: Some(listener.local_addr()?), ..Receiver::default() };
         let app = router(receiver.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -112,9 +109,7 @@ impl Receiver {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -140,7 +135,7 @@ async fn deliver(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, HeaderMap) {
     let behaviour = r.lock().behaviour.clone();
     let (verified, verify_error) = match &behaviour.secret {
         Some(secret) => {
@@ -155,24 +150,20 @@ async fn deliver(
         path: uri.path().to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         verified,
         verify_error,
-        received_at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0),
+        received_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
     };
     r.lock().received.push(received);
     if let Some(ms) = behaviour.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    StatusCode::from_u16(behaviour.status.unwrap_or(200)).unwrap_or(StatusCode::OK)
+    let mut answer = HeaderMap::new();
+    if let Some(secs) = behaviour.retry_after {
+        answer.insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    (StatusCode::from_u16(behaviour.status.unwrap_or(200)).unwrap_or(StatusCode::OK), answer)
 }

@@ -17,12 +17,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
+        ApiError { status, code, message: message.into(), field: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -42,11 +37,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("No such {what}."),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}."))
     }
 
     pub fn with_field(mut self, field: &'static str) -> Self {
@@ -79,19 +70,13 @@ impl From<hookline_core::Error> for ApiError {
             E::NotFound(what) => format!("No such {what}."),
             other => other.to_string(),
         };
-        ApiError {
-            status,
-            code,
-            message,
-            field,
-        }
+        ApiError { status, code, message, field }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
+        let body = json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
         (self.status, Json(body)).into_response()
     }
 }

@@ -18,10 +18,7 @@ use crate::AppState;
 /// body far past the limit is refused before it is read.
 pub fn router(max_payload: usize) -> Router<AppState> {
     Router::new()
-        .route(
-            "/events",
-            post(publish).layer(DefaultBodyLimit::max(max_payload + 64 * 1024)),
-        )
+        .route("/events", post(publish).layer(DefaultBodyLimit::max(max_payload + 64 * 1024)))
         .route("/events/{id}", get(get_event))
 }
 
@@ -50,11 +47,8 @@ async fn publish(
     let body: PublishBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The body is not a valid event: {e}.")))?;
     let tenant = caller.tenant(body.tenant_type.as_deref(), body.tenant_id.as_deref())?;
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .map(|v| v.to_str().map(str::to_string))
-        .transpose()
-        .map_err(|_| {
+    let idempotency_key =
+        headers.get("idempotency-key").map(|v| v.to_str().map(str::to_string)).transpose().map_err(|_| {
             ApiError::bad_request("The Idempotency-Key header must be plain text.")
                 .with_field("Idempotency-Key")
         })?;
@@ -73,12 +67,7 @@ async fn publish(
     if !published.deduplicated {
         state.metrics.record_published();
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            id: published.event_id,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { id: published.event_id })))
 }
 
 #[derive(Serialize)]
@@ -109,10 +98,7 @@ async fn get_event(
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, ApiError> {
     let db = &state.services.db;
-    let found = event::Entity::find_by_id(&id)
-        .one(db)
-        .await
-        .map_err(hookline_core::Error::from)?;
+    let found = event::Entity::find_by_id(&id).one(db).await.map_err(hookline_core::Error::from)?;
     let Some(ev) = found else {
         return Err(ApiError::not_found("event"));
     };

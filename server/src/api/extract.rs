@@ -22,10 +22,7 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
@@ -38,34 +35,25 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     /// The tenant a request names, or the caller's own when it names none.
-    pub fn tenant(
-        &self,
-        tenant_type: Option<&str>,
-        tenant_id: Option<&str>,
-    ) -> Result<Tenant, ApiError> {
+    pub fn tenant(&self, tenant_type: Option<&str>, tenant_id: Option<&str>) -> Result<Tenant, ApiError> {
         match (tenant_type, tenant_id) {
             (Some(kind), Some(id)) => Ok(Tenant::from_fields(kind, id)?),
             (None, None) => self.0.own_tenant().ok_or_else(|| {
                 ApiError::bad_request("tenant_type and tenant_id are required with an admin key.")
                     .with_field("tenant_id")
             }),
-            (None, Some(_)) => Err(ApiError::bad_request(
-                "tenant_type is required with tenant_id.",
-            )
-            .with_field("tenant_type")),
-            (Some(_), None) => Err(ApiError::bad_request(
-                "tenant_id is required with tenant_type.",
-            )
-            .with_field("tenant_id")),
+            (None, Some(_)) => {
+                Err(ApiError::bad_request("tenant_type is required with tenant_id.")
+                    .with_field("tenant_type"))
+            }
+            (Some(_), None) => {
+                Err(ApiError::bad_request("tenant_id is required with tenant_type.").with_field("tenant_id"))
+            }
         }
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.0.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("This needs an admin API key."))
-        }
+        if self.0.is_admin() { Ok(()) } else { Err(ApiError::forbidden("This needs an admin API key.")) }
     }
 }
 
@@ -77,9 +65,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::bad_request(format!("The body is not valid JSON for this request: {e}."))
-        })
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON for this request: {e}.")))
     }
 }
 
@@ -87,11 +75,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                e.status(),
-                "payload_too_large",
-                "The request body is too large.",
-            )
+            ApiError::new(e.status(), "payload_too_large", "The request body is too large.")
         } else {
             ApiError::bad_request(format!("The body could not be read: {e}."))
         }

@@ -39,14 +39,7 @@ async fn create_store(
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     caller.require_admin()?;
     let s = state.services.create_store(&body.id, &body.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TenantView {
-            id: s.id,
-            name: s.name,
-            created_at: time(s.created_at),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(TenantView { id: s.id, name: s.name, created_at: time(s.created_at) })))
 }
 
 async fn create_application(
@@ -55,18 +48,8 @@ async fn create_application(
     JsonBody(body): JsonBody<TenantBody>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     caller.require_admin()?;
-    let a = state
-        .services
-        .create_application(&body.id, &body.name)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TenantView {
-            id: a.id,
-            name: a.name,
-            created_at: time(a.created_at),
-        }),
-    ))
+    let a = state.services.create_application(&body.id, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(TenantView { id: a.id, name: a.name, created_at: time(a.created_at) })))
 }
 
 #[derive(Deserialize)]
@@ -87,17 +70,8 @@ async fn install(
     JsonBody(body): JsonBody<InstallBody>,
 ) -> Result<(StatusCode, Json<InstallationView>), ApiError> {
     caller.require_admin()?;
-    state
-        .services
-        .install_application(&application_id, &body.store_id)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(InstallationView {
-            application_id,
-            store_id: body.store_id,
-        }),
-    ))
+    state.services.install_application(&application_id, &body.store_id).await?;
+    Ok((StatusCode::CREATED, Json(InstallationView { application_id, store_id: body.store_id })))
 }
 
 #[derive(Serialize)]

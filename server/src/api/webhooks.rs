@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_core::entities::{attempt, webhook};
-use hookline_core::{DeliveryView, NewWebhook, Page, PageRequest, WebhookPatch};
+use hookline_core::{AttemptResult, DeliveryView, NewWebhook, Page, PageRequest, WebhookPatch};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -21,7 +21,9 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{id}/toggle", post(toggle))
         .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
         .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/webhooks/{id}/test", post(send_test))
         .route("/deliveries/{id}", get(delivery))
+        .route("/deliveries/{id}/resend", post(resend))
 }
 
 #[derive(Serialize)]
@@ -121,14 +123,8 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<WebhookView>>, ApiError> {
     let tenant = caller.tenant(q.tenant_type.as_deref(), q.tenant_id.as_deref())?;
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let found = state
-        .services
-        .list_webhooks(&caller.0, &tenant, &page)
-        .await?;
+    let page = PageRequest { limit: q.limit, cursor: q.cursor };
+    let found = state.services.list_webhooks(&caller.0, &tenant, &page).await?;
     Ok(Json(found.map(WebhookView::from)))
 }
 
@@ -160,17 +156,10 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    let patch = WebhookPatch {
-        url: body.url,
-        description: body.description,
-        event_types: body.event_types,
-    };
+    let patch = WebhookPatch { url: body.url, description: body.description, event_types: body.event_types };
     let mut updated = state.services.update_webhook(&caller.0, &id, patch).await?;
     if let Some(enabled) = body.enabled {
-        updated = state
-            .services
-            .set_webhook_enabled(&caller.0, &id, enabled)
-            .await?;
+        updated = state.services.set_webhook_enabled(&caller.0, &id, enabled).await?;
     }
     Ok(Json(updated.into()))
 }
@@ -195,13 +184,7 @@ async fn toggle(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ToggleBody>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(
-        state
-            .services
-            .set_webhook_enabled(&caller.0, &id, body.enabled)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.services.set_webhook_enabled(&caller.0, &id, body.enabled).await?.into()))
 }
 
 #[derive(Serialize)]
@@ -214,9 +197,7 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
-    Ok(Json(SecretView {
-        secret: state.services.rotate_secret(&caller.0, &id).await?,
-    }))
+    Ok(Json(SecretView { secret: state.services.rotate_secret(&caller.0, &id).await? }))
 }
 
 #[derive(Deserialize)]
@@ -231,16 +212,8 @@ async fn deliveries(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
-    let page = PageRequest {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    Ok(Json(
-        state
-            .services
-            .list_deliveries(&caller.0, &id, &page)
-            .await?,
-    ))
+    let page = PageRequest { limit: q.limit, cursor: q.cursor };
+    Ok(Json(state.services.list_deliveries(&caller.0, &id, &page).await?))
 }
 
 #[derive(Serialize)]
@@ -277,9 +250,7 @@ impl From<attempt::Model> for AttemptView {
             url: a.url,
             request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
             response_status: a.response_status,
-            response_headers: a
-                .response_headers
-                .and_then(|h| serde_json::from_str(&h).ok()),
+            response_headers: a.response_headers.and_then(|h| serde_json::from_str(&h).ok()),
             response_body: a.response_body,
             error_class: a.error_class,
             error_message: a.error_message,
@@ -293,12 +264,43 @@ async fn delivery(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let (delivery, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
-    let payload =
-        RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
+    let payload = RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
     Ok(Json(DeliveryDetail {
         webhook_id: delivery.webhook_id.clone(),
         delivery: delivery.into(),
         payload,
         attempts: attempts.into_iter().map(AttemptView::from).collect(),
     }))
+}
+
+#[derive(Deserialize, Default)]
+struct TestBody {
+    event_type: Option<String>,
+}
+
+/// Sends the catalog's example of an event type (by default the first one the webhook
+/// subscribes to) to this webhook alone, now; answers with the attempt's result.
+async fn send_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<AttemptResult>, ApiError> {
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("The body is not valid JSON for this request: {e}."))
+        })?
+    };
+    Ok(Json(state.services.send_test_event(&caller.0, &id, body.event_type).await?))
+}
+
+/// One more attempt of a delivery, now, recorded as manual.
+async fn resend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AttemptResult>, ApiError> {
+    Ok(Json(state.services.resend(&caller.0, &id).await?))
 }

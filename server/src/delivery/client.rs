@@ -68,11 +68,7 @@ struct GuardedResolver {
 
 impl GuardedResolver {
     fn permits(&self, ip: IpAddr) -> bool {
-        if self.allowlisted_only {
-            self.policy.is_allowlisted(ip)
-        } else {
-            self.policy.permits(ip)
-        }
+        if self.allowlisted_only { self.policy.is_allowlisted(ip) } else { self.policy.permits(ip) }
     }
 }
 
@@ -82,20 +78,12 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let allowlisted_only = self.allowlisted_only;
         Box::pin(async move {
-            let resolver = GuardedResolver {
-                policy,
-                allowlisted_only,
-            };
+            let resolver = GuardedResolver { policy, allowlisted_only };
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| {
-                    Box::new(DnsFailure(host.clone(), e)) as Box<dyn StdError + Send + Sync>
-                })?
+                .map_err(|e| Box::new(DnsFailure(host.clone(), e)) as Box<dyn StdError + Send + Sync>)?
                 .collect();
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| resolver.permits(a.ip()))
-                .collect();
+            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| resolver.permits(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(Box::new(BlockedAddress(host)) as Box<dyn StdError + Send + Sync>);
             }
@@ -117,10 +105,7 @@ impl WebhookClient {
     pub fn new(policy: AddressPolicy, allow_http: bool, timeout: Duration) -> Self {
         let build = |allowlisted_only: bool| {
             reqwest::Client::builder()
-                .dns_resolver(Arc::new(GuardedResolver {
-                    policy: policy.clone(),
-                    allowlisted_only,
-                }))
+                .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone(), allowlisted_only }))
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .connect_timeout(timeout)
@@ -129,13 +114,7 @@ impl WebhookClient {
                 .build()
                 .expect("the TLS provider is installed at start")
         };
-        WebhookClient {
-            https: build(false),
-            http: build(true),
-            policy,
-            allow_http,
-            timeout,
-        }
+        WebhookClient { https: build(false), http: build(true), policy, allow_http, timeout }
     }
 
     /// POSTs the body with the headers and reports what happened; never returns an error.
@@ -163,16 +142,9 @@ impl WebhookClient {
             _ => None,
         };
         if let Some(ip) = literal {
-            let ok = if is_http {
-                self.policy.is_allowlisted(ip)
-            } else {
-                self.policy.permits(ip)
-            };
+            let ok = if is_http { self.policy.is_allowlisted(ip) } else { self.policy.permits(ip) };
             if !ok {
-                return fail(
-                    ErrorClass::Blocked,
-                    format!("{ip} is not an address webhooks may reach"),
-                );
+                return fail(ErrorClass::Blocked, format!("{ip} is not an address webhooks may reach"));
             }
         }
         let client = if is_http { &self.http } else { &self.https };
@@ -186,12 +158,7 @@ impl WebhookClient {
             let headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
             let retry_after = if status == 429 || status == 503 {
                 response
@@ -216,10 +183,7 @@ impl WebhookClient {
             Ok::<_, reqwest::Error>((status, headers, body, retry_after))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => fail(
-                ErrorClass::Timeout,
-                format!("no response within {:?}", self.timeout),
-            ),
+            Err(_) => fail(ErrorClass::Timeout, format!("no response within {:?}", self.timeout)),
             Ok(Err(e)) => {
                 let (class, message) = classify(&e);
                 fail(class, message)
@@ -256,9 +220,5 @@ fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
         innermost = err.to_string();
         source = err.source();
     }
-    if e.is_timeout() {
-        (ErrorClass::Timeout, innermost)
-    } else {
-        (ErrorClass::Connect, innermost)
-    }
+    if e.is_timeout() { (ErrorClass::Timeout, innermost) } else { (ErrorClass::Connect, innermost) }
 }

@@ -6,6 +6,6 @@ mod retry;
 pub mod signature;
 mod worker;
 
-pub use client::{ErrorClass, MAX_RESPONSE_BODY, WebhookClient};
+pub use client::{ErrorClass, MAX_RESPONSE_BODY, Outcome, WebhookClient};
 pub use retry::RetryPolicy;
 pub use worker::{Engine, EngineConfig};

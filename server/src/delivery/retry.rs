@@ -33,24 +33,16 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            schedule: vec![Duration::from_secs(5), Duration::from_secs(30)],
-        }
+        RetryPolicy { schedule: vec![Duration::from_secs(5), Duration::from_secs(30)] }
     }
 
     #[test]
     fn delays_follow_the_schedule_within_twenty_percent() {
         for _ in 0..200 {
             let first = policy().next_delay(1, None).unwrap();
-            assert!(
-                first >= Duration::from_secs(4) && first <= Duration::from_secs(6),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_secs(4) && first <= Duration::from_secs(6), "{first:?}");
             let second = policy().next_delay(2, None).unwrap();
-            assert!(
-                second >= Duration::from_secs(24) && second <= Duration::from_secs(36),
-                "{second:?}"
-            );
+            assert!(second >= Duration::from_secs(24) && second <= Duration::from_secs(36), "{second:?}");
         }
     }
 
@@ -62,17 +54,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_within_bounds() {
-        let d = policy()
-            .next_delay(1, Some(Duration::from_secs(120)))
-            .unwrap();
+        let d = policy().next_delay(1, Some(Duration::from_secs(120))).unwrap();
         assert_eq!(d, Duration::from_secs(120));
-        let capped = policy()
-            .next_delay(1, Some(Duration::from_secs(86_400)))
-            .unwrap();
+        let capped = policy().next_delay(1, Some(Duration::from_secs(86_400))).unwrap();
         assert_eq!(capped, Duration::from_secs(3600));
-        let shorter = policy()
-            .next_delay(1, Some(Duration::from_secs(1)))
-            .unwrap();
+        let shorter = policy().next_delay(1, Some(Duration::from_secs(1))).unwrap();
         assert!(shorter >= Duration::from_secs(4));
     }
 }

@@ -9,27 +9,18 @@ use sha2::Sha256;
 
 /// The `webhook-signature` header: one `v1,` entry per secret, space-separated.
 pub fn signature_header(secrets: &[String], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .filter_map(|secret| sign(secret, msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    secrets.iter().filter_map(|secret| sign(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
-    let key = STANDARD
-        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
-        .ok()?;
+    let key = STANDARD.decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret)).ok()?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(format!(
-        "v1,{}",
-        STANDARD.encode(mac.finalize().into_bytes())
-    ))
+    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
 #[cfg(test)]
@@ -45,18 +36,13 @@ mod tests {
             1614265330,
             br#"{"test": 2432232314}"#,
         );
-        assert_eq!(
-            sig.as_deref(),
-            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
-        );
+        assert_eq!(sig.as_deref(), Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
     }
 
     #[test]
     fn every_active_secret_signs() {
-        let secrets = vec![
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
-            hookline_core::generate_secret(),
-        ];
+        let secrets =
+            vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(), hookline_core::generate_secret()];
         let header = signature_header(&secrets, "id", 1, b"{}");
         assert_eq!(header.split(' ').count(), 2);
         assert!(header.split(' ').all(|s| s.starts_with("v1,")));

@@ -11,8 +11,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookline_core::entities::{event, webhook};
-use hookline_core::{DeliveryStatus, PublishRequest, Scope, Services, iso8601, now_ms};
+use hookline_core::entities::{delivery, event, webhook};
+use hookline_core::{
+    AttemptResult, AttemptTrigger, BoxFuture, DeliveryStatus, Dispatcher, PublishRequest, Scope, Services,
+    iso8601, now_ms,
+};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
 use tokio::sync::Semaphore;
 
@@ -54,26 +57,17 @@ struct Claim {
     attempts: i32,
 }
 
-#[derive(Clone, Copy)]
-enum Trigger {
-    Scheduled,
-}
-
-impl Trigger {
-    fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Scheduled => "scheduled",
-        }
-    }
+/// What an attempt does to its delivery.
+enum Settle {
+    /// The delivery takes this status and next due time, and the claim's lease ends.
+    To(DeliveryStatus, Option<i64>),
+    /// An attempt on request: the delivery succeeds if it did, and otherwise keeps its
+    /// status and schedule.
+    UnlessSucceeded,
 }
 
 impl Engine {
-    pub fn new(
-        services: Services,
-        client: WebhookClient,
-        cfg: EngineConfig,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(services: Services, client: WebhookClient, cfg: EngineConfig, metrics: Arc<Metrics>) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         Engine {
             services,
@@ -113,12 +107,8 @@ impl Engine {
     /// Claims what is due and starts sending it, as far as free capacity allows.
     async fn claim_and_start(&self) -> Result<usize, sea_orm::DbErr> {
         // Wait for capacity before claiming: a claimed delivery must not sit in memory.
-        let first = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        let first =
+            self.permits.clone().acquire_owned().await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         let room = (self.permits.available_permits() + 1).min(CLAIM_BATCH);
         let claims = self.claim(room).await?;
         let n = claims.len();
@@ -167,11 +157,7 @@ impl Engine {
         let backend = db.get_database_backend();
         let now = now_ms();
         let lease_end = now + (self.cfg.timeout + Duration::from_secs(30)).as_millis() as i64;
-        let lock = if backend == DatabaseBackend::Postgres {
-            "FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries \
@@ -183,12 +169,7 @@ impl Engine {
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [
-                    self.worker_id.clone().into(),
-                    lease_end.into(),
-                    now.into(),
-                    (limit as i64).into(),
-                ],
+                [self.worker_id.clone().into(), lease_end.into(), now.into(), (limit as i64).into()],
             ))
             .await?;
         rows.into_iter()
@@ -212,53 +193,96 @@ impl Engine {
 
     async fn try_deliver(&self, claim: &Claim) -> Result<(), sea_orm::DbErr> {
         let db = &self.services.db;
-        let hook = webhook::Entity::find_by_id(&claim.webhook_id)
-            .one(db)
-            .await?;
+        let hook = webhook::Entity::find_by_id(&claim.webhook_id).one(db).await?;
         let ev = event::Entity::find_by_id(&claim.event_id).one(db).await?;
         let (Some(hook), Some(ev)) = (hook, ev) else {
-            return self
-                .settle_without_attempt(claim, DeliveryStatus::Skipped)
-                .await;
+            return self.settle_without_attempt(claim, DeliveryStatus::Skipped).await;
         };
         if !hook.enabled {
-            return self
-                .settle_without_attempt(claim, DeliveryStatus::Skipped)
-                .await;
+            return self.settle_without_attempt(claim, DeliveryStatus::Skipped).await;
         }
-        let secrets = self
-            .services
-            .signing_secrets(&hook.id)
-            .await
-            .map_err(db_err)?;
-        let headers = self.request_headers(claim, &ev, &secrets);
-        let outcome = self
-            .client
-            .post(&hook.url, &headers, ev.payload.clone().into_bytes())
-            .await;
-        self.metrics
-            .record_attempt(outcome.succeeded(), outcome.duration);
-        self.record(claim, &hook, &headers, &outcome, Trigger::Scheduled)
-            .await
+        let (headers, outcome) = self.send(claim, &hook, &ev).await?;
+        let settle = self.scheduled_settle(claim, &outcome);
+        self.record(claim, &hook, &headers, &outcome, AttemptTrigger::Scheduled, settle).await
+    }
+
+    /// Signs and sends the event to the webhook.
+    async fn send(
+        &self,
+        claim: &Claim,
+        hook: &webhook::Model,
+        ev: &event::Model,
+    ) -> Result<(Vec<(String, String)>, Outcome), sea_orm::DbErr> {
+        let secrets = self.services.signing_secrets(&hook.id).await.map_err(db_err)?;
+        let headers = self.request_headers(claim, ev, &secrets);
+        let outcome = self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await;
+        self.metrics.record_attempt(outcome.succeeded(), outcome.duration);
+        Ok((headers, outcome))
+    }
+
+    /// The one place that decides what a scheduled attempt leads to: success, a retry after
+    /// the schedule's next delay, or failure once the schedule is spent (or at once on 410).
+    fn scheduled_settle(&self, claim: &Claim, outcome: &Outcome) -> Settle {
+        let attempts = claim.attempts + 1;
+        if outcome.succeeded() {
+            Settle::To(DeliveryStatus::Succeeded, None)
+        } else if outcome.status == Some(410) {
+            Settle::To(DeliveryStatus::Failed, None)
+        } else {
+            match self.cfg.retry.next_delay(attempts as u32, outcome.retry_after) {
+                Some(delay) => Settle::To(DeliveryStatus::Pending, Some(now_ms() + delay.as_millis() as i64)),
+                None => Settle::To(DeliveryStatus::Failed, None),
+            }
+        }
+    }
+
+    /// One attempt now, on request: a manual resend, or the only attempt of a test event.
+    async fn attempt_on_request(
+        &self,
+        delivery_id: &str,
+        trigger: AttemptTrigger,
+    ) -> Result<AttemptResult, sea_orm::DbErr> {
+        let db = &self.services.db;
+        let found = delivery::Entity::find_by_id(delivery_id).one(db).await?;
+        let Some(found) = found else {
+            return Err(sea_orm::DbErr::RecordNotFound("delivery".into()));
+        };
+        let claim = Claim {
+            id: found.id.clone(),
+            event_id: found.event_id.clone(),
+            webhook_id: found.webhook_id.clone(),
+            attempts: found.attempts,
+        };
+        let hook = webhook::Entity::find_by_id(&claim.webhook_id).one(db).await?;
+        let ev = event::Entity::find_by_id(&claim.event_id).one(db).await?;
+        let (Some(hook), Some(ev)) = (hook, ev) else {
+            return Err(sea_orm::DbErr::RecordNotFound("delivery".into()));
+        };
+        let (headers, outcome) = self.send(&claim, &hook, &ev).await?;
+        let settle = match (trigger, outcome.succeeded()) {
+            (AttemptTrigger::Test, true) => Settle::To(DeliveryStatus::Succeeded, None),
+            (AttemptTrigger::Test, false) => Settle::To(DeliveryStatus::Failed, None),
+            _ => Settle::UnlessSucceeded,
+        };
+        self.record(&claim, &hook, &headers, &outcome, trigger, settle).await?;
+        Ok(AttemptResult {
+            delivery_id: claim.id,
+            succeeded: outcome.succeeded(),
+            response_status: outcome.status,
+            duration_ms: outcome.duration.as_millis() as u64,
+            error: outcome.error.map(|(class, message)| format!("{}: {message}", class.as_str())),
+        })
     }
 
     /// Every header of SPEC section 3. `webhook-id` is the event id, the same on every retry.
-    fn request_headers(
-        &self,
-        claim: &Claim,
-        ev: &event::Model,
-        secrets: &[String],
-    ) -> Vec<(String, String)> {
+    fn request_headers(&self, claim: &Claim, ev: &event::Model, secrets: &[String]) -> Vec<(String, String)> {
         let timestamp = now_ms() / 1000;
         let p = &self.cfg.header_prefix;
         vec![
             ("content-type".into(), "application/json".into()),
             ("webhook-id".into(), ev.id.clone()),
             ("webhook-timestamp".into(), timestamp.to_string()),
-            (
-                "webhook-signature".into(),
-                signature_header(secrets, &ev.id, timestamp, ev.payload.as_bytes()),
-            ),
+            ("webhook-signature".into(), signature_header(secrets, &ev.id, timestamp, ev.payload.as_bytes())),
             ("webhookmessageid".into(), ev.id.clone()),
             ("webhookmessageidpertarget".into(), claim.id.clone()),
             (format!("{p}event-type"), ev.event_type.clone()),
@@ -292,28 +316,11 @@ impl Engine {
         hook: &webhook::Model,
         headers: &[(String, String)],
         outcome: &Outcome,
-        trigger: Trigger,
+        trigger: AttemptTrigger,
+        settle: Settle,
     ) -> Result<(), sea_orm::DbErr> {
         let now = now_ms();
-        let attempts = claim.attempts + 1;
         let gone = outcome.status == Some(410);
-        let (status, next_attempt_at) = if outcome.succeeded() {
-            (DeliveryStatus::Succeeded, None)
-        } else if gone {
-            (DeliveryStatus::Failed, None)
-        } else {
-            match self
-                .cfg
-                .retry
-                .next_delay(attempts as u32, outcome.retry_after)
-            {
-                Some(delay) => (
-                    DeliveryStatus::Pending,
-                    Some(now + delay.as_millis() as i64),
-                ),
-                None => (DeliveryStatus::Failed, None),
-            }
-        };
         let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
         let status_code: Option<i32> = outcome.status.map(i32::from);
         let (error_class, error_message) = match &outcome.error {
@@ -345,21 +352,30 @@ impl Engine {
             ],
         ))
         .await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, leased_by = NULL, \
-             last_status_code = $4, last_duration_ms = $5, updated_at = $6 WHERE id = $7",
-            [
-                status.as_str().into(),
-                attempts.into(),
-                next_attempt_at.into(),
-                status_code.into(),
-                duration_ms.into(),
-                now.into(),
-                claim.id.clone().into(),
-            ],
-        ))
-        .await?;
+        let (sql, status): (&str, Option<(DeliveryStatus, Option<i64>)>) = match settle {
+            Settle::To(status, next) => (
+                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
+                 updated_at = $3, status = $5, next_attempt_at = $6, leased_by = NULL WHERE id = $4",
+                Some((status, next)),
+            ),
+            Settle::UnlessSucceeded if outcome.succeeded() => (
+                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
+                 updated_at = $3, status = $5, next_attempt_at = $6 WHERE id = $4",
+                Some((DeliveryStatus::Succeeded, None)),
+            ),
+            Settle::UnlessSucceeded => (
+                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
+                 updated_at = $3 WHERE id = $4",
+                None,
+            ),
+        };
+        let mut values: Vec<sea_orm::Value> =
+            vec![status_code.into(), duration_ms.into(), now.into(), claim.id.clone().into()];
+        if let Some((status, next)) = status {
+            values.push(status.as_str().into());
+            values.push(next.into());
+        }
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         let turned_off = if outcome.succeeded() {
             txn.execute_raw(Statement::from_sql_and_values(
                 backend,
@@ -462,5 +478,20 @@ fn db_err(e: hookline_core::Error) -> sea_orm::DbErr {
     match e {
         hookline_core::Error::Db(e) => e,
         other => sea_orm::DbErr::Custom(other.to_string()),
+    }
+}
+
+impl Dispatcher for Engine {
+    fn attempt_now<'a>(
+        &'a self,
+        delivery_id: &'a str,
+        trigger: AttemptTrigger,
+    ) -> BoxFuture<'a, hookline_core::Result<AttemptResult>> {
+        Box::pin(async move {
+            self.attempt_on_request(delivery_id, trigger).await.map_err(|e| match e {
+                sea_orm::DbErr::RecordNotFound(_) => hookline_core::Error::NotFound("delivery"),
+                other => hookline_core::Error::Db(other),
+            })
+        })
     }
 }

@@ -6,9 +6,7 @@ use crate::common::{Backend, TempDir, fresh_database};
 
 fn hookline(database_url: &str, args: &[&str], password: Option<&str>) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
-    cmd.args(args)
-        .env("HOOKLINE_DATABASE_URL", database_url)
-        .env_remove("HOOKLINE_CONFIG");
+    cmd.args(args).env("HOOKLINE_DATABASE_URL", database_url).env_remove("HOOKLINE_CONFIG");
     match password {
         Some(p) => cmd.env("HOOKLINE_ADMIN_PASSWORD", p),
         None => cmd.env_remove("HOOKLINE_ADMIN_PASSWORD"),
@@ -22,61 +20,23 @@ async fn subcommands_create_what_they_say() {
     let url = fresh_database(Backend::Sqlite, &dir).await;
 
     let out = hookline(&url, &["migrate"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = hookline(
-        &url,
-        &["create-admin", "--email", "ops@example.com"],
-        Some("a long password"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = hookline(&url, &["create-admin", "--email", "ops@example.com"], Some("a long password"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = hookline(
-        &url,
-        &["create-store", "--id", "shop-1", "--name", "Shop One"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = hookline(&url, &["create-store", "--id", "shop-1", "--name", "Shop One"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = hookline(
         &url,
         &["create-user", "--email", "m@shop.test", "--store", "shop-1"],
         Some("another long one"),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = hookline(
-        &url,
-        &[
-            "create-api-key",
-            "--scope",
-            "store:shop-1",
-            "--name",
-            "producer",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = hookline(&url, &["create-api-key", "--scope", "store:shop-1", "--name", "producer"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("hkl_") && key.len() > 40, "{key}");
 
@@ -89,43 +49,22 @@ async fn subcommands_create_what_they_say() {
         Some(hookline_core::Scope::Store("shop-1".into()))
     );
     use sea_orm::EntityTrait;
-    let stored = hookline_core::entities::api_key::Entity::find()
-        .all(&services.db)
-        .await
-        .unwrap();
-    assert!(
-        stored
-            .iter()
-            .all(|k| k.key_hash != key && !k.key_hash.contains(&key[4..]))
-    );
-    let users = hookline_core::entities::user::Entity::find()
-        .all(&services.db)
-        .await
-        .unwrap();
-    assert!(
-        users
-            .iter()
-            .all(|u| u.password_hash.starts_with("$argon2id$"))
-    );
+    let stored = hookline_core::entities::api_key::Entity::find().all(&services.db).await.unwrap();
+    assert!(stored.iter().all(|k| k.key_hash != key && !k.key_hash.contains(&key[4..])));
+    let users = hookline_core::entities::user::Entity::find().all(&services.db).await.unwrap();
+    assert!(users.iter().all(|u| u.password_hash.starts_with("$argon2id$")));
 }
 
 #[tokio::test]
 async fn bad_arguments_fail_with_a_message() {
     let dir = TempDir::new();
     let url = fresh_database(Backend::Sqlite, &dir).await;
-    let out = hookline(
-        &url,
-        &["create-api-key", "--scope", "root", "--name", "x"],
-        None,
-    );
+    let out = hookline(&url, &["create-api-key", "--scope", "root", "--name", "x"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a scope"));
 
-    let out = hookline(
-        &url,
-        &["create-user", "--email", "m@x.test", "--store", "missing"],
-        Some("long enough pw"),
-    );
+    let out =
+        hookline(&url, &["create-user", "--email", "m@x.test", "--store", "missing"], Some("long enough pw"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("No store has id missing"));
 
@@ -137,4 +76,78 @@ async fn bad_arguments_fail_with_a_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOOKLINE_DELIVERY_TIMEOUT"));
+}
+
+#[tokio::test]
+async fn the_first_start_creates_an_admin_and_prints_its_password_once() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("serve")
+            .env("HOOKLINE_DATABASE_URL", &url)
+            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+            .env_remove("HOOKLINE_ADMIN_EMAIL")
+            .env_remove("HOOKLINE_ADMIN_PASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let done = line.contains("listening on http://127.0.0.1:");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        lines.join("")
+    };
+    let first = start();
+    assert!(first.contains("Sign in as admin@hookline.local with password "), "{first}");
+    let password = first
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let second = start();
+    assert!(!second.contains(&password), "the password was printed twice");
+    assert!(second.contains("listening on"));
+
+    let db = hookline_core::connect(&url).await.unwrap();
+    let services = hookline_core::Services::new(db, hookline_core::Settings::default());
+    let user = services.authenticate_user("admin@hookline.local", &password).await.unwrap().unwrap();
+    assert_eq!(user.role, hookline_core::Role::Admin);
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_several_connections() {
+    use sea_orm::ConnectionTrait;
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let db = hookline_core::connect(&url).await.unwrap();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "PRAGMA journal_mode"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mode: String = row.try_get_by_index(0).unwrap();
+    assert_eq!(mode, "wal");
+    // Two transactions open at once: a reader is not blocked by a writer.
+    use sea_orm::TransactionTrait;
+    let writer = db.begin().await.unwrap();
+    writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+    let reader = db.begin().await.unwrap();
+    reader.execute_unprepared("SELECT 1").await.unwrap();
+    reader.commit().await.unwrap();
+    writer.commit().await.unwrap();
 }

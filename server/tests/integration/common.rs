@@ -75,17 +75,10 @@ pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
                  (scripts/hookline test starts one)",
             );
             let name = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(&admin_url)
-                .await
-                .expect("the test PostgreSQL server answers");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("a test database");
+            let admin = Database::connect(&admin_url).await.expect("the test PostgreSQL server answers");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("a test database");
             admin.close().await.ok();
-            let (base, _) = admin_url
-                .rsplit_once('/')
-                .expect("a database URL with a path");
+            let (base, _) = admin_url.rsplit_once('/').expect("a database URL with a path");
             format!("{base}/{name}")
         }
     }
@@ -119,23 +112,15 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     hookline::install_tls_provider();
     let dir = TempDir::new();
     let database_url = fresh_database(backend, &dir).await;
-    let app = Application::build(test_config(&database_url, extra))
-        .await
-        .expect("Hookline starts");
+    let app = Application::build(test_config(&database_url, extra)).await.expect("Hookline starts");
     let addr = app.local_addr();
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
 
     services.create_store("store-a", "Store A").await.unwrap();
     services.create_store("store-b", "Store B").await.unwrap();
-    services
-        .create_merchant("merchant@a.test", PASSWORD, "store-a")
-        .await
-        .unwrap();
-    services
-        .create_merchant("merchant@b.test", PASSWORD, "store-b")
-        .await
-        .unwrap();
+    services.create_merchant("merchant@a.test", PASSWORD, "store-a").await.unwrap();
+    services.create_merchant("merchant@b.test", PASSWORD, "store-b").await.unwrap();
     let key = |scope: Scope| {
         let services = services.clone();
         async move { services.create_api_key(&scope, "test").await.unwrap().key }
@@ -146,10 +131,7 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         store_a_key: key(Scope::Store("store-a".into())).await,
         store_b_key: key(Scope::Store("store-b".into())).await,
         services,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         _dir: dir,
     }
 }
@@ -169,45 +151,28 @@ impl TestApp {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")));
+        let mut req = self.http.request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")));
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
         if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
+            req = req.header("content-type", "application/json").body(body.to_string());
         }
         let res = req.send().await.expect("the API answers");
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn publish_raw(&self, key: Option<&str>, body: &str) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(self.url("/api/v1/events"))
-            .header("content-type", "application/json");
+        let mut req = self.http.post(self.url("/api/v1/events")).header("content-type", "application/json");
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
-        let res = req
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("the API answers");
+        let res = req.body(body.to_string()).send().await.expect("the API answers");
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Publishes `event_type` for a store with the admin key and returns the event id.
@@ -240,10 +205,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        (
-            body["id"].as_str().unwrap().to_string(),
-            body["secret"].as_str().unwrap().to_string(),
-        )
+        (body["id"].as_str().unwrap().to_string(), body["secret"].as_str().unwrap().to_string())
     }
 
     pub async fn counts(&self) -> (u64, u64, u64, u64) {
@@ -276,17 +238,8 @@ impl TestApp {
 
     /// Calls a dashboard server function as a signed-in browser would (without JavaScript's
     /// `Accept` header, so errors come back as status codes).
-    pub async fn server_fn(
-        &self,
-        cookie: &str,
-        name: &str,
-        form: &[(&str, &str)],
-    ) -> (u16, String) {
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+    pub async fn server_fn(&self, cookie: &str, name: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let body = form.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
         let res = self
             .http
             .post(self.url(&format!("/ui/{name}")))

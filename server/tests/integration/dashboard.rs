@@ -115,3 +115,35 @@ on_both_databases! {
         assert!(res.text().await.unwrap().contains("Sign in"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_is_secure_behind_https() {
+    let app = spawn(Backend::Sqlite).await;
+    let res = app
+        .http
+        .post(app.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(format!("email=merchant%40a.test&password={}", enc(PASSWORD)))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire() {
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let db = hookline_core::connect(&url).await.unwrap();
+    hookline_core::migrate(&db).await.unwrap();
+    let settings =
+        hookline_core::Settings { session_ttl: std::time::Duration::from_millis(50), ..Default::default() };
+    let services = hookline_core::Services::new(db, settings);
+    let user = services.create_admin("ops@example.com", PASSWORD).await.unwrap();
+    let token = services.create_session(&user.id).await.unwrap();
+    assert!(services.session_user(&token).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    assert!(services.session_user(&token).await.unwrap().is_none());
+}

@@ -84,10 +84,10 @@ on_both_databases! {
         let app = spawn(backend).await;
         let receiver = Receiver::start().await.unwrap();
         let (_, secret) = app.create_webhook("store-a", &receiver.url("/flaky"), None).await;
-        receiver.configure(Behaviour { secret: Some(secret.clone()), status: Some(500), delay_ms: None });
+        receiver.configure(Behaviour { secret: Some(secret.clone()), status: Some(500), delay_ms: None, retry_after: None });
         let event_id = app.publish("store-a", "review-updated", json!({"id": 3})).await;
         receiver.wait_for(2, Duration::from_secs(10)).await;
-        receiver.configure(Behaviour { secret: Some(secret), status: Some(204), delay_ms: None });
+        receiver.configure(Behaviour { secret: Some(secret), status: Some(204), delay_ms: None, retry_after: None });
         assert!(app.wait_until(Duration::from_secs(10), async || {
             deliveries_of(&app, &event_id).await[0].status == "succeeded"
         }).await);
@@ -105,7 +105,7 @@ on_both_databases! {
         let app = spawn_with(backend, &[("HOOKLINE_RETRY_SCHEDULE", "10ms")]).await;
         let receiver = Receiver::start().await.unwrap();
         let (_, secret) = app.create_webhook("store-a", &receiver.url("/moved"), None).await;
-        receiver.configure(Behaviour { secret: Some(secret), status: Some(302), delay_ms: None });
+        receiver.configure(Behaviour { secret: Some(secret), status: Some(302), delay_ms: None, retry_after: None });
         let event_id = app.publish("store-a", "review-deleted", json!({})).await;
         assert!(app.wait_until(Duration::from_secs(10), async || {
             deliveries_of(&app, &event_id).await[0].status == "failed"
@@ -150,5 +150,183 @@ on_both_databases! {
             ("message".into(), 1), ("message".into(), 2),
             ("review".into(), 1), ("review".into(), 2), ("review".into(), 3),
         ]);
+    }
+}
+
+async fn attempts_of(app: &TestApp, delivery_id: &str) -> Vec<attempt::Model> {
+    attempt::Entity::find()
+        .filter(attempt::Column::DeliveryId.eq(delivery_id))
+        .all(&app.services.db)
+        .await
+        .unwrap()
+}
+
+async fn webhook_json(app: &TestApp, id: &str) -> serde_json::Value {
+    app.api("GET", &format!("/webhooks/{id}"), Some(&app.admin_key), None).await.1
+}
+
+on_both_databases! {
+    async fn a_manual_resend_makes_one_attempt_recorded_as_manual(backend: Backend) {
+        let app = spawn(backend).await;
+        let receiver = Receiver::start().await.unwrap();
+        let (_, secret) = app.create_webhook("store-a", &receiver.url("/r"), None).await;
+        receiver.set_secret(&secret);
+        let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        receiver.wait_for(1, Duration::from_secs(10)).await;
+        let delivery_id = deliveries_of(&app, &event_id).await[0].id.clone();
+        assert!(app.wait_until(Duration::from_secs(5), async || attempts_of(&app, &delivery_id).await.len() == 1).await);
+
+        let (status, result) = app.api("POST", &format!("/deliveries/{delivery_id}/resend"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(result["succeeded"], true);
+        assert_eq!(result["response_status"], 200);
+        let got = receiver.received();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].header("webhook-id"), Some(event_id.as_str()), "a resend keeps the webhook-id");
+        assert!(got[1].verified);
+        let attempts = attempts_of(&app, &delivery_id).await;
+        assert_eq!(attempts.iter().map(|a| a.trigger.as_str()).collect::<Vec<_>>(), ["scheduled", "manual"]);
+        // Another store cannot resend it.
+        let (status, _) = app.api("POST", &format!("/deliveries/{delivery_id}/resend"), Some(&app.store_b_key), None).await;
+        assert_eq!(status, 404);
+        assert_eq!(receiver.received().len(), 2);
+    }
+
+    async fn a_test_event_is_sent_once_and_recorded_as_a_test(backend: Backend) {
+        let app = spawn(backend).await;
+        let receiver = Receiver::start().await.unwrap();
+        let (id, secret) = app.create_webhook("store-a", &receiver.url("/t"), Some(vec!["communication.sms.sent.v1"])).await;
+        receiver.set_secret(&secret);
+        let (status, result) = app.api("POST", &format!("/webhooks/{id}/test"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(result["succeeded"], true);
+        let got = receiver.received();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].verified);
+        assert_eq!(got[0].header("x-webhooks-event-type"), Some("communication.sms.sent.v1"));
+        assert!(got[0].body.contains("\"flow_id\""), "{}", got[0].body);
+        let attempts = attempts_of(&app, result["delivery_id"].as_str().unwrap()).await;
+        assert_eq!(attempts[0].trigger, "test");
+
+        // A failing test event is not retried.
+        receiver.configure(Behaviour { secret: Some(secret), status: Some(500), delay_ms: None, retry_after: None });
+        let (_, result) = app.api("POST", &format!("/webhooks/{id}/test"), Some(&app.store_a_key), Some(json!({"event_type": "communication.sms.sent.v1"}))).await;
+        assert_eq!(result["succeeded"], false);
+        assert_eq!(result["response_status"], 500);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(receiver.received().len(), 2);
+        let d = delivery::Entity::find_by_id(result["delivery_id"].as_str().unwrap()).one(&app.services.db).await.unwrap().unwrap();
+        assert_eq!(d.status, "failed");
+    }
+
+    async fn a_rotated_secret_keeps_signing_through_its_grace_period(backend: Backend) {
+        let app = spawn(backend).await;
+        let old_receiver = Receiver::start().await.unwrap();
+        let (id, old_secret) = app.create_webhook("store-a", &old_receiver.url("/rot"), None).await;
+        let (status, rotated) = app.api("POST", &format!("/webhooks/{id}/rotate-secret"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200);
+        let new_secret = rotated["secret"].as_str().unwrap().to_string();
+        assert_ne!(new_secret, old_secret);
+        old_receiver.set_secret(&old_secret);
+        app.publish("store-a", "review-created", json!({"id": 1})).await;
+        let got = old_receiver.wait_for(1, Duration::from_secs(10)).await;
+        assert!(got[0].verified, "the old secret no longer verifies: {:?}", got[0].verify_error);
+        assert_eq!(got[0].header("webhook-signature").unwrap().split(' ').count(), 2);
+        // The new secret verifies the same request.
+        let headers: axum::http::HeaderMap = got[0].headers.iter()
+            .map(|(k, v)| (k.parse::<axum::http::HeaderName>().unwrap(), v.parse().unwrap()))
+            .collect();
+        standardwebhooks::Webhook::new(&new_secret).unwrap().verify(got[0].body.as_bytes(), &headers).unwrap();
+    }
+
+    async fn gone_turns_the_webhook_off_at_once_and_tells_the_tenant(backend: Backend) {
+        let app = spawn(backend).await;
+        let watcher = Receiver::start().await.unwrap();
+        let (_, watcher_secret) = app.create_webhook("store-a", &watcher.url("/ops"), Some(vec!["webhook.disabled"])).await;
+        watcher.set_secret(&watcher_secret);
+        let gone = Receiver::start().await.unwrap();
+        let (gone_id, _) = app.create_webhook("store-a", &gone.url("/gone"), Some(vec!["review-created"])).await;
+        gone.configure(Behaviour { secret: None, status: Some(410), delay_ms: None, retry_after: None });
+
+        let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        assert!(app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].status == "failed").await);
+        assert_eq!(gone.received().len(), 1, "410 is not retried");
+        let hook = webhook_json(&app, &gone_id).await;
+        assert_eq!(hook["enabled"], false);
+        assert_eq!(hook["disabled_reason"], "gone");
+        assert!(hook["disabled_at"].is_string());
+
+        let notice = watcher.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(notice.len(), 1);
+        assert!(notice[0].verified);
+        assert_eq!(notice[0].header("x-webhooks-event-type"), Some("webhook.disabled"));
+        let body: serde_json::Value = serde_json::from_str(&notice[0].body).unwrap();
+        assert_eq!(body["webhook_id"], gone_id.as_str());
+        assert_eq!(body["reason"], "gone");
+    }
+
+    async fn repeated_failures_turn_the_webhook_off_automatically(backend: Backend) {
+        let app = spawn_with(backend, &[
+            ("HOOKLINE_DISABLE_AFTER_FAILURES", "3"),
+            ("HOOKLINE_DISABLE_AFTER_SPAN", "0ms"),
+            ("HOOKLINE_RETRY_SCHEDULE", "10ms,10ms,10ms,10ms,10ms"),
+        ]).await;
+        let receiver = Receiver::start().await.unwrap();
+        let (id, _) = app.create_webhook("store-a", &receiver.url("/down"), None).await;
+        receiver.configure(Behaviour { secret: None, status: Some(503), delay_ms: None, retry_after: None });
+        let first = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        assert!(app.wait_until(Duration::from_secs(10), async || webhook_json(&app, &id).await["enabled"] == false).await);
+        let hook = webhook_json(&app, &id).await;
+        assert_eq!(hook["disabled_reason"], "automatic");
+        assert_eq!(hook["health"]["consecutive_failures"], 3);
+        assert!(hook["health"]["failing_since"].is_string());
+        assert_eq!(receiver.received().len(), 3);
+        // What is still due for a turned-off webhook is skipped, not sent.
+        assert!(app.wait_until(Duration::from_secs(5), async || deliveries_of(&app, &first).await[0].status == "skipped").await);
+        let later = app.publish("store-a", "review-created", json!({"id": 2})).await;
+        assert_eq!(deliveries_of(&app, &later).await[0].status, "skipped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(receiver.received().len(), 3);
+    }
+
+    async fn the_span_keeps_a_short_burst_of_failures_from_turning_a_webhook_off(backend: Backend) {
+        let app = spawn_with(backend, &[
+            ("HOOKLINE_DISABLE_AFTER_FAILURES", "2"),
+            ("HOOKLINE_DISABLE_AFTER_SPAN", "1h"),
+            ("HOOKLINE_RETRY_SCHEDULE", "10ms,10ms,10ms"),
+        ]).await;
+        let receiver = Receiver::start().await.unwrap();
+        let (id, _) = app.create_webhook("store-a", &receiver.url("/burst"), None).await;
+        receiver.configure(Behaviour { secret: None, status: Some(500), delay_ms: None, retry_after: None });
+        let event_id = app.publish("store-a", "review-created", json!({})).await;
+        assert!(app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].status == "failed").await);
+        let hook = webhook_json(&app, &id).await;
+        assert_eq!(hook["enabled"], true);
+        assert_eq!(hook["health"]["consecutive_failures"], 4);
+    }
+
+    async fn retry_after_on_429_is_honoured(backend: Backend) {
+        let app = spawn_with(backend, &[("HOOKLINE_RETRY_SCHEDULE", "10ms,10ms")]).await;
+        let receiver = Receiver::start().await.unwrap();
+        app.create_webhook("store-a", &receiver.url("/busy"), None).await;
+        receiver.configure(Behaviour { secret: None, status: Some(429), delay_ms: None, retry_after: Some(1) });
+        app.publish("store-a", "review-created", json!({})).await;
+        let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 2);
+        let gap = got[1].received_at_ms - got[0].received_at_ms;
+        assert!(gap >= 950, "the retry came {gap} ms later, before Retry-After allowed");
+    }
+
+    async fn an_attempt_that_outlasts_the_timeout_fails_as_a_timeout(backend: Backend) {
+        let app = spawn_with(backend, &[("HOOKLINE_DELIVERY_TIMEOUT", "300ms"), ("HOOKLINE_RETRY_SCHEDULE", "10ms")]).await;
+        let receiver = Receiver::start().await.unwrap();
+        app.create_webhook("store-a", &receiver.url("/slow"), None).await;
+        receiver.configure(Behaviour { secret: None, status: None, delay_ms: Some(3_000), retry_after: None });
+        let event_id = app.publish("store-a", "review-created", json!({})).await;
+        assert!(app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].status == "failed").await);
+        let d = &deliveries_of(&app, &event_id).await[0];
+        let attempts = attempts_of(&app, &d.id).await;
+        assert_eq!(attempts.len(), 2);
+        assert!(attempts.iter().all(|a| a.error_class.as_deref() == Some("timeout") && a.duration_ms < 1500));
     }
 }

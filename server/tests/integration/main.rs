@@ -8,4 +8,5 @@ mod cli;
 mod dashboard;
 mod delivery;
 mod publish;
+mod ssrf;
 mod webhooks;
