@@ -13,6 +13,7 @@ mod events;
 mod net;
 mod page;
 mod scope;
+mod subscriptions;
 mod tenants;
 mod time;
 mod url;

@@ -105,7 +105,7 @@ impl webhook::Model {
 }
 
 impl Services {
-    async fn check_event_types(
+    pub(crate) async fn check_event_types(
         &self,
         tenant: &Tenant,
         types: &Option<Vec<String>>,
@@ -143,7 +143,7 @@ impl Services {
         Ok(Some(serde_json::to_string(&names).unwrap_or_default()))
     }
 
-    fn check_description(description: &str) -> Result<String> {
+    pub(crate) fn check_description(description: &str) -> Result<String> {
         let description = description.trim();
         if description.chars().count() > MAX_DESCRIPTION {
             return Err(Error::invalid(
@@ -164,14 +164,27 @@ impl Services {
             return Err(Error::unprocessable("tenant_id", format!("No tenant {} exists.", new.tenant)));
         }
         let event_types = self.check_event_types(&new.tenant, &new.event_types).await?;
+        self.insert_webhook(&new.tenant, url, description, event_types, None).await
+    }
+
+    /// Writes a checked webhook and its first secret.
+    pub(crate) async fn insert_webhook(
+        &self,
+        tenant: &Tenant,
+        url: WebhookUrl,
+        description: String,
+        event_types: Option<String>,
+        subscription: Option<(String, String)>,
+    ) -> Result<WebhookWithSecret> {
         let now = now_ms();
         let id = new_id();
         let secret = generate_secret();
+        let (target_id, filter_id) = subscription.unzip();
         let txn = self.db.begin().await?;
         let model = webhook::ActiveModel {
             id: Set(id.clone()),
-            tenant_type: Set(new.tenant.kind.as_str().to_string()),
-            tenant_id: Set(new.tenant.id.clone()),
+            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_id: Set(tenant.id.clone()),
             url: Set(url.into_string()),
             description: Set(description),
             event_types: Set(event_types),
@@ -181,6 +194,8 @@ impl Services {
             consecutive_failures: Set(0),
             failing_since: Set(None),
             last_success_at: Set(None),
+            target_id: Set(target_id),
+            filter_id: Set(filter_id),
             created_at: Set(now),
             updated_at: Set(now),
         }

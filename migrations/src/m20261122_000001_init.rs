@@ -71,11 +71,38 @@ impl MigrationTrait for Migration {
                 .col(integer("consecutive_failures").default(0))
                 .col(big_integer_null("failing_since"))
                 .col(big_integer_null("last_success_at"))
+                // Set when the webhook was made as a subscription of a target and a filter.
+                .col(string_null("target_id"))
+                .col(string_null("filter_id"))
                 .col(big_integer("created_at"))
                 .col(big_integer("updated_at"))
                 .to_owned(),
         )
         .await?;
+        for table in ["targets", "filters"] {
+            let body = if table == "targets" { "url" } else { "events" };
+            m.create_table(
+                Table::create()
+                    .table(table)
+                    .col(string("id").primary_key())
+                    .col(string("tenant_type"))
+                    .col(string("tenant_id"))
+                    .col(text(body))
+                    .col(big_integer("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name(format!("{table}_by_tenant"))
+                    .table(table)
+                    .col("tenant_type")
+                    .col("tenant_id")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        }
         m.create_index(
             Index::create()
                 .name("webhooks_by_tenant")

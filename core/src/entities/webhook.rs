@@ -18,6 +18,8 @@ pub struct Model {
     pub consecutive_failures: i32,
     pub failing_since: Option<i64>,
     pub last_success_at: Option<i64>,
+    pub target_id: Option<String>,
+    pub filter_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

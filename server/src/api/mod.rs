@@ -3,6 +3,7 @@
 mod error;
 mod events;
 mod extract;
+mod subscriptions;
 mod tenants;
 mod webhooks;
 
@@ -17,6 +18,7 @@ pub fn router(max_payload: usize) -> Router<AppState> {
         .merge(events::router(max_payload))
         .merge(webhooks::router())
         .merge(tenants::router())
+        .merge(subscriptions::router())
         .fallback(|| async { ApiError::not_found("route") })
 }
 

@@ -38,6 +38,9 @@ pub struct WebhookView {
     disabled_reason: Option<String>,
     disabled_at: Option<String>,
     health: Health,
+    /// Set for a webhook made as a subscription of a target and a filter.
+    target_id: Option<String>,
+    filter_id: Option<String>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,8 @@ impl From<webhook::Model> for WebhookView {
                 failing_since: w.failing_since.map(time),
                 last_success_at: w.last_success_at.map(time),
             },
+            target_id: w.target_id,
+            filter_id: w.filter_id,
             created_at: time(w.created_at),
             updated_at: time(w.updated_at),
             secret: None,

@@ -156,7 +156,9 @@ impl Engine {
         let db = &self.services.db;
         let backend = db.get_database_backend();
         let now = now_ms();
-        let lease_end = now + (self.cfg.timeout + Duration::from_secs(30)).as_millis() as i64;
+        // Long enough for the attempt and the writes after it; short enough that a crashed
+        // process's claims come due again soon.
+        let lease_end = now + (self.cfg.timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \

@@ -7,6 +7,8 @@ mod common;
 mod cli;
 mod dashboard;
 mod delivery;
+mod durability;
 mod publish;
 mod ssrf;
+mod subscriptions;
 mod webhooks;

@@ -1,0 +1,200 @@
+//! The three-step flow of the seeds (Yotpo): a target (callback URL), a filter (event types),
+//! and a subscription of the two. A subscription is a webhook like any other: the dashboard
+//! shows it, and `/subscriptions` lists every webhook of the tenant, however it was made.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::entities::{filter, target, webhook};
+use crate::error::{Error, Result};
+use crate::page::{Page, PageRequest};
+use crate::scope::Scope;
+use crate::tenants::{Tenant, TenantType};
+use crate::url::WebhookUrl;
+use crate::webhooks::WebhookWithSecret;
+use crate::{Services, new_id, now_ms};
+
+impl target::Model {
+    pub fn tenant(&self) -> Tenant {
+        Tenant {
+            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
+            id: self.tenant_id.clone(),
+        }
+    }
+}
+
+impl filter::Model {
+    pub fn tenant(&self) -> Tenant {
+        Tenant {
+            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
+            id: self.tenant_id.clone(),
+        }
+    }
+
+    pub fn event_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+}
+
+impl Services {
+    async fn check_tenant(&self, scope: &Scope, tenant: &Tenant) -> Result<()> {
+        if !scope.allows(tenant) {
+            return Err(Error::Forbidden(format!("This key cannot manage webhooks of {tenant}.")));
+        }
+        if !self.tenant_exists(tenant).await? {
+            return Err(Error::unprocessable("tenant_id", format!("No tenant {tenant} exists.")));
+        }
+        Ok(())
+    }
+
+    pub async fn create_target(&self, scope: &Scope, tenant: &Tenant, url: &str) -> Result<target::Model> {
+        self.check_tenant(scope, tenant).await?;
+        let url = WebhookUrl::parse(url, &self.settings.url_policy)?;
+        Ok(target::ActiveModel {
+            id: Set(new_id()),
+            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_id: Set(tenant.id.clone()),
+            url: Set(url.into_string()),
+            created_at: Set(now_ms()),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    pub async fn create_filter(
+        &self,
+        scope: &Scope,
+        tenant: &Tenant,
+        events: Vec<String>,
+    ) -> Result<filter::Model> {
+        self.check_tenant(scope, tenant).await?;
+        let events = self
+            .check_event_types(tenant, &Some(events))
+            .await
+            .map_err(|e| match e {
+                Error::Invalid { message, .. } => Error::invalid("events", message),
+                Error::Unprocessable { message, .. } => Error::unprocessable("events", message),
+                other => other,
+            })?
+            .unwrap_or_default();
+        Ok(filter::ActiveModel {
+            id: Set(new_id()),
+            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_id: Set(tenant.id.clone()),
+            events: Set(events),
+            created_at: Set(now_ms()),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    pub async fn target(&self, scope: &Scope, id: &str) -> Result<target::Model> {
+        match target::Entity::find_by_id(id).one(&self.db).await? {
+            Some(t) if scope.allows(&t.tenant()) => Ok(t),
+            _ => Err(Error::NotFound("target")),
+        }
+    }
+
+    pub async fn filter(&self, scope: &Scope, id: &str) -> Result<filter::Model> {
+        match filter::Entity::find_by_id(id).one(&self.db).await? {
+            Some(f) if scope.allows(&f.tenant()) => Ok(f),
+            _ => Err(Error::NotFound("filter")),
+        }
+    }
+
+    pub async fn list_targets(
+        &self,
+        scope: &Scope,
+        tenant: &Tenant,
+        page: &PageRequest,
+    ) -> Result<Page<target::Model>> {
+        if !scope.allows(tenant) {
+            return Err(Error::Forbidden(format!("This key cannot read targets of {tenant}.")));
+        }
+        let mut query = target::Entity::find()
+            .filter(target::Column::TenantType.eq(tenant.kind.as_str()))
+            .filter(target::Column::TenantId.eq(&tenant.id))
+            .order_by_asc(target::Column::Id)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(target::Column::Id.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |t| t.id.clone()))
+    }
+
+    pub async fn list_filters(
+        &self,
+        scope: &Scope,
+        tenant: &Tenant,
+        page: &PageRequest,
+    ) -> Result<Page<filter::Model>> {
+        if !scope.allows(tenant) {
+            return Err(Error::Forbidden(format!("This key cannot read filters of {tenant}.")));
+        }
+        let mut query = filter::Entity::find()
+            .filter(filter::Column::TenantType.eq(tenant.kind.as_str()))
+            .filter(filter::Column::TenantId.eq(&tenant.id))
+            .order_by_asc(filter::Column::Id)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(filter::Column::Id.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |f| f.id.clone()))
+    }
+
+    /// Deletes a target no subscription uses (409 otherwise).
+    pub async fn delete_target(&self, scope: &Scope, id: &str) -> Result<()> {
+        let found = self.target(scope, id).await?;
+        let users =
+            webhook::Entity::find().filter(webhook::Column::TargetId.eq(&found.id)).count(&self.db).await?;
+        if users > 0 {
+            return Err(Error::Conflict(format!(
+                "{users} subscription(s) use this target; delete them first."
+            )));
+        }
+        target::Entity::delete_by_id(&found.id).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// Deletes a filter no subscription uses (409 otherwise).
+    pub async fn delete_filter(&self, scope: &Scope, id: &str) -> Result<()> {
+        let found = self.filter(scope, id).await?;
+        let users =
+            webhook::Entity::find().filter(webhook::Column::FilterId.eq(&found.id)).count(&self.db).await?;
+        if users > 0 {
+            return Err(Error::Conflict(format!(
+                "{users} subscription(s) use this filter; delete them first."
+            )));
+        }
+        filter::Entity::delete_by_id(&found.id).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// Subscribes a target to a filter: a webhook to the target's URL for the filter's
+    /// events, delivering from now on. Both must belong to the tenant.
+    pub async fn create_subscription(
+        &self,
+        scope: &Scope,
+        tenant: &Tenant,
+        target_id: &str,
+        filter_id: &str,
+    ) -> Result<WebhookWithSecret> {
+        self.check_tenant(scope, tenant).await?;
+        let missing = |what: &'static str, id: &str| {
+            Error::unprocessable(what, format!("No {what} {id} in this tenant."))
+        };
+        let t = self.target(scope, target_id).await.map_err(|_| missing("target_id", target_id))?;
+        let f = self.filter(scope, filter_id).await.map_err(|_| missing("filter_id", filter_id))?;
+        if &t.tenant() != tenant {
+            return Err(missing("target_id", target_id));
+        }
+        if &f.tenant() != tenant {
+            return Err(missing("filter_id", filter_id));
+        }
+        // The target was checked when it was made; the policy may have changed since.
+        let url = WebhookUrl::parse(&t.url, &self.settings.url_policy)?;
+        self.insert_webhook(tenant, url, String::new(), Some(f.events.clone()), Some((t.id, f.id))).await
+    }
+}
