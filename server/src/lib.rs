@@ -128,6 +128,7 @@ pub fn engine(cfg: &Config, services: Services, metrics: Arc<Metrics>) -> Engine
             disable_after_failures: cfg.disable_after_failures,
             disable_after_span: cfg.disable_after_span,
             concurrency: cfg.delivery_concurrency,
+            per_webhook: cfg.per_webhook_concurrency,
         },
         metrics,
     )

@@ -7,6 +7,7 @@
 //! claim uses `FOR UPDATE SKIP LOCKED`, so several processes share one queue; SQLite
 //! serialises writers, which gives the same guarantee within its single host.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct EngineConfig {
     pub disable_after_failures: u32,
     pub disable_after_span: Duration,
     pub concurrency: usize,
+    /// Most deliveries to one webhook in flight at once in this process.
+    pub per_webhook: usize,
 }
 
 #[derive(Clone)]
@@ -48,6 +51,45 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     worker_id: String,
     permits: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Deliveries in flight in this process, per webhook: what keeps one slow or dead endpoint
+/// from taking every slot. A webhook at its limit is left out of the next claims.
+#[derive(Default)]
+struct InFlight(std::sync::Mutex<HashMap<String, usize>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn full(&self, limit: usize) -> Vec<String> {
+        self.lock().iter().filter(|(_, n)| **n >= limit).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Takes a slot for the webhook, if it has one left.
+    fn try_take(&self, webhook: &str, limit: usize) -> bool {
+        let mut map = self.lock();
+        let n = map.entry(webhook.to_string()).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Gives the slot back; true when the webhook was full until now.
+    fn release(&self, webhook: &str, limit: usize) -> bool {
+        let mut map = self.lock();
+        let Some(n) = map.get_mut(webhook) else { return false };
+        let was_full = *n >= limit;
+        *n -= 1;
+        if *n == 0 {
+            map.remove(webhook);
+        }
+        was_full
+    }
 }
 
 struct Claim {
@@ -76,6 +118,7 @@ impl Engine {
             metrics,
             worker_id: uuid::Uuid::new_v4().to_string(),
             permits,
+            in_flight: Arc::new(InFlight::default()),
         }
     }
 
@@ -110,10 +153,16 @@ impl Engine {
         let first =
             self.permits.clone().acquire_owned().await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         let room = (self.permits.available_permits() + 1).min(CLAIM_BATCH);
-        let claims = self.claim(room).await?;
+        let limit = self.cfg.per_webhook.max(1);
+        let claims = self.claim(room, &self.in_flight.full(limit)).await?;
         let n = claims.len();
         let mut first = Some(first);
+        let mut overflow = Vec::new();
         for claim in claims {
+            if !self.in_flight.try_take(&claim.webhook_id, limit) {
+                overflow.push(claim.id);
+                continue;
+            }
             let permit = match first.take() {
                 Some(p) => p,
                 None => match self.permits.clone().acquire_owned().await {
@@ -123,36 +172,43 @@ impl Engine {
             };
             let engine = self.clone();
             tokio::spawn(async move {
+                let webhook_id = claim.webhook_id.clone();
                 engine.deliver(claim).await;
                 drop(permit);
+                if engine.in_flight.release(&webhook_id, limit) {
+                    // The webhook has room again: look for its due deliveries now.
+                    engine.services.new_work().notify_one();
+                }
             });
         }
-        Ok(n)
+        self.unclaim(&overflow).await?;
+        Ok(n - overflow.len())
     }
 
-    /// Sends everything due now and waits for it; for tests and tools that drain the queue.
-    pub async fn drain_due(&self) -> Result<usize, sea_orm::DbErr> {
-        let mut total = 0;
-        loop {
-            let claims = self.claim(CLAIM_BATCH).await?;
-            if claims.is_empty() {
-                return Ok(total);
-            }
-            total += claims.len();
-            let tasks: Vec<_> = claims
-                .into_iter()
-                .map(|c| {
-                    let engine = self.clone();
-                    tokio::spawn(async move { engine.deliver(c).await })
-                })
-                .collect();
-            for t in tasks {
-                let _ = t.await;
-            }
+    /// Gives claims back to the queue, due at once.
+    async fn unclaim(&self, ids: &[String]) -> Result<(), sea_orm::DbErr> {
+        if ids.is_empty() {
+            return Ok(());
         }
+        let db = &self.services.db;
+        let list = (0..ids.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+        let mut values: Vec<sea_orm::Value> = vec![now_ms().into(), self.worker_id.clone().into()];
+        values.extend(ids.iter().map(|id| id.clone().into()));
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, leased_by = NULL \
+                 WHERE leased_by = $2 AND id IN ({list})"
+            ),
+            values,
+        ))
+        .await?;
+        Ok(())
     }
 
-    async fn claim(&self, limit: usize) -> Result<Vec<Claim>, sea_orm::DbErr> {
+    /// Leases up to `limit` due deliveries, oldest due first, leaving out the webhooks that
+    /// are full in this process.
+    async fn claim(&self, limit: usize, full: &[String]) -> Result<Vec<Claim>, sea_orm::DbErr> {
         let db = &self.services.db;
         let backend = db.get_database_backend();
         let now = now_ms();
@@ -160,20 +216,23 @@ impl Engine {
         // process's claims come due again soon.
         let lease_end = now + (self.cfg.timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let skip = if full.is_empty() {
+            String::new()
+        } else {
+            let list = (0..full.len()).map(|i| format!("${}", i + 5)).collect::<Vec<_>>().join(", ");
+            format!("AND webhook_id NOT IN ({list})")
+        };
         let sql = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries \
-                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 \
+                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
                  ORDER BY next_attempt_at LIMIT $4 {lock}) \
              RETURNING id, event_id, webhook_id, attempts"
         );
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [self.worker_id.clone().into(), lease_end.into(), now.into(), (limit as i64).into()],
-            ))
-            .await?;
+        let mut values: Vec<sea_orm::Value> =
+            vec![self.worker_id.clone().into(), lease_end.into(), now.into(), (limit as i64).into()];
+        values.extend(full.iter().map(|id| id.clone().into()));
+        let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(Claim {

@@ -8,6 +8,7 @@ mod cli;
 mod dashboard;
 mod delivery;
 mod durability;
+mod isolation;
 mod publish;
 mod ssrf;
 mod subscriptions;

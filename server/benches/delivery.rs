@@ -1,0 +1,269 @@
+//! Delivery benchmark: Hookline as a separate process (the release `hookline` binary) on
+//! SQLite and on PostgreSQL, a receiver on loopback, and three scenarios:
+//!
+//! - (a) 1 webhook × 20,000 events, published as fast as 32 producers can;
+//! - (b) 10 webhooks × 5,000 events;
+//! - (c) 1 webhook, 200 events/s for 30 s.
+//!
+//! It prints deliveries per second, publish-to-receive latency percentiles and the server's
+//! peak RSS. `cargo bench -p hookline --bench delivery`; PostgreSQL runs when
+//! `HOOKLINE_BENCH_POSTGRES_URL` (or `HOOKLINE_TEST_POSTGRES_URL`) names a server.
+//! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
+use sea_orm::{ConnectionTrait, Database};
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// Latencies (µs) of every delivery received.
+#[derive(Clone, Default)]
+struct Sink {
+    latencies: Arc<Mutex<Vec<u64>>>,
+    count: Arc<AtomicUsize>,
+}
+
+async fn receive(State(sink): State<Sink>, body: Bytes) -> &'static str {
+    let now = now_us();
+    // The payload starts with {"t":<µs>,...}: read the number without a JSON parser.
+    let sent = body
+        .strip_prefix(b"{\"t\":")
+        .and_then(|rest| rest.iter().position(|b| !b.is_ascii_digit()).map(|end| &rest[..end]))
+        .and_then(|digits| std::str::from_utf8(digits).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(now);
+    sink.latencies.lock().unwrap().push(now.saturating_sub(sent));
+    sink.count.fetch_add(1, Ordering::Relaxed);
+    "ok"
+}
+
+async fn start_sink() -> (Sink, String) {
+    let sink = Sink::default();
+    let app = Router::new().fallback(receive).with_state(sink.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (sink, url)
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(database_url: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("serve")
+            .env("HOOKLINE_DATABASE_URL", database_url)
+            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
+            .env("HOOKLINE_ALLOW_HTTP", "true")
+            .env("HOOKLINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("hookline starts");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let url = loop {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "hookline exited before listening");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, url }
+    }
+
+    /// Peak resident set size in MiB, from /proc.
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            })
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
+    match kind {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("hookline-bench-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display())
+        }
+        _ => {
+            let admin_url = pg.unwrap();
+            let name = format!("hookline_bench_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(admin_url).await.unwrap();
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+            let (base, _) = admin_url.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+async fn prepare(database_url: &str, target: &str, webhooks: usize) -> String {
+    let db = hookline_core::connect(database_url).await.unwrap();
+    hookline_core::migrate(&db).await.unwrap();
+    let mut settings = Settings::default();
+    settings.url_policy.allow_http = true;
+    settings.url_policy.addresses.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    let services = Services::new(db, settings);
+    services.create_store("bench", "Bench").await.unwrap();
+    for _ in 0..webhooks {
+        let new = NewWebhook {
+            tenant: Tenant::store("bench"),
+            url: target.to_string(),
+            description: String::new(),
+            event_types: None,
+        };
+        services.create_webhook(&Scope::Admin, new).await.unwrap();
+    }
+    services.create_api_key(&Scope::Admin, "bench").await.unwrap().key
+}
+
+/// Publishes `events` events with `producers` concurrent producers, at most `rate` a second.
+async fn publish(base: &str, key: &str, events: usize, producers: usize, rate: Option<f64>) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let (client, next, url, key) =
+            (client.clone(), next.clone(), format!("{base}/api/v1/events"), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return;
+                }
+                if let Some(rate) = rate {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let body = format!(
+                    r#"{{"tenant_type":"store","tenant_id":"bench","event_type":"review-created","payload":{{"t":{},"i":{i},"data":{{"rating":5,"title":"Great fit","body":"Arrived fast and fits well."}}}}}}"#,
+                    now_us()
+                );
+                let res = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("publish answers");
+                assert_eq!(res.status(), 202, "publish failed");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+struct Figures {
+    per_second: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    rss: f64,
+}
+
+async fn scenario(
+    kind: &str,
+    pg: Option<&str>,
+    webhooks: usize,
+    events: usize,
+    rate: Option<f64>,
+) -> Figures {
+    let (sink, target) = start_sink().await;
+    let database_url = fresh_database(kind, pg).await;
+    let key = prepare(&database_url, &target, webhooks).await;
+    let server = Server::start(&database_url);
+    let expected = webhooks * events;
+    let start = Instant::now();
+    let producers = if rate.is_some() { 8 } else { 32 };
+    publish(&server.url, &key, events, producers, rate).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while sink.count.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let got = sink.count.load(Ordering::Relaxed);
+    assert_eq!(got, expected, "{kind}: {got} of {expected} deliveries arrived");
+    let rss = server.peak_rss_mib();
+    drop(server);
+    let mut lat = sink.latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+    Figures {
+        per_second: got as f64 / elapsed,
+        p50: pct(0.5),
+        p90: pct(0.9),
+        p99: pct(0.99),
+        max: pct(1.0),
+        rss,
+    }
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets too; only `cargo bench` passes --bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("delivery bench: run it with `cargo bench -p hookline --bench delivery`");
+        return;
+    }
+    hookline::install_tls_provider();
+    let scale: f64 = std::env::var("HOOKLINE_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let n = |x: usize| ((x as f64 * scale) as usize).max(10);
+    let pg = std::env::var("HOOKLINE_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("HOOKLINE_TEST_POSTGRES_URL"))
+        .ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut backends = vec!["sqlite"];
+    if pg.is_some() {
+        backends.push("postgres");
+    } else {
+        eprintln!("(PostgreSQL skipped: set HOOKLINE_BENCH_POSTGRES_URL)");
+    }
+    println!("| database | scenario | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for kind in backends {
+        let runs = [
+            (format!("(a) 1 webhook x {} events", n(20_000)), 1, n(20_000), None),
+            (format!("(b) 10 webhooks x {} events", n(5_000)), 10, n(5_000), None),
+            (format!("(c) 1 webhook, 200 events/s for {:.0} s", 30.0 * scale), 1, n(6_000), Some(200.0)),
+        ];
+        for (name, webhooks, events, rate) in runs {
+            let f = runtime.block_on(scenario(kind, pg.as_deref(), webhooks, events, rate));
+            println!(
+                "| {kind} | {name} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} |",
+                f.per_second, f.p50, f.p90, f.p99, f.max, f.rss
+            );
+        }
+    }
+}
