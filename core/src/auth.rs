@@ -9,12 +9,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::entities::{api_key, session, store, user};
 use crate::error::{Error, Result};
+use crate::page::{Page, PageRequest};
 use crate::scope::Scope;
 use crate::{Services, new_id, now_ms};
 
@@ -217,6 +221,66 @@ impl Services {
         .insert(&self.db)
         .await?;
         Ok(ApiKeyCreated { id, key, scope: scope.clone() })
+    }
+
+    /// The API keys a caller may see: every key for an admin, its own scope's keys otherwise.
+    pub async fn list_api_keys(&self, scope: &Scope, page: &PageRequest) -> Result<Page<api_key::Model>> {
+        let mut query = api_key::Entity::find().order_by_asc(api_key::Column::Id).limit(page.limit() + 1);
+        if !scope.is_admin() {
+            query = query.filter(api_key::Column::Scope.eq(scope.to_string()));
+        }
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(api_key::Column::Id.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |k| k.id.clone()))
+    }
+
+    /// Creates a key for `wanted` (default: the caller's own scope). Only an admin makes keys
+    /// for another scope.
+    pub async fn create_api_key_as(
+        &self,
+        caller: &Scope,
+        wanted: Option<&str>,
+        name: &str,
+    ) -> Result<ApiKeyCreated> {
+        let scope = match wanted {
+            None => caller.clone(),
+            Some(s) => Scope::parse(s).ok_or_else(|| {
+                Error::invalid("scope", "A scope is \"admin\", \"store:ID\" or \"application:ID\".")
+            })?,
+        };
+        if !caller.is_admin() && &scope != caller {
+            return Err(Error::Forbidden("This key can only create keys of its own scope.".into()));
+        }
+        let tenant = match &scope {
+            Scope::Admin => None,
+            Scope::Store(id) => Some(crate::Tenant::store(id.clone())),
+            Scope::Application(id) => Some(crate::Tenant::application(id.clone())),
+        };
+        if let Some(tenant) = tenant
+            && !self.tenant_exists(&tenant).await?
+        {
+            return Err(Error::unprocessable("scope", format!("No tenant {tenant} exists.")));
+        }
+        self.create_api_key(&scope, name).await
+    }
+
+    pub async fn api_key(&self, caller: &Scope, id: &str) -> Result<api_key::Model> {
+        match api_key::Entity::find_by_id(id).one(&self.db).await? {
+            Some(k) if caller.is_admin() || k.scope == caller.to_string() => Ok(k),
+            _ => Err(Error::NotFound("API key")),
+        }
+    }
+
+    /// Revokes a key: it stops working at once and stays listed, revoked, for the record.
+    pub async fn revoke_api_key(&self, caller: &Scope, id: &str) -> Result<api_key::Model> {
+        let found = self.api_key(caller, id).await?;
+        if found.revoked_at.is_some() {
+            return Ok(found);
+        }
+        let mut model = found.into_active_model();
+        model.revoked_at = Set(Some(now_ms()));
+        Ok(model.update(&self.db).await?)
     }
 
     /// The scope of a valid, unrevoked API key; records when it was last used.

@@ -132,7 +132,7 @@ impl Services {
         }
     }
 
-    async fn insert_event(
+    pub(crate) async fn insert_event(
         &self,
         txn: &DatabaseTransaction,
         req: &PublishRequest,

@@ -5,6 +5,7 @@
 
 pub mod entities;
 
+mod access;
 mod auth;
 mod db;
 mod dispatch;
@@ -31,7 +32,7 @@ pub use tenants::{Tenant, TenantType};
 pub use time::{iso8601, now_ms};
 pub use url::{UrlPolicy, WebhookUrl};
 pub use webhooks::{
-    DeliveryView, NewWebhook, SECRET_PREFIX, WebhookPatch, WebhookWithSecret, generate_secret,
+    DeliveryView, NewEventType, NewWebhook, SECRET_PREFIX, WebhookPatch, WebhookWithSecret, generate_secret,
 };
 
 use std::sync::{Arc, OnceLock};

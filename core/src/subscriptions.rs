@@ -7,13 +7,14 @@ use sea_orm::{
     QuerySelect,
 };
 
+use crate::access::Reach;
 use crate::entities::{filter, target, webhook};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::scope::Scope;
 use crate::tenants::{Tenant, TenantType};
 use crate::url::WebhookUrl;
-use crate::webhooks::WebhookWithSecret;
+use crate::webhooks::{Made, WebhookWithSecret};
 use crate::{Services, new_id, now_ms};
 
 impl target::Model {
@@ -39,24 +40,23 @@ impl filter::Model {
 }
 
 impl Services {
-    async fn check_tenant(&self, scope: &Scope, tenant: &Tenant) -> Result<()> {
-        if !scope.allows(tenant) {
-            return Err(Error::Forbidden(format!("This key cannot manage webhooks of {tenant}.")));
-        }
+    async fn check_tenant(&self, scope: &Scope, tenant: &Tenant) -> Result<Reach> {
+        let reach = self.reach(scope, tenant).await?;
         if !self.tenant_exists(tenant).await? {
             return Err(Error::unprocessable("tenant_id", format!("No tenant {tenant} exists.")));
         }
-        Ok(())
+        Ok(reach)
     }
 
     pub async fn create_target(&self, scope: &Scope, tenant: &Tenant, url: &str) -> Result<target::Model> {
-        self.check_tenant(scope, tenant).await?;
+        let reach = self.check_tenant(scope, tenant).await?;
         let url = WebhookUrl::parse(url, &self.settings.url_policy)?;
         Ok(target::ActiveModel {
             id: Set(new_id()),
             tenant_type: Set(tenant.kind.as_str().to_string()),
             tenant_id: Set(tenant.id.clone()),
             url: Set(url.into_string()),
+            application_id: Set(reach.application()),
             created_at: Set(now_ms()),
         }
         .insert(&self.db)
@@ -69,7 +69,7 @@ impl Services {
         tenant: &Tenant,
         events: Vec<String>,
     ) -> Result<filter::Model> {
-        self.check_tenant(scope, tenant).await?;
+        let reach = self.check_tenant(scope, tenant).await?;
         let events = self
             .check_event_types(tenant, &Some(events))
             .await
@@ -84,6 +84,7 @@ impl Services {
             tenant_type: Set(tenant.kind.as_str().to_string()),
             tenant_id: Set(tenant.id.clone()),
             events: Set(events),
+            application_id: Set(reach.application()),
             created_at: Set(now_ms()),
         }
         .insert(&self.db)
@@ -92,14 +93,14 @@ impl Services {
 
     pub async fn target(&self, scope: &Scope, id: &str) -> Result<target::Model> {
         match target::Entity::find_by_id(id).one(&self.db).await? {
-            Some(t) if scope.allows(&t.tenant()) => Ok(t),
+            Some(t) if self.sees(scope, &t.tenant(), t.application_id.as_deref()).await? => Ok(t),
             _ => Err(Error::NotFound("target")),
         }
     }
 
     pub async fn filter(&self, scope: &Scope, id: &str) -> Result<filter::Model> {
         match filter::Entity::find_by_id(id).one(&self.db).await? {
-            Some(f) if scope.allows(&f.tenant()) => Ok(f),
+            Some(f) if self.sees(scope, &f.tenant(), f.application_id.as_deref()).await? => Ok(f),
             _ => Err(Error::NotFound("filter")),
         }
     }
@@ -110,14 +111,15 @@ impl Services {
         tenant: &Tenant,
         page: &PageRequest,
     ) -> Result<Page<target::Model>> {
-        if !scope.allows(tenant) {
-            return Err(Error::Forbidden(format!("This key cannot read targets of {tenant}.")));
-        }
+        let reach = self.reach(scope, tenant).await?;
         let mut query = target::Entity::find()
             .filter(target::Column::TenantType.eq(tenant.kind.as_str()))
             .filter(target::Column::TenantId.eq(&tenant.id))
             .order_by_asc(target::Column::Id)
             .limit(page.limit() + 1);
+        if let Reach::Installed(app) = &reach {
+            query = query.filter(target::Column::ApplicationId.eq(app));
+        }
         if let Some(cursor) = &page.cursor {
             query = query.filter(target::Column::Id.gt(cursor));
         }
@@ -130,14 +132,15 @@ impl Services {
         tenant: &Tenant,
         page: &PageRequest,
     ) -> Result<Page<filter::Model>> {
-        if !scope.allows(tenant) {
-            return Err(Error::Forbidden(format!("This key cannot read filters of {tenant}.")));
-        }
+        let reach = self.reach(scope, tenant).await?;
         let mut query = filter::Entity::find()
             .filter(filter::Column::TenantType.eq(tenant.kind.as_str()))
             .filter(filter::Column::TenantId.eq(&tenant.id))
             .order_by_asc(filter::Column::Id)
             .limit(page.limit() + 1);
+        if let Reach::Installed(app) = &reach {
+            query = query.filter(filter::Column::ApplicationId.eq(app));
+        }
         if let Some(cursor) = &page.cursor {
             query = query.filter(filter::Column::Id.gt(cursor));
         }
@@ -181,7 +184,7 @@ impl Services {
         target_id: &str,
         filter_id: &str,
     ) -> Result<WebhookWithSecret> {
-        self.check_tenant(scope, tenant).await?;
+        let reach = self.check_tenant(scope, tenant).await?;
         let missing = |what: &'static str, id: &str| {
             Error::unprocessable(what, format!("No {what} {id} in this tenant."))
         };
@@ -195,6 +198,7 @@ impl Services {
         }
         // The target was checked when it was made; the policy may have changed since.
         let url = WebhookUrl::parse(&t.url, &self.settings.url_policy)?;
-        self.insert_webhook(tenant, url, String::new(), Some(f.events.clone()), Some((t.id, f.id))).await
+        let made = Made { application: reach.application(), subscription: Some((t.id, f.id)) };
+        self.insert_webhook(tenant, url, String::new(), Some(f.events.clone()), made).await
     }
 }

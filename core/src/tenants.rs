@@ -2,11 +2,18 @@
 
 use std::fmt;
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::entities::{application, installation, store};
+use crate::entities::{application, event_type, installation, store, webhook};
 use crate::error::{Error, Result};
+use crate::events::PublishRequest;
+use crate::page::{Page, PageRequest};
+use crate::scope::Scope;
 use crate::{Services, now_ms};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,6 +116,14 @@ impl Services {
         Ok(model.insert(&self.db).await?)
     }
 
+    pub async fn stores_page(&self, page: &PageRequest) -> Result<Page<store::Model>> {
+        let mut query = store::Entity::find().order_by_asc(store::Column::Id).limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(store::Column::Id.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |s| s.id.clone()))
+    }
+
     pub async fn list_stores(&self) -> Result<Vec<store::Model>> {
         Ok(store::Entity::find().all(&self.db).await?)
     }
@@ -127,25 +142,110 @@ impl Services {
         Ok(model.insert(&self.db).await?)
     }
 
-    pub async fn install_application(&self, application_id: &str, store_id: &str) -> Result<()> {
+    /// Installs the application on the store (again: a no-op), for the given product lines
+    /// (default Reviews). From then on the application's key reaches the store store-level.
+    pub async fn install_application(
+        &self,
+        application_id: &str,
+        store_id: &str,
+        product_lines: Option<Vec<String>>,
+    ) -> Result<installation::Model> {
         if application::Entity::find_by_id(application_id).one(&self.db).await?.is_none() {
             return Err(Error::NotFound("application"));
         }
         if store::Entity::find_by_id(store_id).one(&self.db).await?.is_none() {
             return Err(Error::unprocessable("store_id", format!("No store has id {store_id}.")));
         }
+        let lines = product_lines.unwrap_or_else(|| vec!["Reviews".to_string()]);
+        if lines.is_empty() || lines.iter().any(|l| l.trim().is_empty() || l.len() > 64) {
+            return Err(Error::invalid("product_lines", "product_lines is a list of product names."));
+        }
         let existing = installation::Entity::find_by_id((application_id.to_string(), store_id.to_string()))
             .one(&self.db)
             .await?;
-        if existing.is_none() {
-            installation::ActiveModel {
-                application_id: Set(application_id.to_string()),
-                store_id: Set(store_id.to_string()),
-                created_at: Set(now_ms()),
-            }
-            .insert(&self.db)
-            .await?;
+        if let Some(existing) = existing {
+            return Ok(existing);
         }
-        Ok(())
+        Ok(installation::ActiveModel {
+            application_id: Set(application_id.to_string()),
+            store_id: Set(store_id.to_string()),
+            created_at: Set(now_ms()),
+            product_lines: Set(serde_json::to_string(&lines).unwrap_or_default()),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    /// The stores an application is installed on, oldest first.
+    pub async fn installations(
+        &self,
+        scope: &Scope,
+        application_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<installation::Model>> {
+        let own = matches!(scope, Scope::Application(a) if a == application_id);
+        if !(scope.is_admin() || own)
+            || application::Entity::find_by_id(application_id).one(&self.db).await?.is_none()
+        {
+            return Err(Error::NotFound("application"));
+        }
+        let mut query = installation::Entity::find()
+            .filter(installation::Column::ApplicationId.eq(application_id))
+            .order_by_asc(installation::Column::StoreId)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(installation::Column::StoreId.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |i| i.store_id.clone()))
+    }
+
+    /// Disconnects the application from the store, in one transaction: the installation goes,
+    /// the application's store-level webhooks there are turned off, and
+    /// `integrations.applications.disconnected.v3` is published to the application's
+    /// app-level subscriptions.
+    pub async fn disconnect_application(&self, application_id: &str, store_id: &str) -> Result<String> {
+        let key = (application_id.to_string(), store_id.to_string());
+        let Some(found) = installation::Entity::find_by_id(key.clone()).one(&self.db).await? else {
+            return Err(Error::NotFound("installation"));
+        };
+        let lines: Vec<String> = serde_json::from_str(&found.product_lines).unwrap_or_default();
+        // The seed's shape: {"topic", "name", "store", "product_lines": "[Reviews]"}.
+        let payload = serde_json::json!({
+            "topic": DISCONNECTED,
+            "name": "Application disconnected",
+            "store": store_id,
+            "product_lines": format!("[{}]", lines.join(", ")),
+        });
+        let resource = event_type::Entity::find_by_id(DISCONNECTED)
+            .one(&self.db)
+            .await?
+            .map(|k| k.resource)
+            .unwrap_or_else(|| "applications".into());
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        installation::Entity::delete_by_id(key).exec(&txn).await?;
+        webhook::Entity::update_many()
+            .col_expr(webhook::Column::Enabled, Expr::value(false))
+            .col_expr(webhook::Column::DisabledReason, Expr::value("disconnected"))
+            .col_expr(webhook::Column::DisabledAt, Expr::value(now))
+            .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook::Column::TenantType.eq("store"))
+            .filter(webhook::Column::TenantId.eq(store_id))
+            .filter(webhook::Column::ApplicationId.eq(application_id))
+            .filter(webhook::Column::Enabled.eq(true))
+            .exec(&txn)
+            .await?;
+        let request = PublishRequest {
+            tenant: Tenant::application(application_id),
+            event_type: DISCONNECTED.into(),
+            payload: payload.to_string(),
+            idempotency_key: None,
+        };
+        let event_id = self.insert_event(&txn, &request, &resource).await?;
+        txn.commit().await?;
+        self.wake_workers();
+        Ok(event_id)
     }
 }
+
+const DISCONNECTED: &str = "integrations.applications.disconnected.v3";

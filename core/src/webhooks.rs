@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::access::Reach;
 use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_secret};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
@@ -45,6 +46,28 @@ pub struct WebhookPatch {
     pub url: Option<String>,
     pub description: Option<String>,
     pub event_types: Option<Option<Vec<String>>>,
+}
+
+/// A new entry of the event type catalog.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewEventType {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub product_group: String,
+    pub tenant_type: String,
+    /// What the sequence number counts; defaults to the type's name.
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub example_payload: Option<serde_json::Value>,
+}
+
+/// Who made a webhook: an application working store-level, the three-step flow, or neither.
+#[derive(Default)]
+pub(crate) struct Made {
+    pub application: Option<String>,
+    pub subscription: Option<(String, String)>,
 }
 
 pub struct WebhookWithSecret {
@@ -155,16 +178,15 @@ impl Services {
     }
 
     pub async fn create_webhook(&self, scope: &Scope, new: NewWebhook) -> Result<WebhookWithSecret> {
-        if !scope.allows(&new.tenant) {
-            return Err(Error::Forbidden(format!("This key cannot manage webhooks of {}.", new.tenant)));
-        }
+        let reach = self.reach(scope, &new.tenant).await?;
         let url = WebhookUrl::parse(&new.url, &self.settings.url_policy)?;
         let description = Self::check_description(&new.description)?;
         if !self.tenant_exists(&new.tenant).await? {
             return Err(Error::unprocessable("tenant_id", format!("No tenant {} exists.", new.tenant)));
         }
         let event_types = self.check_event_types(&new.tenant, &new.event_types).await?;
-        self.insert_webhook(&new.tenant, url, description, event_types, None).await
+        let made = Made { application: reach.application(), subscription: None };
+        self.insert_webhook(&new.tenant, url, description, event_types, made).await
     }
 
     /// Writes a checked webhook and its first secret.
@@ -174,12 +196,12 @@ impl Services {
         url: WebhookUrl,
         description: String,
         event_types: Option<String>,
-        subscription: Option<(String, String)>,
+        made: Made,
     ) -> Result<WebhookWithSecret> {
         let now = now_ms();
         let id = new_id();
         let secret = generate_secret();
-        let (target_id, filter_id) = subscription.unzip();
+        let (target_id, filter_id) = made.subscription.unzip();
         let txn = self.db.begin().await?;
         let model = webhook::ActiveModel {
             id: Set(id.clone()),
@@ -196,6 +218,7 @@ impl Services {
             last_success_at: Set(None),
             target_id: Set(target_id),
             filter_id: Set(filter_id),
+            application_id: Set(made.application),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -221,14 +244,15 @@ impl Services {
         tenant: &Tenant,
         page: &PageRequest,
     ) -> Result<Page<webhook::Model>> {
-        if !scope.allows(tenant) {
-            return Err(Error::Forbidden(format!("This key cannot read webhooks of {tenant}.")));
-        }
+        let reach = self.reach(scope, tenant).await?;
         let mut query = webhook::Entity::find()
             .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
             .filter(webhook::Column::TenantId.eq(&tenant.id))
             .order_by_asc(webhook::Column::Id)
             .limit(page.limit() + 1);
+        if let Reach::Installed(app) = &reach {
+            query = query.filter(webhook::Column::ApplicationId.eq(app));
+        }
         if let Some(cursor) = &page.cursor {
             query = query.filter(webhook::Column::Id.gt(cursor));
         }
@@ -238,7 +262,7 @@ impl Services {
 
     pub async fn webhook(&self, scope: &Scope, id: &str) -> Result<webhook::Model> {
         match webhook::Entity::find_by_id(id).one(&self.db).await? {
-            Some(w) if scope.allows(&w.tenant()) => Ok(w),
+            Some(w) if self.sees(scope, &w.tenant(), w.application_id.as_deref()).await? => Ok(w),
             _ => Err(Error::NotFound("webhook")),
         }
     }
@@ -315,9 +339,18 @@ impl Services {
     /// Every secret that signs a delivery now: the current one first, then rotated-out ones
     /// still inside their grace period. For the delivery workers; not tenant-scoped.
     pub async fn signing_secrets(&self, webhook_id: &str) -> Result<Vec<String>> {
+        let mut all = self.signing_secrets_of(&[webhook_id.to_string()]).await?;
+        Ok(all.remove(webhook_id).unwrap_or_default())
+    }
+
+    /// [`Self::signing_secrets`] of several webhooks in one query.
+    pub async fn signing_secrets_of(
+        &self,
+        webhook_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>> {
         let now = now_ms();
         let rows = webhook_secret::Entity::find()
-            .filter(webhook_secret::Column::WebhookId.eq(webhook_id))
+            .filter(webhook_secret::Column::WebhookId.is_in(webhook_ids.iter().cloned()))
             .filter(
                 sea_orm::Condition::any()
                     .add(webhook_secret::Column::ExpiresAt.is_null())
@@ -326,8 +359,16 @@ impl Services {
             .order_by_desc(webhook_secret::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let (current, rotated): (Vec<_>, Vec<_>) = rows.into_iter().partition(|s| s.expires_at.is_none());
-        Ok(current.into_iter().chain(rotated).map(|s| s.secret).collect())
+        let mut by_webhook: std::collections::HashMap<String, Vec<String>> = Default::default();
+        // The current secret (no expiry) first, then the rotated ones, newest first.
+        for s in rows
+            .iter()
+            .filter(|s| s.expires_at.is_none())
+            .chain(rows.iter().filter(|s| s.expires_at.is_some()))
+        {
+            by_webhook.entry(s.webhook_id.clone()).or_default().push(s.secret.clone());
+        }
+        Ok(by_webhook)
     }
 
     /// Replaces the current secret; the old one keeps signing for the grace period.
@@ -387,13 +428,8 @@ impl Services {
         let Some(found) = found else {
             return Err(Error::NotFound("delivery"));
         };
-        let tenant = Tenant {
-            kind: TenantType::parse(&found.tenant_type).unwrap_or(TenantType::Store),
-            id: found.tenant_id.clone(),
-        };
-        if !scope.allows(&tenant) {
-            return Err(Error::NotFound("delivery"));
-        }
+        // Seen through its webhook: an application sees only its own webhooks' deliveries.
+        self.webhook(scope, &found.webhook_id).await.map_err(|_| Error::NotFound("delivery"))?;
         let ev = event::Entity::find_by_id(&found.event_id)
             .one(&self.db)
             .await?
@@ -404,6 +440,65 @@ impl Services {
             .all(&self.db)
             .await?;
         Ok((found, ev, attempts))
+    }
+
+    /// Adds an event type to the catalog (admins only).
+    pub async fn create_event_type(&self, scope: &Scope, new: NewEventType) -> Result<event_type::Model> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only an admin key adds event types.".into()));
+        }
+        let name = new.name.trim();
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid_name {
+            return Err(Error::invalid(
+                "name",
+                "An event type name is 1 to 128 letters, digits, '-', '_' or '.'.",
+            ));
+        }
+        if new.description.chars().count() > 500 {
+            return Err(Error::invalid("description", "A description has at most 500 characters."));
+        }
+        let group = new.product_group.trim();
+        if group.is_empty() || group.len() > 64 {
+            return Err(Error::invalid("product_group", "A product group is 1 to 64 characters."));
+        }
+        if !["store", "application", "any"].contains(&new.tenant_type.as_str()) {
+            return Err(Error::invalid(
+                "tenant_type",
+                "tenant_type is \"store\", \"application\" or \"any\".",
+            ));
+        }
+        let resource = new.resource.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or(name);
+        let example = match &new.example_payload {
+            None => "{}".to_string(),
+            Some(v) => v.to_string(),
+        };
+        if event_type::Entity::find_by_id(name).one(&self.db).await?.is_some() {
+            return Err(Error::Conflict(format!("The event type {name} already exists.")));
+        }
+        Ok(event_type::ActiveModel {
+            name: Set(name.to_string()),
+            description: Set(new.description.trim().to_string()),
+            product_group: Set(group.to_string()),
+            tenant_type: Set(new.tenant_type.clone()),
+            resource: Set(resource.to_string()),
+            example_payload: Set(example),
+            created_at: Set(now_ms()),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    /// The catalog by name, a page at a time.
+    pub async fn event_types_page(&self, page: &PageRequest) -> Result<Page<event_type::Model>> {
+        let mut query =
+            event_type::Entity::find().order_by_asc(event_type::Column::Name).limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(event_type::Column::Name.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |t| t.name.clone()))
     }
 
     pub async fn event_types(&self) -> Result<Vec<event_type::Model>> {

@@ -10,6 +10,8 @@ pub struct Model {
     pub tenant_id: String,
     /// JSON array of event type names.
     pub events: String,
+    /// The application that made this store-level record, if one did.
+    pub application_id: Option<String>,
     pub created_at: i64,
 }
 

@@ -9,6 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub store_id: String,
     pub created_at: i64,
+    /// JSON array of product names, e.g. ["Reviews"].
+    pub product_lines: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

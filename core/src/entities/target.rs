@@ -9,6 +9,8 @@ pub struct Model {
     pub tenant_type: String,
     pub tenant_id: String,
     pub url: String,
+    /// The application that made this store-level record, if one did.
+    pub application_id: Option<String>,
     pub created_at: i64,
 }
 

@@ -20,6 +20,8 @@ pub struct Model {
     pub last_success_at: Option<i64>,
     pub target_id: Option<String>,
     pub filter_id: Option<String>,
+    /// The application that made this store-level record, if one did.
+    pub application_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

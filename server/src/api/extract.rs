@@ -81,3 +81,17 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
         }
     })
 }
+
+/// Query parameters, with a 400 in the API's shape when one does not parse.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(raw).map(Query).map_err(|e| {
+            ApiError::bad_request(format!("The query string is not valid for this request: {e}."))
+        })
+    }
+}

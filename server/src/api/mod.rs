@@ -3,6 +3,7 @@
 mod error;
 mod events;
 mod extract;
+mod keys;
 mod subscriptions;
 mod tenants;
 mod webhooks;
@@ -19,6 +20,7 @@ pub fn router(max_payload: usize) -> Router<AppState> {
         .merge(webhooks::router())
         .merge(tenants::router())
         .merge(subscriptions::router())
+        .merge(keys::router())
         .fallback(|| async { ApiError::not_found("route") })
 }
 

@@ -1,6 +1,6 @@
 //! The three-step flow over REST: `/targets`, `/filters`, `/subscriptions`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use hookline_core::entities::{filter, target, webhook};
 use hookline_core::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, time};
 use crate::AppState;
 

@@ -2,21 +2,24 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, time};
 use crate::AppState;
+use hookline_core::entities::{event_type, installation};
+use hookline_core::{NewEventType, Page, PageRequest};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/stores", post(create_store))
+        .route("/stores", post(create_store).get(list_stores))
         .route("/applications", post(create_application))
-        .route("/applications/{id}/installations", post(install))
-        .route("/event-types", get(event_types))
+        .route("/applications/{id}/installations", post(install).get(installations))
+        .route("/applications/{id}/installations/{store_id}", delete(disconnect))
+        .route("/event-types", get(event_types).post(create_event_type))
 }
 
 #[derive(Deserialize)]
@@ -52,15 +55,39 @@ async fn create_application(
     Ok((StatusCode::CREATED, Json(TenantView { id: a.id, name: a.name, created_at: time(a.created_at) })))
 }
 
+async fn list_stores(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageRequest>,
+) -> Result<Json<Page<TenantView>>, ApiError> {
+    caller.require_admin()?;
+    let found = state.services.stores_page(&page).await?;
+    Ok(Json(found.map(|s| TenantView { id: s.id, name: s.name, created_at: time(s.created_at) })))
+}
+
 #[derive(Deserialize)]
 struct InstallBody {
     store_id: String,
+    product_lines: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
 struct InstallationView {
     application_id: String,
     store_id: String,
+    product_lines: Vec<String>,
+    created_at: String,
+}
+
+impl From<installation::Model> for InstallationView {
+    fn from(i: installation::Model) -> Self {
+        InstallationView {
+            product_lines: serde_json::from_str(&i.product_lines).unwrap_or_default(),
+            application_id: i.application_id,
+            store_id: i.store_id,
+            created_at: time(i.created_at),
+        }
+    }
 }
 
 async fn install(
@@ -70,8 +97,39 @@ async fn install(
     JsonBody(body): JsonBody<InstallBody>,
 ) -> Result<(StatusCode, Json<InstallationView>), ApiError> {
     caller.require_admin()?;
-    state.services.install_application(&application_id, &body.store_id).await?;
-    Ok((StatusCode::CREATED, Json(InstallationView { application_id, store_id: body.store_id })))
+    let made =
+        state.services.install_application(&application_id, &body.store_id, body.product_lines).await?;
+    Ok((StatusCode::CREATED, Json(made.into())))
+}
+
+async fn installations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(application_id): Path<String>,
+    Query(page): Query<PageRequest>,
+) -> Result<Json<Page<InstallationView>>, ApiError> {
+    let found = state.services.installations(&caller.0, &application_id, &page).await?;
+    Ok(Json(found.map(InstallationView::from)))
+}
+
+#[derive(Serialize)]
+struct DisconnectedView {
+    application_id: String,
+    store_id: String,
+    /// The `integrations.applications.disconnected.v3` event sent to the application.
+    event_id: String,
+}
+
+/// Disconnects an application from a store (admins only): the application's store-level
+/// webhooks there are turned off and it is told with a disconnected event.
+async fn disconnect(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((application_id, store_id)): Path<(String, String)>,
+) -> Result<Json<DisconnectedView>, ApiError> {
+    caller.require_admin()?;
+    let event_id = state.services.disconnect_application(&application_id, &store_id).await?;
+    Ok(Json(DisconnectedView { application_id, store_id, event_id }))
 }
 
 #[derive(Serialize)]
@@ -84,24 +142,35 @@ struct EventTypeView {
     example_payload: Box<RawValue>,
 }
 
+impl From<event_type::Model> for EventTypeView {
+    fn from(t: event_type::Model) -> Self {
+        EventTypeView {
+            // Stored from a parsed JSON value, so it parses; `{}` guards a hand-edited row.
+            example_payload: RawValue::from_string(t.example_payload)
+                .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON")),
+            name: t.name,
+            description: t.description,
+            product_group: t.product_group,
+            tenant_type: t.tenant_type,
+            resource: t.resource,
+        }
+    }
+}
+
+/// The catalog, by product group and name; the cursor is the last type's name.
 async fn event_types(
     State(state): State<AppState>,
     _caller: Caller,
-) -> Result<Json<Vec<EventTypeView>>, ApiError> {
-    let types = state.services.event_types().await?;
-    Ok(Json(
-        types
-            .into_iter()
-            .filter_map(|t| {
-                Some(EventTypeView {
-                    example_payload: RawValue::from_string(t.example_payload).ok()?,
-                    name: t.name,
-                    description: t.description,
-                    product_group: t.product_group,
-                    tenant_type: t.tenant_type,
-                    resource: t.resource,
-                })
-            })
-            .collect(),
-    ))
+    Query(page): Query<PageRequest>,
+) -> Result<Json<Page<EventTypeView>>, ApiError> {
+    Ok(Json(state.services.event_types_page(&page).await?.map(EventTypeView::from)))
+}
+
+async fn create_event_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewEventType>,
+) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
+    let made = state.services.create_event_type(&caller.0, body).await?;
+    Ok((StatusCode::CREATED, Json(made.into())))
 }

@@ -1,7 +1,7 @@
 //! Webhooks over REST: create, list, get, update, delete, toggle, rotate the secret, and the
 //! delivery log with each delivery's attempts.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use hookline_core::{AttemptResult, DeliveryView, NewWebhook, Page, PageRequest, 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, time};
 use crate::AppState;
 
@@ -41,6 +41,8 @@ pub struct WebhookView {
     /// Set for a webhook made as a subscription of a target and a filter.
     target_id: Option<String>,
     filter_id: Option<String>,
+    /// The application that made this store-level webhook, if one did.
+    application_id: Option<String>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +75,7 @@ impl From<webhook::Model> for WebhookView {
             },
             target_id: w.target_id,
             filter_id: w.filter_id,
+            application_id: w.application_id,
             created_at: time(w.created_at),
             updated_at: time(w.updated_at),
             secret: None,

@@ -6,6 +6,12 @@
 //! delivery whose worker died is simply due again when the lease runs out. On PostgreSQL the
 //! claim uses `FOR UPDATE SKIP LOCKED`, so several processes share one queue; SQLite
 //! serialises writers, which gives the same guarantee within its single host.
+//!
+//! The database work is batched so that it does not grow with the number of deliveries: one
+//! claim leases up to [`CLAIM_BATCH`] deliveries and loads their events, webhooks and secrets
+//! in three queries; attempts are written by one recorder task, many per transaction. A
+//! delivery keeps its concurrency slot until its attempt is written, so a slow database slows
+//! the claims instead of piling results up in memory.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,8 +23,10 @@ use hookline_core::{
     AttemptResult, AttemptTrigger, BoxFuture, DeliveryStatus, Dispatcher, PublishRequest, Scope, Services,
     iso8601, now_ms,
 };
+use sea_orm::{ColumnTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
 use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::client::{Outcome, WebhookClient};
 use super::retry::RetryPolicy;
@@ -27,6 +35,10 @@ use crate::ops::Metrics;
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: usize = 64;
+/// Most attempts one recorder transaction writes.
+const RECORD_BATCH: usize = 256;
+/// Rows per multi-row statement (well inside SQLite's and PostgreSQL's parameter limits).
+const ROWS_PER_STATEMENT: usize = 128;
 /// Longest idle wait before looking for due work again (retries coming due, other processes'
 /// expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -52,6 +64,8 @@ pub struct Engine {
     worker_id: String,
     permits: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
+    records: mpsc::UnboundedSender<Record>,
+    recorder: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Record>>>>,
 }
 
 /// Deliveries in flight in this process, per webhook: what keeps one slow or dead endpoint
@@ -99,6 +113,46 @@ struct Claim {
     attempts: i32,
 }
 
+/// A claim with what its attempt needs, loaded for the whole claim at once.
+struct Job {
+    claim: Claim,
+    hook: Option<Arc<webhook::Model>>,
+    event: Option<Arc<event::Model>>,
+    secrets: Arc<Vec<String>>,
+}
+
+/// A delivery's concurrency slot and its per-webhook slot, given back when dropped: after the
+/// attempt is written.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<InFlight>,
+    webhook_id: String,
+    limit: usize,
+    services: Services,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.in_flight.release(&self.webhook_id, self.limit) {
+            // The webhook has room again: look for its due deliveries now.
+            self.services.new_work().notify_one();
+        }
+    }
+}
+
+/// An attempt made, waiting to be written.
+struct Record {
+    claim: Claim,
+    hook: Arc<webhook::Model>,
+    headers: Vec<(String, String)>,
+    outcome: Outcome,
+    trigger: AttemptTrigger,
+    settle: Settle,
+    /// When the attempt ended.
+    at: i64,
+    _slot: Option<Slot>,
+}
+
 /// What an attempt does to its delivery.
 enum Settle {
     /// The delivery takes this status and next due time, and the claim's lease ends.
@@ -111,6 +165,7 @@ enum Settle {
 impl Engine {
     pub fn new(services: Services, client: WebhookClient, cfg: EngineConfig, metrics: Arc<Metrics>) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let (records, recorder) = mpsc::unbounded_channel();
         Engine {
             services,
             client,
@@ -119,12 +174,30 @@ impl Engine {
             worker_id: uuid::Uuid::new_v4().to_string(),
             permits,
             in_flight: Arc::new(InFlight::default()),
+            records,
+            recorder: Arc::new(std::sync::Mutex::new(Some(recorder))),
+        }
+    }
+
+    /// Writes attempts as they come, as many per transaction as are waiting.
+    async fn record_all(self, mut rx: mpsc::UnboundedReceiver<Record>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if let Err(e) = self.write_records(&batch).await {
+                // Their leases run out and they are claimed again: nothing is lost.
+                tracing::error!(error = %e, attempts = batch.len(), "recording attempts failed");
+            }
+            batch.clear();
         }
     }
 
     /// Delivers until `shutdown` resolves. Deliveries in flight then are left to their lease.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let recorder = self.recorder.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(rx) = recorder {
+            tokio::spawn(self.clone().record_all(rx));
+        }
         let new_work = self.services.new_work();
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
@@ -158,6 +231,7 @@ impl Engine {
         let n = claims.len();
         let mut first = Some(first);
         let mut overflow = Vec::new();
+        let mut taken = Vec::with_capacity(n);
         for claim in claims {
             if !self.in_flight.try_take(&claim.webhook_id, limit) {
                 overflow.push(claim.id);
@@ -165,24 +239,80 @@ impl Engine {
             }
             let permit = match first.take() {
                 Some(p) => p,
-                None => match self.permits.clone().acquire_owned().await {
+                None => match self.permits.clone().try_acquire_owned() {
                     Ok(p) => p,
-                    Err(_) => break,
+                    Err(_) => {
+                        self.in_flight.release(&claim.webhook_id, limit);
+                        overflow.push(claim.id);
+                        continue;
+                    }
                 },
             };
-            let engine = self.clone();
-            tokio::spawn(async move {
-                let webhook_id = claim.webhook_id.clone();
-                engine.deliver(claim).await;
-                drop(permit);
-                if engine.in_flight.release(&webhook_id, limit) {
-                    // The webhook has room again: look for its due deliveries now.
-                    engine.services.new_work().notify_one();
-                }
-            });
+            let slot = Slot {
+                _permit: permit,
+                in_flight: self.in_flight.clone(),
+                webhook_id: claim.webhook_id.clone(),
+                limit,
+                services: self.services.clone(),
+            };
+            taken.push((claim, slot));
         }
         self.unclaim(&overflow).await?;
-        Ok(n - overflow.len())
+        let started = taken.len();
+        let (claims, slots): (Vec<Claim>, Vec<Slot>) = taken.into_iter().unzip();
+        // If loading fails the slots are dropped and the leases run out: nothing is lost.
+        let jobs = self.load(claims).await?;
+        for (job, slot) in jobs.into_iter().zip(slots) {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.deliver(job, slot).await });
+        }
+        Ok(started)
+    }
+
+    /// Loads the events, webhooks and signing secrets of a claim: three queries however many
+    /// deliveries it holds.
+    async fn load(&self, claims: Vec<Claim>) -> Result<Vec<Job>, sea_orm::DbErr> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = &self.services.db;
+        let mut event_ids: Vec<String> = claims.iter().map(|c| c.event_id.clone()).collect();
+        event_ids.sort();
+        event_ids.dedup();
+        let mut webhook_ids: Vec<String> = claims.iter().map(|c| c.webhook_id.clone()).collect();
+        webhook_ids.sort();
+        webhook_ids.dedup();
+        let events: HashMap<String, Arc<event::Model>> = event::Entity::find()
+            .filter(event::Column::Id.is_in(event_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), Arc::new(e)))
+            .collect();
+        let hooks: HashMap<String, Arc<webhook::Model>> = webhook::Entity::find()
+            .filter(webhook::Column::Id.is_in(webhook_ids.clone()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect();
+        let secrets: HashMap<String, Arc<Vec<String>>> = self
+            .services
+            .signing_secrets_of(&webhook_ids)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|(id, s)| (id, Arc::new(s)))
+            .collect();
+        Ok(claims
+            .into_iter()
+            .map(|claim| Job {
+                hook: hooks.get(&claim.webhook_id).cloned(),
+                event: events.get(&claim.event_id).cloned(),
+                secrets: secrets.get(&claim.webhook_id).cloned().unwrap_or_default(),
+                claim,
+            })
+            .collect())
     }
 
     /// Gives claims back to the queue, due at once.
@@ -245,26 +375,35 @@ impl Engine {
             .collect()
     }
 
-    async fn deliver(&self, claim: Claim) {
-        if let Err(e) = self.try_deliver(&claim).await {
-            // The lease will run out and the delivery will be claimed again: nothing is lost.
-            tracing::error!(delivery = %claim.id, error = %e, "delivery could not be processed");
-        }
-    }
-
-    async fn try_deliver(&self, claim: &Claim) -> Result<(), sea_orm::DbErr> {
-        let db = &self.services.db;
-        let hook = webhook::Entity::find_by_id(&claim.webhook_id).one(db).await?;
-        let ev = event::Entity::find_by_id(&claim.event_id).one(db).await?;
-        let (Some(hook), Some(ev)) = (hook, ev) else {
-            return self.settle_without_attempt(claim, DeliveryStatus::Skipped).await;
+    async fn deliver(&self, job: Job, slot: Slot) {
+        let Job { claim, hook, event, secrets } = job;
+        let (Some(hook), Some(ev)) = (hook, event) else {
+            return self.skip(claim).await;
         };
         if !hook.enabled {
-            return self.settle_without_attempt(claim, DeliveryStatus::Skipped).await;
+            return self.skip(claim).await;
         }
-        let (headers, outcome) = self.send(claim, &hook, &ev).await?;
-        let settle = self.scheduled_settle(claim, &outcome);
-        self.record(claim, &hook, &headers, &outcome, AttemptTrigger::Scheduled, settle).await
+        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
+        let settle = self.scheduled_settle(&claim, &outcome);
+        let record = Record {
+            claim,
+            hook,
+            headers,
+            outcome,
+            trigger: AttemptTrigger::Scheduled,
+            settle,
+            at: now_ms(),
+            _slot: Some(slot),
+        };
+        // The recorder lives as long as the engine's run loop; without it the lease runs out.
+        let _ = self.records.send(record);
+    }
+
+    /// A delivery whose webhook was turned off (or deleted) since it was queued.
+    async fn skip(&self, claim: Claim) {
+        if let Err(e) = self.settle_without_attempt(&claim, DeliveryStatus::Skipped).await {
+            tracing::error!(delivery = %claim.id, error = %e, "delivery could not be skipped");
+        }
     }
 
     /// Signs and sends the event to the webhook.
@@ -273,12 +412,12 @@ impl Engine {
         claim: &Claim,
         hook: &webhook::Model,
         ev: &event::Model,
-    ) -> Result<(Vec<(String, String)>, Outcome), sea_orm::DbErr> {
-        let secrets = self.services.signing_secrets(&hook.id).await.map_err(db_err)?;
-        let headers = self.request_headers(claim, ev, &secrets);
+        secrets: &[String],
+    ) -> (Vec<(String, String)>, Outcome) {
+        let headers = self.request_headers(claim, ev, secrets);
         let outcome = self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await;
         self.metrics.record_attempt(outcome.succeeded(), outcome.duration);
-        Ok((headers, outcome))
+        (headers, outcome)
     }
 
     /// The one place that decides what a scheduled attempt leads to: success, a retry after
@@ -319,20 +458,32 @@ impl Engine {
         let (Some(hook), Some(ev)) = (hook, ev) else {
             return Err(sea_orm::DbErr::RecordNotFound("delivery".into()));
         };
-        let (headers, outcome) = self.send(&claim, &hook, &ev).await?;
+        let secrets = self.services.signing_secrets(&hook.id).await.map_err(db_err)?;
+        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
         let settle = match (trigger, outcome.succeeded()) {
             (AttemptTrigger::Test, true) => Settle::To(DeliveryStatus::Succeeded, None),
             (AttemptTrigger::Test, false) => Settle::To(DeliveryStatus::Failed, None),
             _ => Settle::UnlessSucceeded,
         };
-        self.record(&claim, &hook, &headers, &outcome, trigger, settle).await?;
-        Ok(AttemptResult {
-            delivery_id: claim.id,
+        let result = AttemptResult {
+            delivery_id: claim.id.clone(),
             succeeded: outcome.succeeded(),
             response_status: outcome.status,
             duration_ms: outcome.duration.as_millis() as u64,
-            error: outcome.error.map(|(class, message)| format!("{}: {message}", class.as_str())),
-        })
+            error: outcome.error.as_ref().map(|(class, message)| format!("{}: {message}", class.as_str())),
+        };
+        let record = Record {
+            claim,
+            hook: Arc::new(hook),
+            headers,
+            outcome,
+            trigger,
+            settle,
+            at: now_ms(),
+            _slot: None,
+        };
+        self.write_records(std::slice::from_ref(&record)).await?;
+        Ok(result)
     }
 
     /// Every header of SPEC section 3. `webhook-id` is the event id, the same on every retry.
@@ -369,88 +520,50 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the attempt, settles or reschedules the delivery and updates the webhook's
-    /// health, in one transaction.
-    async fn record(
-        &self,
-        claim: &Claim,
-        hook: &webhook::Model,
-        headers: &[(String, String)],
-        outcome: &Outcome,
-        trigger: AttemptTrigger,
-        settle: Settle,
-    ) -> Result<(), sea_orm::DbErr> {
-        let now = now_ms();
-        let gone = outcome.status == Some(410);
-        let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
-        let status_code: Option<i32> = outcome.status.map(i32::from);
-        let (error_class, error_message) = match &outcome.error {
-            Some((class, message)) => (Some(class.as_str().to_string()), Some(message.clone())),
-            None => (None, None),
-        };
-
+    /// Writes attempts in one transaction: the attempts themselves, their deliveries settled
+    /// or rescheduled, and their webhooks' health; then announces the webhooks this turned off.
+    async fn write_records(&self, records: &[Record]) -> Result<(), sea_orm::DbErr> {
         let txn = self.services.db.begin().await?;
-        let backend = txn.get_database_backend();
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
-             request_headers, response_status, response_headers, response_body, error_class, error_message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            [
-                uuid::Uuid::now_v7().to_string().into(),
-                claim.id.clone().into(),
-                hook.id.clone().into(),
-                trigger.as_str().into(),
-                (now - duration_ms as i64).into(),
-                duration_ms.into(),
-                hook.url.clone().into(),
-                serde_json::to_string(headers).unwrap_or_default().into(),
-                status_code.into(),
-                outcome.status.map(|_| serde_json::to_string(&outcome.headers).unwrap_or_default()).into(),
-                outcome.body.clone().into(),
-                error_class.into(),
-                error_message.into(),
-            ],
-        ))
-        .await?;
-        let (sql, status): (&str, Option<(DeliveryStatus, Option<i64>)>) = match settle {
-            Settle::To(status, next) => (
-                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
-                 updated_at = $3, status = $5, next_attempt_at = $6, leased_by = NULL WHERE id = $4",
-                Some((status, next)),
-            ),
-            Settle::UnlessSucceeded if outcome.succeeded() => (
-                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
-                 updated_at = $3, status = $5, next_attempt_at = $6 WHERE id = $4",
-                Some((DeliveryStatus::Succeeded, None)),
-            ),
-            Settle::UnlessSucceeded => (
-                "UPDATE deliveries SET attempts = attempts + 1, last_status_code = $1, last_duration_ms = $2, \
-                 updated_at = $3 WHERE id = $4",
-                None,
-            ),
-        };
-        let mut values: Vec<sea_orm::Value> =
-            vec![status_code.into(), duration_ms.into(), now.into(), claim.id.clone().into()];
-        if let Some((status, next)) = status {
-            values.push(status.as_str().into());
-            values.push(next.into());
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            insert_attempts(&txn, chunk).await?;
+            update_deliveries(&txn, chunk).await?;
         }
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-        let turned_off = if outcome.succeeded() {
-            txn.execute_raw(Statement::from_sql_and_values(
+        // Health, in the order the attempts ended. A run of successes is one write per webhook.
+        let backend = txn.get_database_backend();
+        let mut succeeded: Vec<(&str, i64)> = Vec::new();
+        let mut turned_off = Vec::new();
+        let reset = |id: &str, at: i64| {
+            Statement::from_sql_and_values(
                 backend,
-                "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = $1 WHERE id = $2",
-                [now.into(), hook.id.clone().into()],
-            ))
-            .await?;
-            None
-        } else {
-            self.record_failure(&txn, hook, now, gone).await?
+                "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = $1 \
+                 WHERE id = $2",
+                [at.into(), id.into()],
+            )
         };
+        for r in records {
+            let id = r.hook.id.as_str();
+            if r.outcome.succeeded() {
+                match succeeded.iter_mut().find(|(w, _)| *w == id) {
+                    Some(entry) => entry.1 = r.at,
+                    None => succeeded.push((id, r.at)),
+                }
+                continue;
+            }
+            if let Some(i) = succeeded.iter().position(|(w, _)| *w == id) {
+                let (_, at) = succeeded.remove(i);
+                txn.execute_raw(reset(id, at)).await?;
+            }
+            let gone = r.outcome.status == Some(410);
+            if let Some(reason) = self.record_failure(&txn, &r.hook, r.at, gone).await? {
+                turned_off.push((r.hook.clone(), reason, r.at));
+            }
+        }
+        for (id, at) in succeeded {
+            txn.execute_raw(reset(id, at)).await?;
+        }
         txn.commit().await?;
-        if let Some(reason) = turned_off {
-            self.announce_disabled(hook, reason, now).await;
+        for (hook, reason, at) in turned_off {
+            self.announce_disabled(&hook, reason, at).await;
         }
         Ok(())
     }
@@ -533,6 +646,96 @@ impl Engine {
             tracing::error!(webhook = %hook.id, error = %e, "could not publish webhook.disabled");
         }
     }
+}
+
+/// `$1, $2, ...` groups for a multi-row statement of `rows` rows of `cols` values.
+fn placeholders(rows: usize, cols: usize, wrap: impl Fn(usize, String) -> String) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..cols).map(|c| wrap(c, format!("${}", r * cols + c + 1))).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn insert_attempts(
+    txn: &sea_orm::DatabaseTransaction,
+    records: &[Record],
+) -> Result<(), sea_orm::DbErr> {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(records.len() * 13);
+    for r in records {
+        let duration_ms = r.outcome.duration.as_millis().min(i32::MAX as u128) as i32;
+        let (error_class, error_message) = match &r.outcome.error {
+            Some((class, message)) => (Some(class.as_str().to_string()), Some(message.clone())),
+            None => (None, None),
+        };
+        values.extend([
+            uuid::Uuid::now_v7().to_string().into(),
+            r.claim.id.clone().into(),
+            r.hook.id.clone().into(),
+            r.trigger.as_str().into(),
+            (r.at - duration_ms as i64).into(),
+            duration_ms.into(),
+            r.hook.url.clone().into(),
+            serde_json::to_string(&r.headers).unwrap_or_default().into(),
+            r.outcome.status.map(i32::from).into(),
+            r.outcome.status.map(|_| serde_json::to_string(&r.outcome.headers).unwrap_or_default()).into(),
+            r.outcome.body.clone().into(),
+            error_class.into(),
+            error_message.into(),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
+         request_headers, response_status, response_headers, response_body, error_class, error_message) \
+         VALUES {}",
+        placeholders(records.len(), 13, |_, p| p)
+    );
+    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
+/// Settles or reschedules the attempts' deliveries in one statement.
+async fn update_deliveries(
+    txn: &sea_orm::DatabaseTransaction,
+    records: &[Record],
+) -> Result<(), sea_orm::DbErr> {
+    // Per row: id, new status (NULL keeps it), whether next_attempt_at changes, its new value,
+    // whether the lease ends, HTTP status, duration, time.
+    const TYPES: [&str; 8] = ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT"];
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(records.len() * TYPES.len());
+    for r in records {
+        let (status, set_next, next, release) = match r.settle {
+            Settle::To(status, next) => (Some(status.as_str()), 1i32, next, 1i32),
+            Settle::UnlessSucceeded if r.outcome.succeeded() => {
+                (Some(DeliveryStatus::Succeeded.as_str()), 1, None, 0)
+            }
+            Settle::UnlessSucceeded => (None, 0, None, 0),
+        };
+        values.extend([
+            r.claim.id.clone().into(),
+            status.map(str::to_string).into(),
+            set_next.into(),
+            next.into(),
+            release.into(),
+            r.outcome.status.map(i32::from).into(),
+            (r.outcome.duration.as_millis().min(i32::MAX as u128) as i32).into(),
+            r.at.into(),
+        ]);
+    }
+    let rows = placeholders(records.len(), TYPES.len(), |c, p| format!("CAST({p} AS {})", TYPES[c]));
+    let sql = format!(
+        "WITH v (id, status, set_next, next_at, release_lease, code, duration, at) AS (VALUES {rows}) \
+         UPDATE deliveries SET attempts = attempts + 1, \
+             status = COALESCE(v.status, deliveries.status), \
+             next_attempt_at = CASE WHEN v.set_next = 1 THEN v.next_at ELSE deliveries.next_attempt_at END, \
+             leased_by = CASE WHEN v.release_lease = 1 THEN NULL ELSE deliveries.leased_by END, \
+             last_status_code = v.code, last_duration_ms = v.duration, updated_at = v.at \
+         FROM v WHERE deliveries.id = v.id"
+    );
+    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+    Ok(())
 }
 
 fn db_err(e: hookline_core::Error) -> sea_orm::DbErr {

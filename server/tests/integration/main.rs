@@ -12,4 +12,5 @@ mod isolation;
 mod publish;
 mod ssrf;
 mod subscriptions;
+mod tenants;
 mod webhooks;
