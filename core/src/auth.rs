@@ -278,15 +278,22 @@ impl Services {
         if found.revoked_at.is_some() {
             return Ok(found);
         }
+        let hash = found.key_hash.clone();
         let mut model = found.into_active_model();
         model.revoked_at = Set(Some(now_ms()));
-        Ok(model.update(&self.db).await?)
+        let revoked = model.update(&self.db).await?;
+        self.cache.forget_key(&hash);
+        Ok(revoked)
     }
 
     /// The scope of a valid, unrevoked API key; records when it was last used.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Scope>> {
+        let hash = sha256_hex(key);
+        if let Some(scope) = self.cache.key(&hash) {
+            return Ok(Some(scope));
+        }
         let Some(found) = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(sha256_hex(key)))
+            .filter(api_key::Column::KeyHash.eq(&hash))
             .one(&self.db)
             .await?
         else {
@@ -304,7 +311,11 @@ impl Services {
                 .exec(&self.db)
                 .await?;
         }
-        Ok(Scope::parse(&found.scope))
+        let scope = Scope::parse(&found.scope);
+        if let Some(scope) = &scope {
+            self.cache.remember_key(&hash, scope);
+        }
+        Ok(scope)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod entities;
 
 mod access;
 mod auth;
+mod cache;
 mod db;
 mod dispatch;
 mod error;
@@ -72,6 +73,8 @@ pub struct Services {
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
     dispatcher: Arc<OnceLock<Arc<dyn Dispatcher>>>,
+    publisher: Arc<OnceLock<tokio::sync::mpsc::UnboundedSender<events::PublishJob>>>,
+    cache: Arc<cache::Caches>,
 }
 
 impl Services {
@@ -81,6 +84,8 @@ impl Services {
             settings: Arc::new(settings),
             new_work: Arc::new(Notify::new()),
             dispatcher: Arc::new(OnceLock::new()),
+            publisher: Arc::new(OnceLock::new()),
+            cache: Arc::new(cache::Caches::default()),
         }
     }
 

@@ -94,12 +94,19 @@ fn check_name(name: &str) -> Result<()> {
 impl Services {
     /// Whether the tenant exists. Tenants are never created implicitly.
     pub async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool> {
-        Ok(match tenant.kind {
+        if self.cache.tenant_known(tenant) {
+            return Ok(true);
+        }
+        let exists = match tenant.kind {
             TenantType::Store => store::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some(),
             TenantType::Application => {
                 application::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some()
             }
-        })
+        };
+        if exists {
+            self.cache.remember_tenant(tenant);
+        }
+        Ok(exists)
     }
 
     pub async fn create_store(&self, id: &str, name: &str) -> Result<store::Model> {

@@ -491,6 +491,18 @@ impl Services {
         .await?)
     }
 
+    /// One entry of the catalog.
+    pub(crate) async fn catalog_entry(&self, name: &str) -> Result<Option<event_type::Model>> {
+        if let Some(found) = self.cache.event_type(name) {
+            return Ok(Some(found));
+        }
+        let found = event_type::Entity::find_by_id(name).one(&self.db).await?;
+        if let Some(found) = &found {
+            self.cache.remember_event_type(found);
+        }
+        Ok(found)
+    }
+
     /// The catalog by name, a page at a time.
     pub async fn event_types_page(&self, page: &PageRequest) -> Result<Page<event_type::Model>> {
         let mut query =

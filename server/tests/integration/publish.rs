@@ -128,4 +128,40 @@ on_both_databases! {
         let (events, deliveries, _, _) = app.counts().await;
         assert_eq!((events, deliveries), (1, 1));
     }
+
+    async fn concurrent_publishes_share_transactions_but_not_keys_or_numbers(backend: Backend) {
+        let app = spawn(backend).await;
+        app.create_webhook("store-a", "http://127.0.0.1:9/hook", None).await;
+        let send = |key: Option<String>, i: usize| {
+            let (http, url, api_key) = (app.http.clone(), app.url("/api/v1/events"), app.store_a_key.clone());
+            async move {
+                let mut req = http.post(url).bearer_auth(api_key);
+                if let Some(key) = key {
+                    req = req.header("idempotency-key", key);
+                }
+                let res = req.body(format!(r#"{{"event_type": "review-created", "payload": {{"i": {i}}}}}"#)).send().await.unwrap();
+                assert_eq!(res.status(), 202);
+                serde_json::from_str::<serde_json::Value>(&res.text().await.unwrap()).unwrap()["id"].as_str().unwrap().to_string()
+            }
+        };
+        // 40 at once: 20 with one key, 20 without; they land in shared batches.
+        let calls: Vec<_> = (0..40).map(|i| tokio::spawn(send((i % 2 == 0).then(|| "same-key".to_string()), i))).collect();
+        let mut ids = Vec::new();
+        for call in calls {
+            ids.push(call.await.unwrap());
+        }
+        let keyed: std::collections::HashSet<&String> = ids.iter().step_by(2).collect();
+        let plain: std::collections::HashSet<&String> = ids.iter().skip(1).step_by(2).collect();
+        assert_eq!(keyed.len(), 1, "{ids:?}");
+        assert_eq!(plain.len(), 20);
+        let (events, deliveries, _, _) = app.counts().await;
+        assert_eq!((events, deliveries), (21, 21));
+        // Every stored event has its own sequence number.
+        use sea_orm::EntityTrait;
+        let stored = hookline_core::entities::event::Entity::find().all(&app.services.db).await.unwrap();
+        let mut numbers: Vec<i64> = stored.iter().map(|e| e.sequence).collect();
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 21, "{numbers:?}");
+    }
 }
