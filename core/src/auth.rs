@@ -292,10 +292,8 @@ impl Services {
         if let Some(scope) = self.cache.key(&hash) {
             return Ok(Some(scope));
         }
-        let Some(found) = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(&hash))
-            .one(&self.db)
-            .await?
+        let Some(found) =
+            api_key::Entity::find().filter(api_key::Column::KeyHash.eq(&hash)).one(&self.db).await?
         else {
             return Ok(None);
         };

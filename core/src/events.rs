@@ -8,8 +8,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     Statement, TransactionTrait,
 };
-use tokio::sync::{mpsc, oneshot};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::entities::{delivery, event, webhook};
 use crate::error::{Error, Result};
@@ -67,8 +67,6 @@ pub(crate) struct PublishJob {
 
 /// Most publish requests one transaction writes.
 const PUBLISH_BATCH: usize = 512;
-/// Rows per multi-row INSERT (well inside SQLite's and PostgreSQL's parameter limits).
-const ROWS_PER_INSERT: usize = 256;
 
 impl Services {
     /// Checks and stores an event and fans it out to one delivery per matching webhook. The
@@ -111,7 +109,9 @@ impl Services {
         }
         let (reply, answer) = oneshot::channel();
         let job = PublishJob { req, resource: kind.resource.clone(), reply };
-        self.publisher().send(job).map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?;
+        self.publisher()
+            .send(job)
+            .map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?;
         answer.await.map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?
     }
 
@@ -144,7 +144,8 @@ impl Services {
                 }
                 Err(_) => {
                     for job in batch.drain(..) {
-                        let answer = self.write_batch(std::slice::from_ref(&job)).await.map(|mut a| a.remove(0));
+                        let answer =
+                            self.write_batch(std::slice::from_ref(&job)).await.map(|mut a| a.remove(0));
                         if answer.is_ok() {
                             self.wake_workers();
                         }
@@ -156,11 +157,13 @@ impl Services {
     }
 
     async fn write_batch(&self, jobs: &[PublishJob]) -> Result<Vec<Published>> {
+        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         // Sequence numbers first: the first statement writes, so on SQLite the transaction
         // holds the write lock from its start and the reads below see the latest data. A
         // request answered by its idempotency key leaves a gap in the numbers.
-        let items: Vec<(&PublishRequest, &str)> = jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
+        let items: Vec<(&PublishRequest, &str)> =
+            jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
         let sequences = next_sequences(&txn, &items).await?;
         let mut answers: Vec<Option<Published>> = vec![None; jobs.len()];
         let mut seen_keys: HashMap<(&Tenant, &str), String> = HashMap::new();
@@ -253,7 +256,11 @@ impl Services {
 
 /// Writes the events `fresh` names (index into `jobs`, sequence number) and one delivery per
 /// matching webhook of each; returns the new events' ids in the same order.
-async fn insert_events(txn: &DatabaseTransaction, jobs: &[PublishJob], fresh: &[(usize, i64)]) -> Result<Vec<String>> {
+async fn insert_events(
+    txn: &DatabaseTransaction,
+    jobs: &[PublishJob],
+    fresh: &[(usize, i64)],
+) -> Result<Vec<String>> {
     let now = now_ms();
     let ids: Vec<String> = fresh.iter().map(|_| new_id()).collect();
     let events: Vec<event::ActiveModel> = fresh
@@ -275,7 +282,8 @@ async fn insert_events(txn: &DatabaseTransaction, jobs: &[PublishJob], fresh: &[
         .collect();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
-        let chunk: Vec<_> = events.by_ref().take(ROWS_PER_INSERT).collect();
+        let chunk: Vec<_> =
+            events.by_ref().take(crate::rows_per_statement(txn.get_database_backend())).collect();
         event::Entity::insert_many(chunk).exec_without_returning(txn).await?;
     }
 
@@ -297,8 +305,11 @@ async fn insert_events(txn: &DatabaseTransaction, jobs: &[PublishJob], fresh: &[
         let req = &jobs[*i].req;
         for w in webhooks[&req.tenant].iter().filter(|w| w.subscribes_to(&req.event_type)) {
             // A webhook that is off still gets a record, so turning it back on can replay.
-            let (status, next) =
-                if w.enabled { (DeliveryStatus::Pending, Some(now)) } else { (DeliveryStatus::Skipped, None) };
+            let (status, next) = if w.enabled {
+                (DeliveryStatus::Pending, Some(now))
+            } else {
+                (DeliveryStatus::Skipped, None)
+            };
             deliveries.push(delivery::ActiveModel {
                 id: Set(new_id()),
                 event_id: Set(event_id.clone()),
@@ -319,7 +330,8 @@ async fn insert_events(txn: &DatabaseTransaction, jobs: &[PublishJob], fresh: &[
     }
     let mut deliveries = deliveries.into_iter().peekable();
     while deliveries.peek().is_some() {
-        let chunk: Vec<_> = deliveries.by_ref().take(ROWS_PER_INSERT).collect();
+        let chunk: Vec<_> =
+            deliveries.by_ref().take(crate::rows_per_statement(txn.get_database_backend())).collect();
         delivery::Entity::insert_many(chunk).exec_without_returning(txn).await?;
     }
     Ok(ids)
@@ -348,7 +360,12 @@ async fn next_sequences(txn: &DatabaseTransaction, items: &[(&PublishRequest, &s
 
 /// Moves the tenant's counter for this resource by `by` and returns its new value: strictly
 /// increasing, because the row is locked by the upsert until the transaction ends.
-async fn advance_sequence(txn: &DatabaseTransaction, tenant: &Tenant, resource: &str, by: i64) -> Result<i64> {
+async fn advance_sequence(
+    txn: &DatabaseTransaction,
+    tenant: &Tenant,
+    resource: &str,
+    by: i64,
+) -> Result<i64> {
     let backend = txn.get_database_backend();
     let stmt = Statement::from_sql_and_values(
         backend,

@@ -75,6 +75,7 @@ pub struct Services {
     dispatcher: Arc<OnceLock<Arc<dyn Dispatcher>>>,
     publisher: Arc<OnceLock<tokio::sync::mpsc::UnboundedSender<events::PublishJob>>>,
     cache: Arc<cache::Caches>,
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Services {
@@ -86,6 +87,7 @@ impl Services {
             dispatcher: Arc::new(OnceLock::new()),
             publisher: Arc::new(OnceLock::new()),
             cache: Arc::new(cache::Caches::default()),
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -99,9 +101,29 @@ impl Services {
         self.new_work.clone()
     }
 
+    /// On SQLite, the turn of one of the busy writers (publishing, claiming, recording): they
+    /// queue here instead of in SQLite's busy handler, which sleeps. Hold it across the
+    /// transaction. PostgreSQL has row locks and needs no turn.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => Some(self.write_gate.lock().await),
+            _ => None,
+        }
+    }
+
     pub(crate) fn wake_workers(&self) {
         self.new_work.notify_waiters();
         self.new_work.notify_one();
+    }
+}
+
+/// Rows per multi-row statement on this backend. Small on SQLite, which looks up each
+/// parameter's name by a linear scan, so binding costs grow with the square of a statement's
+/// parameters; larger on PostgreSQL, where each statement is a round trip.
+pub fn rows_per_statement(backend: sea_orm::DatabaseBackend) -> usize {
+    match backend {
+        sea_orm::DatabaseBackend::Sqlite => 32,
+        _ => 256,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Which application made a store-level webhook, target or filter (so an application's key
-//! reaches only its own records in the stores that installed it), and the product lines an
-//! installation covers (reported when the application is disconnected).
+//! reaches only its own records in the stores that installed it), the product lines an
+//! installation covers (reported when the application is disconnected), and the delivery
+//! queue's index made partial: it holds only the deliveries still to send, in due order, so
+//! a claim reads the first due rows without sorting the whole backlog.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -26,6 +28,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        m.drop_index(Index::drop().name("deliveries_due").table("deliveries").to_owned()).await?;
+        m.get_connection()
+            .execute_unprepared(
+                "CREATE INDEX deliveries_due ON deliveries (next_attempt_at) \
+                 WHERE status IN ('pending', 'delivering')",
+            )
+            .await?;
         m.create_index(
             Index::create()
                 .name("webhooks_by_application")
@@ -38,6 +47,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(Index::drop().name("deliveries_due").table("deliveries").to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("deliveries_due")
+                .table("deliveries")
+                .col("status")
+                .col("next_attempt_at")
+                .to_owned(),
+        )
+        .await?;
         m.drop_index(Index::drop().name("webhooks_by_application").table("webhooks").to_owned()).await?;
         m.alter_table(Table::alter().table("installations").drop_column("product_lines").to_owned()).await?;
         for table in ["webhooks", "targets", "filters"] {

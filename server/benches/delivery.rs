@@ -8,7 +8,8 @@
 //! It prints deliveries per second, publish-to-receive latency percentiles and the server's
 //! peak RSS. `cargo bench -p hookline --bench delivery`; PostgreSQL runs when
 //! `HOOKLINE_BENCH_POSTGRES_URL` (or `HOOKLINE_TEST_POSTGRES_URL`) names a server.
-//! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look.
+//! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look; `HOOKLINE_BENCH_ONLY=ab`
+//! runs only those scenarios.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -253,7 +254,9 @@ fn main() {
     } else {
         eprintln!("(PostgreSQL skipped: set HOOKLINE_BENCH_POSTGRES_URL)");
     }
-    println!("| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB |");
+    println!(
+        "| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB |"
+    );
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for kind in backends {
         let runs = [
@@ -261,12 +264,15 @@ fn main() {
             (format!("(b) 10 webhooks x {} events", n(5_000)), 10, n(5_000), None),
             (format!("(c) 1 webhook, 200 events/s for {:.0} s", 30.0 * scale), 1, n(6_000), Some(200.0)),
         ];
+        let only = std::env::var("HOOKLINE_BENCH_ONLY").unwrap_or_default();
         for (name, webhooks, events, rate) in runs {
+            if !only.is_empty() && !only.chars().any(|c| name.starts_with(&format!("({c})"))) {
+                continue;
+            }
             let f = runtime.block_on(scenario(kind, pg.as_deref(), webhooks, events, rate));
             println!(
                 "| {kind} | {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} |",
-                f.published_per_second,
-                f.per_second, f.p50, f.p90, f.p99, f.max, f.rss
+                f.published_per_second, f.per_second, f.p50, f.p90, f.p99, f.max, f.rss
             );
         }
     }

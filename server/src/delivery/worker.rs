@@ -37,8 +37,6 @@ use crate::ops::Metrics;
 const CLAIM_BATCH: usize = 64;
 /// Most attempts one recorder transaction writes.
 const RECORD_BATCH: usize = 256;
-/// Rows per multi-row statement (well inside SQLite's and PostgreSQL's parameter limits).
-const ROWS_PER_STATEMENT: usize = 128;
 /// Longest idle wait before looking for due work again (retries coming due, other processes'
 /// expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -68,41 +66,62 @@ pub struct Engine {
     recorder: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Record>>>>,
 }
 
-/// Deliveries in flight in this process, per webhook: what keeps one slow or dead endpoint
-/// from taking every slot. A webhook at its limit is left out of the next claims.
+/// Deliveries claimed in this process, per webhook: what keeps one slow or dead endpoint from
+/// taking every slot. A webhook has at most `limit` requests out and as many more claimed and
+/// ready behind them, so its pipeline stays full while the next claim is made. A webhook that
+/// reaches twice its limit is left out of claims until it is back down to its limit.
 #[derive(Default)]
-struct InFlight(std::sync::Mutex<HashMap<String, usize>>);
+struct InFlight(std::sync::Mutex<HashMap<String, PerWebhook>>);
+
+struct PerWebhook {
+    claimed: usize,
+    saturated: bool,
+    /// `limit` permits: one per request out.
+    sending: Arc<Semaphore>,
+}
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PerWebhook>> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn full(&self, limit: usize) -> Vec<String> {
-        self.lock().iter().filter(|(_, n)| **n >= limit).map(|(id, _)| id.clone()).collect()
+    /// The webhooks left out of claims.
+    fn full(&self) -> Vec<String> {
+        self.lock().iter().filter(|(_, w)| w.saturated).map(|(id, _)| id.clone()).collect()
     }
 
-    /// Takes a slot for the webhook, if it has one left.
-    fn try_take(&self, webhook: &str, limit: usize) -> bool {
+    /// Takes a place for one claimed delivery of the webhook, if it has one left; gives the
+    /// semaphore its request must then wait on.
+    fn try_take(&self, webhook: &str, limit: usize) -> Option<Arc<Semaphore>> {
         let mut map = self.lock();
-        let n = map.entry(webhook.to_string()).or_insert(0);
-        if *n >= limit {
-            return false;
+        let entry = map.entry(webhook.to_string()).or_insert_with(|| PerWebhook {
+            claimed: 0,
+            saturated: false,
+            sending: Arc::new(Semaphore::new(limit)),
+        });
+        if entry.claimed >= 2 * limit {
+            return None;
         }
-        *n += 1;
-        true
+        entry.claimed += 1;
+        if entry.claimed == 2 * limit {
+            entry.saturated = true;
+        }
+        Some(entry.sending.clone())
     }
 
-    /// Gives the slot back; true when the webhook was full until now.
+    /// Gives the place back; true when the webhook has just come back into the claims.
     fn release(&self, webhook: &str, limit: usize) -> bool {
         let mut map = self.lock();
-        let Some(n) = map.get_mut(webhook) else { return false };
-        let was_full = *n >= limit;
-        *n -= 1;
-        if *n == 0 {
+        let Some(entry) = map.get_mut(webhook) else { return false };
+        entry.claimed -= 1;
+        let reopened = entry.saturated && entry.claimed <= limit;
+        if reopened {
+            entry.saturated = false;
+        }
+        if entry.claimed == 0 {
             map.remove(webhook);
         }
-        was_full
+        reopened
     }
 }
 
@@ -121,17 +140,22 @@ struct Job {
     secrets: Arc<Vec<String>>,
 }
 
-/// A delivery's concurrency slot and its per-webhook slot, given back when dropped: after the
-/// attempt is written.
+/// A delivery's place in the process's concurrency (held until its attempt is written) and
+/// in its webhook's (held while the request is out).
 struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
+    webhook: WebhookSlot,
+}
+
+struct WebhookSlot {
+    sending: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
     webhook_id: String,
     limit: usize,
     services: Services,
 }
 
-impl Drop for Slot {
+impl Drop for WebhookSlot {
     fn drop(&mut self) {
         if self.in_flight.release(&self.webhook_id, self.limit) {
             // The webhook has room again: look for its due deliveries now.
@@ -150,7 +174,7 @@ struct Record {
     settle: Settle,
     /// When the attempt ended.
     at: i64,
-    _slot: Option<Slot>,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// What an attempt does to its delivery.
@@ -202,14 +226,14 @@ impl Engine {
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
             let notified = new_work.notified();
-            let claimed = match self.claim_and_start().await {
-                Ok(n) => n,
+            let more = match self.claim_and_start().await {
+                Ok(more) => more,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed");
-                    0
+                    false
                 }
             };
-            if claimed == CLAIM_BATCH {
+            if more {
                 continue;
             }
             tokio::select! {
@@ -220,23 +244,24 @@ impl Engine {
         }
     }
 
-    /// Claims what is due and starts sending it, as far as free capacity allows.
-    async fn claim_and_start(&self) -> Result<usize, sea_orm::DbErr> {
+    /// Claims what is due and starts sending it, as far as free capacity allows. True when
+    /// the claim got all it asked for: more may be due at once.
+    async fn claim_and_start(&self) -> Result<bool, sea_orm::DbErr> {
         // Wait for capacity before claiming: a claimed delivery must not sit in memory.
         let first =
             self.permits.clone().acquire_owned().await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         let room = (self.permits.available_permits() + 1).min(CLAIM_BATCH);
         let limit = self.cfg.per_webhook.max(1);
-        let claims = self.claim(room, &self.in_flight.full(limit)).await?;
+        let claims = self.claim(room, &self.in_flight.full()).await?;
         let n = claims.len();
         let mut first = Some(first);
         let mut overflow = Vec::new();
         let mut taken = Vec::with_capacity(n);
         for claim in claims {
-            if !self.in_flight.try_take(&claim.webhook_id, limit) {
+            let Some(sending) = self.in_flight.try_take(&claim.webhook_id, limit) else {
                 overflow.push(claim.id);
                 continue;
-            }
+            };
             let permit = match first.take() {
                 Some(p) => p,
                 None => match self.permits.clone().try_acquire_owned() {
@@ -249,16 +274,18 @@ impl Engine {
                 },
             };
             let slot = Slot {
-                _permit: permit,
-                in_flight: self.in_flight.clone(),
-                webhook_id: claim.webhook_id.clone(),
-                limit,
-                services: self.services.clone(),
+                permit,
+                webhook: WebhookSlot {
+                    sending,
+                    in_flight: self.in_flight.clone(),
+                    webhook_id: claim.webhook_id.clone(),
+                    limit,
+                    services: self.services.clone(),
+                },
             };
             taken.push((claim, slot));
         }
         self.unclaim(&overflow).await?;
-        let started = taken.len();
         let (claims, slots): (Vec<Claim>, Vec<Slot>) = taken.into_iter().unzip();
         // If loading fails the slots are dropped and the leases run out: nothing is lost.
         let jobs = self.load(claims).await?;
@@ -266,7 +293,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.deliver(job, slot).await });
         }
-        Ok(started)
+        Ok(n == room)
     }
 
     /// Loads the events, webhooks and signing secrets of a claim: three queries however many
@@ -321,6 +348,7 @@ impl Engine {
             return Ok(());
         }
         let db = &self.services.db;
+        let _turn = self.services.write_turn().await;
         let list = (0..ids.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
         let mut values: Vec<sea_orm::Value> = vec![now_ms().into(), self.worker_id.clone().into()];
         values.extend(ids.iter().map(|id| id.clone().into()));
@@ -362,7 +390,9 @@ impl Engine {
         let mut values: Vec<sea_orm::Value> =
             vec![self.worker_id.clone().into(), lease_end.into(), now.into(), (limit as i64).into()];
         values.extend(full.iter().map(|id| id.clone().into()));
+        let turn = self.services.write_turn().await;
         let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        drop(turn);
         rows.into_iter()
             .map(|r| {
                 Ok(Claim {
@@ -383,7 +413,11 @@ impl Engine {
         if !hook.enabled {
             return self.skip(claim).await;
         }
+        let Ok(out) = slot.webhook.sending.clone().acquire_owned().await else { return };
         let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
+        // The endpoint has answered: its next delivery may go out while this one is written.
+        drop(out);
+        drop(slot.webhook);
         let settle = self.scheduled_settle(&claim, &outcome);
         let record = Record {
             claim,
@@ -393,7 +427,7 @@ impl Engine {
             trigger: AttemptTrigger::Scheduled,
             settle,
             at: now_ms(),
-            _slot: Some(slot),
+            _permit: Some(slot.permit),
         };
         // The recorder lives as long as the engine's run loop; without it the lease runs out.
         let _ = self.records.send(record);
@@ -480,7 +514,7 @@ impl Engine {
             trigger,
             settle,
             at: now_ms(),
-            _slot: None,
+            _permit: None,
         };
         self.write_records(std::slice::from_ref(&record)).await?;
         Ok(result)
@@ -523,8 +557,9 @@ impl Engine {
     /// Writes attempts in one transaction: the attempts themselves, their deliveries settled
     /// or rescheduled, and their webhooks' health; then announces the webhooks this turned off.
     async fn write_records(&self, records: &[Record]) -> Result<(), sea_orm::DbErr> {
+        let turn = self.services.write_turn().await;
         let txn = self.services.db.begin().await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        for chunk in records.chunks(hookline_core::rows_per_statement(txn.get_database_backend())) {
             insert_attempts(&txn, chunk).await?;
             update_deliveries(&txn, chunk).await?;
         }
@@ -562,6 +597,7 @@ impl Engine {
             txn.execute_raw(reset(id, at)).await?;
         }
         txn.commit().await?;
+        drop(turn);
         for (hook, reason, at) in turned_off {
             self.announce_disabled(&hook, reason, at).await;
         }
