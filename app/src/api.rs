@@ -527,3 +527,170 @@ pub async fn resend_delivery(delivery_id: String) -> Result<AttemptOutcome, AppE
     let user = ssr::signed_in().await?;
     Ok(outcome(ssr::services()?.resend(&user.scope(), &delivery_id).await?))
 }
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub revoked: Option<String>,
+}
+
+/// The API keys of a store (the merchant's own, or the one an admin picked).
+#[server(prefix = "/ui", endpoint = "api_keys")]
+pub async fn list_api_keys(store: Option<String>) -> Result<Vec<ApiKeyRow>, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (store_id, _) = settings_store(&user, store).await?;
+    let scope = hookline_core::Scope::Store(store_id);
+    let page = hookline_core::PageRequest { limit: Some(250), cursor: None };
+    let keys = services()?.list_api_keys(&scope, &page).await?;
+    Ok(keys
+        .items
+        .into_iter()
+        .rev()
+        .map(|k| ApiKeyRow {
+            id: k.id,
+            name: k.name,
+            prefix: k.key_prefix,
+            created: human_time(k.created_at),
+            last_used: k.last_used_at.map(human_time),
+            revoked: k.revoked_at.map(human_time),
+        })
+        .collect())
+}
+
+/// Creates a key for the store and returns it: the only time it is shown.
+#[server(prefix = "/ui", endpoint = "create_api_key")]
+pub async fn create_store_api_key(store: Option<String>, name: String) -> Result<String, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (store_id, _) = settings_store(&user, store).await?;
+    let scope = hookline_core::Scope::Store(store_id);
+    Ok(services()?.create_api_key(&scope, &name).await?.key)
+}
+
+#[server(prefix = "/ui", endpoint = "revoke_api_key")]
+pub async fn revoke_store_api_key(store: Option<String>, id: String) -> Result<(), AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let (store_id, _) = settings_store(&user, store).await?;
+    services()?.revoke_api_key(&hookline_core::Scope::Store(store_id), &id).await?;
+    Ok(())
+}
+
+/// Rotates the signing secret; the old one keeps signing for the grace period. Returns how
+/// long that is, for the page to say.
+#[server(prefix = "/ui", endpoint = "rotate_secret")]
+pub async fn rotate_webhook_secret(id: String) -> Result<String, AppError> {
+    let user = ssr::signed_in().await?;
+    let services = ssr::services()?;
+    services.rotate_secret(&user.scope(), &id).await?;
+    let hours = services.settings.secret_grace.as_secs() / 3600;
+    Ok(format!("New secret created. The previous one keeps signing deliveries for {hours} hours."))
+}
+
+#[server(prefix = "/ui", endpoint = "delete_webhook")]
+pub async fn delete_webhook(id: String) -> Result<(), AppError> {
+    let user = ssr::signed_in().await?;
+    let found = ssr::services()?.webhook(&user.scope(), &id).await?;
+    ssr::services()?.delete_webhook(&user.scope(), &id).await?;
+    let back = if user.scope().is_admin() {
+        format!("/settings/api?store={}", found.tenant_id)
+    } else {
+        "/settings/api".into()
+    };
+    leptos_axum::redirect(&back);
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DisabledWebhook {
+    pub row: WebhookRow,
+    pub store: String,
+    pub reason: String,
+}
+
+/// The webhooks Hookline turned off by itself, across every store (admins only).
+#[server(prefix = "/ui", endpoint = "admin_disabled")]
+pub async fn admin_disabled_webhooks() -> Result<Vec<DisabledWebhook>, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    let found = services()?.auto_disabled_webhooks(&user.scope()).await?;
+    Ok(found
+        .into_iter()
+        .map(|w| DisabledWebhook {
+            store: format!("{} {}", w.tenant_type, w.tenant_id),
+            reason: match w.disabled_reason.as_deref() {
+                Some("gone") => "The endpoint answered 410 Gone.".to_string(),
+                _ => format!("{} consecutive failed deliveries.", w.consecutive_failures),
+            },
+            row: row(w),
+        })
+        .collect())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub users: Vec<String>,
+}
+
+#[server(prefix = "/ui", endpoint = "admin_stores")]
+pub async fn admin_stores() -> Result<Vec<StoreInfo>, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    if !user.scope().is_admin() {
+        set_error_status(&AppError::NotFound);
+        return Err(AppError::NotFound);
+    }
+    let services = services()?;
+    let users = services.list_users().await?;
+    Ok(services
+        .list_stores()
+        .await?
+        .into_iter()
+        .map(|s| StoreInfo {
+            users: users
+                .iter()
+                .filter(|u| u.store_id.as_deref() == Some(&s.id))
+                .map(|u| u.email.clone())
+                .collect(),
+            created: human_time(s.created_at),
+            id: s.id,
+            name: s.name,
+        })
+        .collect())
+}
+
+#[server(prefix = "/ui", endpoint = "admin_create_store")]
+pub async fn admin_create_store(id: String, name: String) -> Result<String, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    if !user.scope().is_admin() {
+        set_error_status(&AppError::NotFound);
+        return Err(AppError::NotFound);
+    }
+    let made = services()?.create_store(id.trim(), &name).await?;
+    Ok(made.id)
+}
+
+#[server(prefix = "/ui", endpoint = "admin_create_user")]
+pub async fn admin_create_merchant(
+    store: String,
+    email: String,
+    password: String,
+) -> Result<String, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    if !user.scope().is_admin() {
+        set_error_status(&AppError::NotFound);
+        return Err(AppError::NotFound);
+    }
+    let made = services()?.create_merchant(&email, &password, &store).await?;
+    Ok(made.email)
+}

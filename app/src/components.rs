@@ -35,6 +35,12 @@ pub fn Frame(children: Children) -> impl IntoView {
 #[component]
 fn WhoAmI(viewer: Viewer, logout: ServerAction<Logout>) -> impl IntoView {
     view! {
+        {viewer.is_admin.then(|| view! {
+            <nav class="admin-nav" aria-label="Admin">
+                <A href="/admin/webhooks">"Turned-off webhooks"</A>
+                <A href="/admin/stores">"Stores"</A>
+            </nav>
+        })}
         <div class="who">
             <span class="email">{viewer.email.clone()}</span>
             {viewer.is_admin.then(|| view! { <span class="role">"admin"</span> })}
@@ -99,5 +105,21 @@ pub fn WebhookSwitch(
             </button>
         </ActionForm>
         {move || toggle.value().get().and_then(Result::err).map(|e| view! { <span class="field-error">{e.to_string()}</span> })}
+    }
+}
+
+/// Copies `text` to the clipboard. Plain inline script, so it works before the WebAssembly
+/// has loaded.
+#[component]
+pub fn CopyButton(text: String) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class="copy"
+            data-text=text
+            onclick="navigator.clipboard.writeText(this.dataset.text).then(() => { this.textContent = 'Copied'; })"
+        >
+            "Copy"
+        </button>
     }
 }

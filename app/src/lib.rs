@@ -44,6 +44,8 @@ pub fn App() -> impl IntoView {
                 // or a redirect to the login page reaches the browser as HTTP.
                 <Route path=path!("/settings/api") view=pages::SettingsApiPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/api/webhooks/:id") view=pages::WebhookPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/webhooks") view=pages::AdminWebhooksPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/stores") view=pages::AdminStoresPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -112,6 +112,11 @@ fn normalize_email(email: &str) -> Result<String> {
 }
 
 impl Services {
+    /// Every user, by email (for the admin's stores page).
+    pub async fn list_users(&self) -> Result<Vec<user::Model>> {
+        Ok(user::Entity::find().order_by_asc(user::Column::Email).all(&self.db).await?)
+    }
+
     pub async fn user_count(&self) -> Result<u64> {
         Ok(user::Entity::find().count(&self.db).await?)
     }

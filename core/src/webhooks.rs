@@ -491,6 +491,21 @@ impl Services {
         .await?)
     }
 
+    /// Webhooks Hookline turned off by itself (failures, 410 Gone), across every tenant,
+    /// most recently turned off first. Admins only.
+    pub async fn auto_disabled_webhooks(&self, scope: &Scope) -> Result<Vec<webhook::Model>> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins see every store's webhooks.".into()));
+        }
+        Ok(webhook::Entity::find()
+            .filter(webhook::Column::Enabled.eq(false))
+            .filter(webhook::Column::DisabledReason.is_in(["automatic", "gone"]))
+            .order_by_desc(webhook::Column::DisabledAt)
+            .limit(500)
+            .all(&self.db)
+            .await?)
+    }
+
     /// One entry of the catalog.
     pub(crate) async fn catalog_entry(&self, name: &str) -> Result<Option<event_type::Model>> {
         if let Some(found) = self.cache.event_type(name) {

@@ -54,6 +54,7 @@ export async function startStack(): Promise<Stack> {
   cli(['create-store', '--id', 'store-b', '--name', 'Store B']);
   cli(['create-user', '--email', 'merchant@a.test', '--store', 'store-a'], PASSWORD);
   cli(['create-user', '--email', 'merchant@b.test', '--store', 'store-b'], PASSWORD);
+  cli(['create-admin', '--email', 'admin@hookline.test'], PASSWORD);
   const adminKey = cli(['create-api-key', '--scope', 'admin', '--name', 'e2e']);
 
   const receiver = spawn(receiverBin, ['127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });

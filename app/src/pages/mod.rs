@@ -1,8 +1,10 @@
+mod admin;
 mod login;
 mod not_found;
 mod settings;
 mod webhook;
 
+pub use admin::{AdminStoresPage, AdminWebhooksPage};
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use settings::SettingsApiPage;

@@ -5,8 +5,11 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{AppError, CreateWebhook, EventTypeInfo, WebhookList, event_catalog, list_webhooks};
-use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
+use crate::api::{
+    ApiKeyRow, AppError, CreateStoreApiKey, CreateWebhook, EventTypeInfo, RevokeStoreApiKey, WebhookList,
+    event_catalog, list_api_keys, list_webhooks,
+};
+use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, WebhookSwitch};
 
 #[component]
 pub fn SettingsApiPage() -> impl IntoView {
@@ -38,8 +41,26 @@ fn SettingsApi() -> impl IntoView {
     let catalog = Resource::new(wants_form, |wanted| async move {
         if wanted { event_catalog().await.map(Some) } else { Ok(None) }
     });
+    let create_key = ServerAction::<CreateStoreApiKey>::new();
+    let revoke_key = ServerAction::<RevokeStoreApiKey>::new();
+    let keys = Resource::new(
+        move || (picked_store(), create_key.version().get(), revoke_key.version().get()),
+        |(store, _, _)| list_api_keys(store),
+    );
     view! {
         <h1>"API"</h1>
+        <section class="card" aria-labelledby="keys-title">
+            <Transition fallback=|| view! { <p class="loading">"Loading API keys…"</p> }>
+                {move || Suspend::new(async move {
+                    match keys.await {
+                        Ok(keys) => view! {
+                            <ApiKeysSection keys store=picked_store().unwrap_or_default() create=create_key revoke=revoke_key/>
+                        }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
         <section class="card" aria-labelledby="webhooks-title">
             <Transition fallback=|| view! { <p class="loading">"Loading webhooks…"</p> }>
                 {move || Suspend::new(async move {
@@ -188,4 +209,77 @@ fn EventGroups(types: Vec<EventTypeInfo>) -> AnyView {
         </div>
     }
     .into_any()
+}
+
+/// The store's API keys: create one with a name (shown once), see when each was last used,
+/// revoke.
+#[component]
+fn ApiKeysSection(
+    keys: Vec<ApiKeyRow>,
+    store: String,
+    create: ServerAction<CreateStoreApiKey>,
+    revoke: ServerAction<RevokeStoreApiKey>,
+) -> impl IntoView {
+    let new_key = move || create.value().get().and_then(Result::ok);
+    let create_error = move || create.value().get().and_then(Result::err);
+    let empty = keys.is_empty();
+    let revoke_store = store.clone();
+    view! {
+        <div class="section-head">
+            <h2 id="keys-title">"API keys"</h2>
+        </div>
+        <p class="hint">"Keys let your systems call the Hookline API for this store. A key is shown once, when it is created."</p>
+        <ActionForm action=create attr:class="form inline-form" attr:aria-label="New API key">
+            <input type="hidden" name="store" value=store/>
+            <label for="key-name">"Key name"</label>
+            <input id="key-name" name="name" type="text" maxlength="200" placeholder="e.g. Order service" required/>
+            <button type="submit" id="create-key" disabled=move || create.pending().get()>
+                {move || if create.pending().get() { "Creating…" } else { "Create key" }}
+            </button>
+        </ActionForm>
+        {move || create_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+        {move || new_key().map(|key| view! {
+            <div class="banner ok" role="status">
+                <p>"Copy this key now. It will not be shown again."</p>
+                <code class="secret" id="new-api-key">{key.clone()}</code>
+                <CopyButton text=key/>
+            </div>
+        })}
+        {if empty {
+            view! { <p class="empty">"No API keys yet."</p> }.into_any()
+        } else {
+            view! {
+                <table class="keys" aria-label="API keys">
+                    <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                    <tbody>
+                        {keys.into_iter().map(|k| {
+                            let store = revoke_store.clone();
+                            let key_id = k.id.clone();
+                            view! {
+                                <tr data-key-id=k.id.clone()>
+                                    <td>{k.name.clone()}</td>
+                                    <td><code>{format!("{}…", k.prefix)}</code></td>
+                                    <td>{k.created.clone()}</td>
+                                    <td>{k.last_used.clone().unwrap_or_else(|| "Never".into())}</td>
+                                    <td>
+                                        {match k.revoked.clone() {
+                                            Some(at) => view! { <span class="badge off">{format!("Revoked {at}")}</span> }.into_any(),
+                                            None => view! {
+                                                <ActionForm action=revoke attr:class="inline">
+                                                    <input type="hidden" name="store" value=store/>
+                                                    <input type="hidden" name="id" value=key_id.clone()/>
+                                                    <button type="submit" class="danger" disabled=move || revoke.pending().get()>"Revoke"</button>
+                                                </ActionForm>
+                                            }.into_any(),
+                                        }}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+    }
 }

@@ -6,8 +6,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    AppError, DeliveryInfo, DeliveryLog, ResendDelivery, RevealSecret, SendTest, WebhookRow, load_delivery,
-    load_delivery_log, webhook_detail,
+    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, ResendDelivery, RevealSecret, RotateWebhookSecret,
+    SendTest, WebhookRow, load_delivery, load_delivery_log, webhook_detail,
 };
 use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
 
@@ -91,6 +91,39 @@ fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> im
         <TestPanel id=row.id.clone() refresh=panels.refresh/>
         <SecretPanel id=row.id.clone()/>
         <DeliveryLogPanel id=row.id.clone() panels/>
+        <DeletePanel id=row.id.clone()/>
+    }
+}
+
+/// Deleting asks once more: the first button only opens the confirmation.
+#[component]
+fn DeletePanel(id: String) -> impl IntoView {
+    let delete = ServerAction::<DeleteWebhook>::new();
+    let confirming = RwSignal::new(false);
+    let id = StoredValue::new(id);
+    view! {
+        <section class="card danger" aria-labelledby="delete-title">
+            <h2 id="delete-title">"Delete webhook"</h2>
+            <p class="hint">"Deliveries stop at once, and the webhook's delivery log is deleted with it."</p>
+            <Show
+                when=move || confirming.get()
+                fallback=move || view! {
+                    <button type="button" class="danger" id="delete-webhook" on:click=move |_| confirming.set(true)>
+                        "Delete…"
+                    </button>
+                }
+            >
+                <ActionForm action=delete attr:class="confirm" attr:role="alertdialog" attr:aria-label="Confirm deletion">
+                    <input type="hidden" name="id" value=id.get_value()/>
+                    <p><strong>"Delete this webhook and its delivery log? This cannot be undone."</strong></p>
+                    <button type="submit" class="danger" id="confirm-delete" disabled=move || delete.pending().get()>
+                        {move || if delete.pending().get() { "Deleting…" } else { "Delete webhook" }}
+                    </button>
+                    <button type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                </ActionForm>
+            </Show>
+            {move || delete.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        </section>
     }
 }
 
@@ -125,7 +158,15 @@ fn TestPanel(id: String, refresh: RwSignal<u32>) -> impl IntoView {
 #[component]
 fn SecretPanel(id: String) -> impl IntoView {
     let reveal = ServerAction::<RevealSecret>::new();
+    let rotate = ServerAction::<RotateWebhookSecret>::new();
+    // A rotation hides the secret again: the one shown is no longer current.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = rotate.value().get() {
+            reveal.clear();
+        }
+    });
     let secret = move || reveal.value().get().and_then(Result::ok);
+    let reveal_id = id.clone();
     view! {
         <section class="card" aria-labelledby="secret-title">
             <h2 id="secret-title">"Signing secret"</h2>
@@ -139,12 +180,22 @@ fn SecretPanel(id: String) -> impl IntoView {
                     None => view! { <code class="secret hidden-secret">"whsec_••••••••••••••••••••"</code> }.into_any(),
                 }}
                 <ActionForm action=reveal attr:class="inline">
-                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="id" value=reveal_id/>
                     <button type="submit" id="reveal-secret" disabled=move || reveal.pending().get() || secret().is_some()>
                         "Reveal"
                     </button>
                 </ActionForm>
+                <ActionForm action=rotate attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" id="rotate-secret" disabled=move || rotate.pending().get()>
+                        {move || if rotate.pending().get() { "Rotating…" } else { "Rotate" }}
+                    </button>
+                </ActionForm>
             </div>
+            {move || rotate.value().get().map(|r| match r {
+                Ok(message) => view! { <p class="result ok" role="status" id="rotate-result">{message}</p> }.into_any(),
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+            })}
         </section>
     }
 }

@@ -1,0 +1,173 @@
+//! The admin's views across every store: the webhooks Hookline turned off by itself, and the
+//! stores with their users. Anyone else gets a not-found page.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::api::{
+    AdminCreateMerchant, AdminCreateStore, AppError, DisabledWebhook, StoreInfo, ToggleWebhook,
+    admin_disabled_webhooks, admin_stores,
+};
+use crate::components::{ErrorBox, Frame};
+
+#[component]
+fn NotForYou() -> impl IntoView {
+    view! {
+        <div class="card">
+            <h1>"Not found"</h1>
+            <p>"There is nothing at this address for your account."</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn AdminWebhooksPage() -> impl IntoView {
+    let enable = ServerAction::<ToggleWebhook>::new();
+    let list = Resource::new(move || enable.version().get(), |_| admin_disabled_webhooks());
+    view! {
+        <Title text="Turned-off webhooks"/>
+        <Frame>
+            <h1>"Webhooks turned off automatically"</h1>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(items) => view! { <DisabledList items enable/> }.into_any(),
+                        Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+            {move || enable.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        </Frame>
+    }
+}
+
+#[component]
+fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>) -> impl IntoView {
+    if items.is_empty() {
+        return view! { <p class="card empty">"No webhook is turned off. Every endpoint is being delivered to."</p> }
+            .into_any();
+    }
+    view! {
+        <section class="card">
+            <table class="admin-table" aria-label="Webhooks turned off">
+                <thead><tr><th>"Webhook"</th><th>"Tenant"</th><th>"Why"</th><th>"When"</th><th></th></tr></thead>
+                <tbody>
+                    {items.into_iter().map(|d| {
+                        let href = format!("/settings/api/webhooks/{}", d.row.id);
+                        let id = d.row.id.clone();
+                        view! {
+                            <tr data-webhook-id=d.row.id.clone()>
+                                <td><A href=href attr:class="webhook-url">{d.row.url.clone()}</A></td>
+                                <td>{d.store.clone()}</td>
+                                <td>{d.reason.clone()}</td>
+                                <td>{d.row.health_text.clone()}</td>
+                                <td>
+                                    <ActionForm action=enable attr:class="inline">
+                                        <input type="hidden" name="id" value=id.clone()/>
+                                        <input type="hidden" name="enabled" value="true"/>
+                                        <button type="submit" class="primary" disabled=move || enable.pending().get()>"Re-enable"</button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+pub fn AdminStoresPage() -> impl IntoView {
+    let create_store = ServerAction::<AdminCreateStore>::new();
+    let create_user = ServerAction::<AdminCreateMerchant>::new();
+    let stores = Resource::new(
+        move || (create_store.version().get(), create_user.version().get()),
+        |_| admin_stores(),
+    );
+    view! {
+        <Title text="Stores"/>
+        <Frame>
+            <h1>"Stores"</h1>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match stores.await {
+                        Ok(stores) => view! { <StoresBody stores create_store create_user/> }.into_any(),
+                        Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </Frame>
+    }
+}
+
+#[component]
+fn StoresBody(
+    stores: Vec<StoreInfo>,
+    create_store: ServerAction<AdminCreateStore>,
+    create_user: ServerAction<AdminCreateMerchant>,
+) -> impl IntoView {
+    let store_error = move || create_store.value().get().and_then(Result::err);
+    let user_error = move || create_user.value().get().and_then(Result::err);
+    let options: Vec<(String, String)> = stores.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    view! {
+        <section class="card">
+            <table class="admin-table" aria-label="Stores">
+                <thead><tr><th>"Store"</th><th>"Id"</th><th>"Created"</th><th>"Users"</th><th></th></tr></thead>
+                <tbody>
+                    {stores.into_iter().map(|s| {
+                        let href = format!("/settings/api?store={}", s.id);
+                        view! {
+                            <tr data-store-id=s.id.clone()>
+                                <td>{s.name.clone()}</td>
+                                <td><code>{s.id.clone()}</code></td>
+                                <td>{s.created.clone()}</td>
+                                <td>{if s.users.is_empty() { "None".to_string() } else { s.users.join(", ") }}</td>
+                                <td><A href=href>"Settings › API"</A></td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card" aria-labelledby="new-store-title">
+            <h2 id="new-store-title">"New store"</h2>
+            <ActionForm action=create_store attr:class="form" attr:aria-label="New store">
+                <label for="store-id">"Store id (app key)"</label>
+                <input id="store-id" name="id" type="text" required maxlength="128"/>
+                <label for="store-name">"Name"</label>
+                <input id="store-name" name="name" type="text" required maxlength="200"/>
+                <div class="actions">
+                    <button type="submit" class="primary" disabled=move || create_store.pending().get()>
+                        {move || if create_store.pending().get() { "Creating…" } else { "Create store" }}
+                    </button>
+                </div>
+            </ActionForm>
+            {move || store_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+        </section>
+        <section class="card" aria-labelledby="new-user-title">
+            <h2 id="new-user-title">"New merchant user"</h2>
+            <ActionForm action=create_user attr:class="form" attr:aria-label="New merchant user">
+                <label for="user-store">"Store"</label>
+                <select id="user-store" name="store">
+                    {options.into_iter().map(|(id, name)| view! { <option value=id.clone()>{format!("{name} ({id})")}</option> }).collect_view()}
+                </select>
+                <label for="user-email">"Email"</label>
+                <input id="user-email" name="email" type="email" required/>
+                <label for="user-password">"Password " <span class="optional">"(at least 10 characters)"</span></label>
+                <input id="user-password" name="password" type="password" required minlength="10"/>
+                <div class="actions">
+                    <button type="submit" class="primary" disabled=move || create_user.pending().get()>
+                        {move || if create_user.pending().get() { "Creating…" } else { "Create user" }}
+                    </button>
+                </div>
+            </ActionForm>
+            {move || user_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+            {move || create_user.value().get().and_then(Result::ok).map(|email| view! { <p class="result ok" role="status">{format!("{email} can now sign in.")}</p> })}
+        </section>
+    }
+}
