@@ -72,6 +72,10 @@ impl Application {
         let router = Router::new()
             .nest("/api/v1", api::router(cfg.max_payload))
             .merge(ops::router())
+            .route(
+                "/docs/api",
+                axum::routing::get(|| async { axum::response::Html(api::openapi::reference_html()) }),
+            )
             .with_state(state)
             .merge(web::router(services.clone(), &cfg))
             .layer(TraceLayer::new_for_http());

@@ -228,7 +228,10 @@ fn ApiKeysSection(
         <div class="section-head">
             <h2 id="keys-title">"API keys"</h2>
         </div>
-        <p class="hint">"Keys let your systems call the Hookline API for this store. A key is shown once, when it is created."</p>
+        <p class="hint">
+            "Keys let your systems call the Hookline API for this store. A key is shown once, when it is created. "
+            <a href="/docs/api" rel="external">"API reference"</a>
+        </p>
         <ActionForm action=create attr:class="form inline-form" attr:aria-label="New API key">
             <input type="hidden" name="store" value=store/>
             <label for="key-name">"Key name"</label>

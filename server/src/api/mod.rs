@@ -4,6 +4,7 @@ mod error;
 mod events;
 mod extract;
 mod keys;
+pub mod openapi;
 mod subscriptions;
 mod tenants;
 mod webhooks;
@@ -21,6 +22,7 @@ pub fn router(max_payload: usize) -> Router<AppState> {
         .merge(tenants::router())
         .merge(subscriptions::router())
         .merge(keys::router())
+        .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::document()) }))
         .fallback(|| async { ApiError::not_found("route") })
 }
 

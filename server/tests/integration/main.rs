@@ -9,6 +9,7 @@ mod dashboard;
 mod delivery;
 mod durability;
 mod isolation;
+mod openapi;
 mod publish;
 mod ssrf;
 mod subscriptions;
