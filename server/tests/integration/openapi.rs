@@ -63,10 +63,10 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Ve
             return;
         }
     }
-    if let (Some(allowed), false) = (schema.get("enum").and_then(Value::as_array), value.is_null()) {
-        if !allowed.contains(value) {
-            problems.push(format!("{at}: {value} is not one of {allowed:?}"));
-        }
+    if let (Some(allowed), false) = (schema.get("enum").and_then(Value::as_array), value.is_null())
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
     if let (Some(required), Some(object)) =
         (schema.get("required").and_then(Value::as_array), value.as_object())
