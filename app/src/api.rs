@@ -694,3 +694,110 @@ pub async fn admin_create_merchant(
     let made = services()?.create_merchant(&email, &password, &store).await?;
     Ok(made.email)
 }
+
+/// Changes a webhook's URL, description and event types (`events` as in `create_webhook`).
+#[server(prefix = "/ui", endpoint = "update_webhook")]
+pub async fn update_webhook(
+    id: String,
+    url: String,
+    description: Option<String>,
+    events: Option<String>,
+    event_types: Option<Vec<String>>,
+) -> Result<WebhookRow, AppError> {
+    let user = ssr::signed_in().await?;
+    let event_types = match events.as_deref() {
+        Some("selected") => Some(event_types.unwrap_or_default()),
+        _ => None,
+    };
+    let patch = hookline_core::WebhookPatch {
+        url: Some(url),
+        description: Some(description.unwrap_or_default()),
+        event_types: Some(event_types),
+    };
+    Ok(ssr::row(ssr::services()?.update_webhook(&user.scope(), &id, patch).await?))
+}
+
+#[server(prefix = "/ui", endpoint = "skipped")]
+pub async fn skipped_count(id: String) -> Result<u64, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(ssr::services()?.skipped_count(&user.scope(), &id).await?)
+}
+
+#[server(prefix = "/ui", endpoint = "replay")]
+pub async fn replay_skipped(id: String) -> Result<u64, AppError> {
+    let user = ssr::signed_in().await?;
+    Ok(ssr::services()?.replay_skipped(&user.scope(), &id).await?)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminDeliveryRow {
+    pub row: DeliveryRow,
+    pub store: String,
+    pub webhook_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryHistory {
+    pub items: Vec<AdminDeliveryRow>,
+    pub next_cursor: Option<String>,
+    pub totals: Vec<(String, u64)>,
+    pub stores: Vec<String>,
+    pub event_types: Vec<String>,
+}
+
+/// Delivery history across every store (admins only). `from` and `to` are dates
+/// (YYYY-MM-DD, UTC), `to` inclusive.
+#[server(prefix = "/ui", endpoint = "admin_deliveries")]
+pub async fn admin_deliveries(
+    store: Option<String>,
+    webhook: Option<String>,
+    event_type: Option<String>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+) -> Result<DeliveryHistory, AppError> {
+    use ssr::*;
+    let user = signed_in().await?;
+    if !user.scope().is_admin() {
+        set_error_status(&AppError::NotFound);
+        return Err(AppError::NotFound);
+    }
+    let day = |field: &str, s: Option<String>, add_day: bool| -> Result<Option<i64>, AppError> {
+        match s.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => hookline_core::parse_date_ms(&s)
+                .map(|ms| Some(if add_day { ms + 86_400_000 } else { ms }))
+                .ok_or_else(|| AppError::Invalid {
+                    field: Some(field.to_string()),
+                    message: format!("{s} is not a date (YYYY-MM-DD)."),
+                }),
+        }
+    };
+    let filter = hookline_core::DeliveryFilter {
+        store,
+        webhook,
+        event_type,
+        status,
+        from: day("from", from, false)?,
+        to: day("to", to, true)?,
+    };
+    let services = services()?;
+    let page = hookline_core::PageRequest { limit: Some(50), cursor: cursor.filter(|c| !c.is_empty()) };
+    let (found, totals) = services.search_deliveries(&user.scope(), &filter, &page).await?;
+    Ok(DeliveryHistory {
+        items: found
+            .items
+            .into_iter()
+            .map(|d| AdminDeliveryRow {
+                store: d.tenant_id.clone(),
+                webhook_id: d.webhook_id.clone(),
+                row: delivery_row(d.into()),
+            })
+            .collect(),
+        next_cursor: found.next_cursor,
+        totals,
+        stores: services.list_stores().await?.into_iter().map(|s| s.id).collect(),
+        event_types: services.event_types().await?.into_iter().map(|t| t.name).collect(),
+    })
+}

@@ -37,6 +37,7 @@ fn WhoAmI(viewer: Viewer, logout: ServerAction<Logout>) -> impl IntoView {
     view! {
         {viewer.is_admin.then(|| view! {
             <nav class="admin-nav" aria-label="Admin">
+                <A href="/admin/deliveries">"Deliveries"</A>
                 <A href="/admin/webhooks">"Turned-off webhooks"</A>
                 <A href="/admin/stores">"Stores"</A>
             </nav>
@@ -121,5 +122,35 @@ pub fn CopyButton(text: String) -> impl IntoView {
         >
             "Copy"
         </button>
+    }
+}
+
+/// The webhook URL input with its message: the browser's check as the user types, else the
+/// server's answer.
+#[component]
+pub fn UrlField(
+    #[prop(into)] initial: String,
+    #[prop(into)] server_error: Signal<Option<String>>,
+    id: &'static str,
+) -> impl IntoView {
+    let typed = RwSignal::new(None::<String>);
+    let message =
+        move || typed.get().and_then(|t| crate::validate::url_problem(&t)).or_else(|| server_error.get());
+    let error_id = format!("{id}-error");
+    view! {
+        <label for=id>"Endpoint URL"</label>
+        <input
+            id=id
+            name="url"
+            type="text"
+            inputmode="url"
+            placeholder="https://example.com/webhooks"
+            autocomplete="off"
+            value=initial
+            aria-describedby=error_id.clone()
+            aria-invalid=move || message().is_some().to_string()
+            on:input=move |ev| typed.set(Some(event_target_value(&ev)))
+        />
+        <p id=error_id class="field-error" aria-live="polite">{message}</p>
     }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 mod components;
 mod pages;
+mod validate;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -44,6 +45,7 @@ pub fn App() -> impl IntoView {
                 // or a redirect to the login page reaches the browser as HTTP.
                 <Route path=path!("/settings/api") view=pages::SettingsApiPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/api/webhooks/:id") view=pages::WebhookPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/deliveries") view=pages::AdminDeliveriesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/webhooks") view=pages::AdminWebhooksPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/stores") view=pages::AdminStoresPage ssr=SsrMode::Async/>
             </Routes>

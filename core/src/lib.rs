@@ -30,10 +30,11 @@ pub use net::{AddressPolicy, is_public_ip};
 pub use page::{Page, PageRequest};
 pub use scope::Scope;
 pub use tenants::{Tenant, TenantType};
-pub use time::{iso8601, now_ms};
+pub use time::{iso8601, now_ms, parse_date_ms};
 pub use url::{UrlPolicy, WebhookUrl};
 pub use webhooks::{
-    DeliveryView, NewEventType, NewWebhook, SECRET_PREFIX, WebhookPatch, WebhookWithSecret, generate_secret,
+    DeliveryFilter, DeliveryView, NewEventType, NewWebhook, SECRET_PREFIX, WebhookPatch, WebhookWithSecret,
+    generate_secret,
 };
 
 use std::sync::{Arc, OnceLock};

@@ -14,6 +14,31 @@ pub fn iso8601(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Midnight UTC of a `YYYY-MM-DD` date, in unix milliseconds; `None` for anything else.
+pub fn parse_date_ms(s: &str) -> Option<i64> {
+    let mut parts = s.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // Reject dates that do not exist (31 February): they come back as another date.
+    (civil_from_days(days) == (y, m, d)).then_some(days * 86_400_000)
+}
+
+/// Howard Hinnant's civil-to-days algorithm.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -35,5 +60,18 @@ mod tests {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::iso8601(1_705_319_874_000), "2024-01-15T11:57:54Z");
         assert_eq!(super::iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_dates_and_refuses_impossible_ones() {
+        assert_eq!(super::parse_date_ms("1970-01-01"), Some(0));
+        assert_eq!(super::parse_date_ms("2000-02-29"), Some(951_782_400_000));
+        assert_eq!(
+            super::parse_date_ms("2024-01-15").map(super::iso8601).as_deref(),
+            Some("2024-01-15T00:00:00Z")
+        );
+        for bad in ["2023-02-29", "2024-13-01", "2024-1", "yesterday", ""] {
+            assert_eq!(super::parse_date_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -7,14 +7,15 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::access::Reach;
 use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_secret};
 use crate::error::{Error, Result};
+use crate::events::DeliveryStatus;
 use crate::page::{Page, PageRequest};
 use crate::scope::Scope;
 use crate::tenants::{Tenant, TenantType};
@@ -46,6 +47,19 @@ pub struct WebhookPatch {
     pub url: Option<String>,
     pub description: Option<String>,
     pub event_types: Option<Option<Vec<String>>>,
+}
+
+/// What the admin's delivery history is narrowed to; every part is optional.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DeliveryFilter {
+    pub store: Option<String>,
+    pub webhook: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to: Option<i64>,
 }
 
 /// A new entry of the event type catalog.
@@ -397,6 +411,91 @@ impl Services {
         .await?;
         txn.commit().await?;
         Ok(secret)
+    }
+
+    /// How many of the webhook's deliveries were skipped because it was off.
+    pub async fn skipped_count(&self, scope: &Scope, webhook_id: &str) -> Result<u64> {
+        let found = self.webhook(scope, webhook_id).await?;
+        Ok(delivery::Entity::find()
+            .filter(delivery::Column::WebhookId.eq(&found.id))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Skipped.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Queues again every delivery the webhook skipped while it was off; answers how many.
+    /// The webhook must be on.
+    pub async fn replay_skipped(&self, scope: &Scope, webhook_id: &str) -> Result<u64> {
+        let found = self.webhook(scope, webhook_id).await?;
+        if !found.enabled {
+            return Err(Error::Conflict("Turn the webhook on before replaying what it skipped.".into()));
+        }
+        let now = now_ms();
+        let done = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+            .filter(delivery::Column::WebhookId.eq(&found.id))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Skipped.as_str()))
+            .exec(&self.db)
+            .await?;
+        self.wake_workers();
+        Ok(done.rows_affected)
+    }
+
+    /// Deliveries across every store (admins only), newest first, with the number of each
+    /// status under the same filters.
+    pub async fn search_deliveries(
+        &self,
+        scope: &Scope,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<(Page<delivery::Model>, Vec<(String, u64)>)> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins see every store's deliveries.".into()));
+        }
+        let mut condition = sea_orm::Condition::all();
+        if let Some(store) = filter.store.as_deref().filter(|s| !s.is_empty()) {
+            condition = condition
+                .add(delivery::Column::TenantType.eq("store"))
+                .add(delivery::Column::TenantId.eq(store));
+        }
+        if let Some(hook) = filter.webhook.as_deref().filter(|s| !s.is_empty()) {
+            condition = condition.add(delivery::Column::WebhookId.eq(hook));
+        }
+        if let Some(kind) = filter.event_type.as_deref().filter(|s| !s.is_empty()) {
+            condition = condition.add(delivery::Column::EventType.eq(kind));
+        }
+        if let Some(from) = filter.from {
+            condition = condition.add(delivery::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            condition = condition.add(delivery::Column::CreatedAt.lt(to));
+        }
+        let totals: Vec<(String, i64)> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Status)
+            .column_as(delivery::Column::Id.count(), "n")
+            .filter(condition.clone())
+            .group_by(delivery::Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+            condition = condition.add(delivery::Column::Status.eq(status));
+        }
+        let mut query = delivery::Entity::find()
+            .filter(condition)
+            .order_by_desc(delivery::Column::Id)
+            .limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(delivery::Column::Id.lt(cursor));
+        }
+        let rows = query.all(&self.db).await?;
+        Ok((
+            Page::from_rows(rows, page.limit(), |d| d.id.clone()),
+            totals.into_iter().map(|(s, n)| (s, n as u64)).collect(),
+        ))
     }
 
     /// A webhook's delivery log, newest first.

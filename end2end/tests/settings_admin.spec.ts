@@ -143,3 +143,92 @@ test('an admin creates a store and its merchant, who can then sign in', async ({
   await other.close();
   expect(errors).toEqual([]);
 });
+
+test('a merchant edits a webhook, with the URL checked while typing and a select-all per group', async ({ page }) => {
+  const errors = watchConsole(page);
+  const id = await createWebhook('store-a', 'https://before.example.com/hook');
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  await page.goto(`${stack.baseURL}/settings/api/webhooks/${id}`);
+  await settle(page);
+
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const url = page.getByLabel('Endpoint URL');
+  await expect(url).toHaveValue('https://before.example.com/hook');
+  await url.fill('ftp://after.example.com/hook');
+  // Said while typing, before anything is sent.
+  await expect(page.getByText('The URL must start with https://.')).toBeVisible();
+  await url.fill('https://after.example.com/hook#top');
+  await expect(page.getByText('The URL must not contain a fragment')).toBeVisible();
+  await url.fill('https://after.example.com/hook');
+  await expect(page.locator('#edit-url-error')).toBeEmpty();
+
+  // The catalog shows once "Selected events" is picked; a group's box picks the whole group.
+  await page.getByRole('radio', { name: 'Selected events' }).check();
+  await page.getByLabel('All Reviews events').check();
+  await expect(page.getByRole('checkbox', { name: 'review-deleted' })).toBeChecked();
+  await expect(page.getByRole('checkbox', { name: 'message-created' })).not.toBeChecked();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('heading', { name: 'https://after.example.com/hook' })).toBeVisible();
+  const saved = (await api('GET', `/webhooks/${id}`, stack.adminKey)).body;
+  expect(saved.url).toBe('https://after.example.com/hook');
+  expect(saved.event_types).toEqual(['review-created', 'review-deleted', 'review-updated']);
+  expect(errors).toEqual([]);
+});
+
+test('turning a webhook back on offers to replay what it skipped, and says how many', async ({ page }) => {
+  const errors = watchConsole(page);
+  const id = await createWebhook('store-a', `${stack.receiverURL}/replay`);
+  expect((await api('POST', `/webhooks/${id}/toggle`, stack.adminKey, { enabled: false })).status).toBe(200);
+  for (let i = 0; i < 3; i++) {
+    const res = await api('POST', '/events', stack.adminKey, { tenant_type: 'store', tenant_id: 'store-a', event_type: 'review-created', payload: { i } });
+    expect(res.status).toBe(202);
+  }
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  await page.goto(`${stack.baseURL}/settings/api/webhooks/${id}`);
+  await settle(page);
+  await expect(page.locator('#skipped-count')).toContainText('3 events were not delivered while this webhook was off');
+
+  await page.getByRole('switch').click();
+  await expect(page.getByRole('switch')).toHaveAttribute('aria-checked', 'true');
+  await page.getByRole('button', { name: 'Replay 3' }).click();
+  await expect(page.locator('#replay-result')).toContainText('3 skipped events queued for delivery.');
+  const ctx = await request.newContext();
+  await expect.poll(async () => {
+    const got: any[] = await (await ctx.get(`${stack.receiverURL}/_received`)).json();
+    return got.filter((d) => d.path === '/replay').length;
+  }, { timeout: 15_000 }).toBe(3);
+  expect(errors).toEqual([]);
+});
+
+test('an admin filters delivery history across stores and sees totals per status', async ({ page }) => {
+  const errors = watchConsole(page);
+  await createWebhook('store-b', `${stack.receiverURL}/history`);
+  for (let i = 0; i < 2; i++) {
+    const res = await api('POST', '/events', stack.adminKey, { tenant_type: 'store', tenant_id: 'store-b', event_type: 'message-created', payload: { i } });
+    expect(res.status).toBe(202);
+  }
+  const ctx = await request.newContext();
+  await expect.poll(async () => {
+    const got: any[] = await (await ctx.get(`${stack.receiverURL}/_received`)).json();
+    return got.filter((d) => d.path === '/history').length;
+  }, { timeout: 15_000 }).toBe(2);
+
+  await signIn(page, stack.baseURL, 'admin@hookline.test');
+  await page.getByRole('link', { name: 'Deliveries' }).click();
+  await expect(page).toHaveURL(/\/admin\/deliveries$/);
+  await page.getByLabel('Store').selectOption('store-b');
+  await page.getByLabel('Event type').selectOption('message-created');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/store=store-b/);
+  await expect(page.getByRole('table', { name: 'Deliveries' }).locator('tbody tr')).toHaveCount(2);
+  await expect(page.getByLabel('Totals')).toContainText('2 deliveries');
+  await expect(page.locator('.totals [data-status="succeeded"]')).toHaveText('succeeded: 2');
+
+  await page.goto(`${stack.baseURL}/admin/deliveries?to=2024-02-31`);
+  await expect(page.getByRole('alert')).toContainText('not a date');
+
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  await page.goto(`${stack.baseURL}/admin/deliveries`);
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+  expect(errors).toEqual([]);
+});

@@ -5,9 +5,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use leptos_router::hooks::use_query_map;
+
 use crate::api::{
-    AdminCreateMerchant, AdminCreateStore, AppError, DisabledWebhook, StoreInfo, ToggleWebhook,
-    admin_disabled_webhooks, admin_stores,
+    AdminCreateMerchant, AdminCreateStore, AppError, DeliveryHistory, DisabledWebhook, StoreInfo,
+    ToggleWebhook, admin_deliveries, admin_disabled_webhooks, admin_stores,
 };
 use crate::components::{ErrorBox, Frame};
 
@@ -168,6 +170,176 @@ fn StoresBody(
             </ActionForm>
             {move || user_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
             {move || create_user.value().get().and_then(Result::ok).map(|email| view! { <p class="result ok" role="status">{format!("{email} can now sign in.")}</p> })}
+        </section>
+    }
+}
+
+/// Delivery history across every store, filtered by the query string (a plain GET form, so
+/// it works before the WebAssembly has loaded), newest first, 50 a page.
+#[component]
+pub fn AdminDeliveriesPage() -> impl IntoView {
+    let query = use_query_map();
+    let param = move |name: &str| query.read().get(name).filter(|v| !v.is_empty());
+    let history = Resource::new(
+        move || {
+            (
+                param("store"),
+                param("webhook"),
+                param("event_type"),
+                param("status"),
+                param("from"),
+                param("to"),
+                param("cursor"),
+            )
+        },
+        |(store, webhook, event_type, status, from, to, cursor)| {
+            admin_deliveries(store, webhook, event_type, status, from, to, cursor)
+        },
+    );
+    view! {
+        <Title text="Deliveries"/>
+        <Frame>
+            <h1>"Deliveries"</h1>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(h) => view! { <History h current=Filters::from_query(&query.read())/> }.into_any(),
+                        Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
+                        Err(e) => view! {
+                            <ErrorBox error=e/>
+                            <p><A href="/admin/deliveries">"Clear the filters"</A></p>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        </Frame>
+    }
+}
+
+#[derive(Clone, Default)]
+struct Filters {
+    store: String,
+    webhook: String,
+    event_type: String,
+    status: String,
+    from: String,
+    to: String,
+}
+
+impl Filters {
+    fn from_query(q: &leptos_router::params::ParamsMap) -> Self {
+        let get = |k: &str| q.get(k).unwrap_or_default();
+        Filters {
+            store: get("store"),
+            webhook: get("webhook"),
+            event_type: get("event_type"),
+            status: get("status"),
+            from: get("from"),
+            to: get("to"),
+        }
+    }
+
+    fn query(&self) -> String {
+        [
+            ("store", &self.store),
+            ("webhook", &self.webhook),
+            ("event_type", &self.event_type),
+            ("status", &self.status),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "skipped"];
+
+#[component]
+fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
+    let total: u64 = h.totals.iter().map(|(_, n)| n).sum();
+    let older = h.next_cursor.clone().map(|c| {
+        let q = current.query();
+        if q.is_empty() {
+            format!("/admin/deliveries?cursor={c}")
+        } else {
+            format!("/admin/deliveries?{q}&cursor={c}")
+        }
+    });
+    let select = |name: &'static str, label: &'static str, options: Vec<String>, chosen: String| {
+        view! {
+            <label>
+                {label}
+                <select name=name>
+                    <option value="">"Any"</option>
+                    {options.into_iter().map(|o| {
+                        let selected = o == chosen;
+                        view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    view! {
+        <section class="card">
+            <form method="get" action="/admin/deliveries" class="filters" aria-label="Filter deliveries">
+                {select("store", "Store", h.stores.clone(), current.store.clone())}
+                {select("event_type", "Event type", h.event_types.clone(), current.event_type.clone())}
+                {select("status", "Status", STATUSES.iter().map(|s| s.to_string()).collect(), current.status.clone())}
+                <label>"Webhook id" <input type="text" name="webhook" value=current.webhook.clone()/></label>
+                <label>"From" <input type="date" name="from" value=current.from.clone()/></label>
+                <label>"To" <input type="date" name="to" value=current.to.clone()/></label>
+                <div class="actions">
+                    <button type="submit" class="primary">"Filter"</button>
+                    <A href="/admin/deliveries">"Clear"</A>
+                </div>
+            </form>
+            <p class="totals" aria-label="Totals">
+                <span class="total">{format!("{total} deliveries")}</span>
+                {h.totals.iter().map(|(status, n)| view! {
+                    <span class=format!("badge status-{status}") data-status=status.clone()>{format!("{status}: {n}")}</span>
+                }).collect_view()}
+            </p>
+        </section>
+        <section class="card">
+            {if h.items.is_empty() {
+                view! { <p class="empty">"No deliveries match."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="admin-table" aria-label="Deliveries">
+                        <thead><tr><th>"Time"</th><th>"Store"</th><th>"Event type"</th><th>"Status"</th><th>"HTTP"</th><th>"Duration"</th><th>"Attempts"</th></tr></thead>
+                        <tbody>
+                            {h.items.into_iter().map(|d| {
+                                let href = format!("/settings/api/webhooks/{}?delivery={}", d.webhook_id, d.row.id);
+                                view! {
+                                    <tr data-delivery-id=d.row.id.clone()>
+                                        <td><A href=href>{d.row.time.clone()}</A></td>
+                                        <td>{d.store.clone()}</td>
+                                        <td><code>{d.row.event_type.clone()}</code></td>
+                                        <td><span class=format!("badge status-{}", d.row.status)>{d.row.status.clone()}</span></td>
+                                        <td>{d.row.http_status.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                        <td>{d.row.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</td>
+                                        <td>{d.row.attempts}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+            {older.map(|href| view! { <p class="pager"><A href=href attr:id="older">"Older deliveries →"</A></p> })}
         </section>
     }
 }

@@ -1,10 +1,10 @@
 mod admin;
 mod login;
 mod not_found;
-mod settings;
+pub(crate) mod settings;
 mod webhook;
 
-pub use admin::{AdminStoresPage, AdminWebhooksPage};
+pub use admin::{AdminDeliveriesPage, AdminStoresPage, AdminWebhooksPage};
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use settings::SettingsApiPage;

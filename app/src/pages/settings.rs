@@ -9,7 +9,7 @@ use crate::api::{
     ApiKeyRow, AppError, CreateStoreApiKey, CreateWebhook, EventTypeInfo, RevokeStoreApiKey, WebhookList,
     event_catalog, list_api_keys, list_webhooks,
 };
-use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, WebhookSwitch};
+use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
 
 #[component]
 pub fn SettingsApiPage() -> impl IntoView {
@@ -145,17 +145,7 @@ fn WebhookForm(
     view! {
         <ActionForm action=create attr:class="form webhook-form" attr:aria-label="New webhook">
             <input type="hidden" name="store" value=store_id/>
-            <label for="webhook-url">"Endpoint URL"</label>
-            <input
-                id="webhook-url"
-                name="url"
-                type="text"
-                inputmode="url"
-                placeholder="https://example.com/webhooks"
-                autocomplete="off"
-                aria-describedby="webhook-url-error"
-            />
-            <p id="webhook-url-error" class="field-error" aria-live="polite">{move || field_error("url")}</p>
+            <UrlField id="webhook-url" initial="" server_error=Signal::derive(move || field_error("url"))/>
             <label for="webhook-description">"Description " <span class="optional">"(optional)"</span></label>
             <input id="webhook-description" name="description" type="text" maxlength="500"/>
             <p class="field-error">{move || field_error("description")}</p>
@@ -166,7 +156,7 @@ fn WebhookForm(
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
                         match catalog.await {
-                            Ok(types) => view! { <EventGroups types=types.unwrap_or_default()/> }.into_any(),
+                            Ok(types) => view! { <EventGroups types=types.unwrap_or_default() selected=Vec::new()/> }.into_any(),
                             Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         }
                     })}
@@ -184,8 +174,9 @@ fn WebhookForm(
     }
 }
 
+/// The catalog by product group, with "All" per group; `selected` are checked.
 #[component]
-fn EventGroups(types: Vec<EventTypeInfo>) -> AnyView {
+pub(crate) fn EventGroups(types: Vec<EventTypeInfo>, selected: Vec<String>) -> AnyView {
     let mut groups: Vec<(String, Vec<(usize, EventTypeInfo)>)> = Vec::new();
     for (i, t) in types.into_iter().enumerate() {
         match groups.iter_mut().find(|(g, _)| *g == t.group) {
@@ -197,12 +188,29 @@ fn EventGroups(types: Vec<EventTypeInfo>) -> AnyView {
         <div class="event-groups">
             {groups.into_iter().map(|(group, items)| view! {
                 <fieldset class="event-group">
-                    <legend>{group}</legend>
-                    {items.into_iter().map(|(i, t)| view! {
-                        <label class="check" title=t.description.clone()>
-                            <input type="checkbox" name=format!("event_types[{i}]") value=t.name.clone()/>
-                            " " <code>{t.name.clone()}</code>
-                        </label>
+                    <legend>{group.clone()}</legend>
+                    <label class="check group-all">
+                        <input
+                            type="checkbox"
+                            aria-label=format!("All {group} events")
+                            onchange="this.closest('fieldset').querySelectorAll('input[name^=event_types]').forEach(b => { b.checked = this.checked; }); const form = this.closest('form'); const sel = form && form.querySelector('input[name=events][value=selected]'); if (sel) sel.checked = true;"
+                        />
+                        " All " {group.clone()}
+                    </label>
+                    {items.into_iter().map(|(i, t)| {
+                        let checked = selected.contains(&t.name);
+                        view! {
+                            <label class="check" title=t.description.clone()>
+                                <input
+                                    type="checkbox"
+                                    name=format!("event_types[{i}]")
+                                    value=t.name.clone()
+                                    checked=checked
+                                    onchange="const form = this.closest('form'); const sel = form && form.querySelector('input[name=events][value=selected]'); if (sel && this.checked) sel.checked = true;"
+                                />
+                                " " <code>{t.name.clone()}</code>
+                            </label>
+                        }
                     }).collect_view()}
                 </fieldset>
             }).collect_view()}

@@ -6,10 +6,12 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, ResendDelivery, RevealSecret, RotateWebhookSecret,
-    SendTest, WebhookRow, load_delivery, load_delivery_log, webhook_detail,
+    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, EventTypeInfo, ReplaySkipped, ResendDelivery,
+    RevealSecret, RotateWebhookSecret, SendTest, UpdateWebhook, WebhookRow, event_catalog, load_delivery,
+    load_delivery_log, skipped_count, webhook_detail,
 };
-use crate::components::{ErrorBox, Frame, HealthBadge, WebhookSwitch};
+use crate::components::{ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
+use crate::pages::settings::EventGroups;
 
 #[component]
 pub fn WebhookPage() -> impl IntoView {
@@ -43,6 +45,27 @@ fn WebhookView() -> impl IntoView {
             }
         },
     );
+    let editing = RwSignal::new(false);
+    let catalog = Resource::new(
+        move || editing.get(),
+        |wanted| async move { if wanted { event_catalog().await.map(Some) } else { Ok(None) } },
+    );
+    let update = ServerAction::<UpdateWebhook>::new();
+    let replay = ServerAction::<ReplaySkipped>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = update.value().get() {
+            editing.set(false);
+            refresh.update(|n| *n += 1);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = replay.value().get() {
+            log_refresh.update(|n| *n += 1);
+        }
+    });
+    let skipped =
+        Resource::new(move || (id(), refresh.get(), replay.version().get()), |(id, _, _)| skipped_count(id));
+    let edit = EditPanels { editing, catalog, update, replay, skipped };
     let resend = ServerAction::<ResendDelivery>::new();
     Effect::new(move |_| {
         if resend.value().get().is_some() {
@@ -55,7 +78,7 @@ fn WebhookView() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match hook.await {
-                    Ok(row) => view! { <WebhookBody row refresh panels/> }.into_any(),
+                    Ok(row) => view! { <WebhookBody row refresh panels edit/> }.into_any(),
                     Err(AppError::NotFound) => view! {
                         <div class="card">
                             <h1>"Webhook not found"</h1>
@@ -69,8 +92,23 @@ fn WebhookView() -> impl IntoView {
     }
 }
 
+/// The edit form's and the replay offer's state, made by the page.
+#[derive(Clone, Copy)]
+struct EditPanels {
+    editing: RwSignal<bool>,
+    catalog: Resource<Result<Option<Vec<EventTypeInfo>>, AppError>>,
+    update: ServerAction<UpdateWebhook>,
+    replay: ServerAction<ReplaySkipped>,
+    skipped: Resource<Result<u64, AppError>>,
+}
+
 #[component]
-fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> impl IntoView {
+fn WebhookBody(
+    row: WebhookRow,
+    refresh: RwSignal<u32>,
+    panels: LogPanels,
+    edit: EditPanels,
+) -> impl IntoView {
     let summary = row.events_summary();
     let off_banner = (!row.enabled)
         .then(|| view! { <div class="banner off" role="status">{row.health_text.clone()}</div> });
@@ -81,6 +119,7 @@ fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> im
                 <HealthBadge kind=row.health.clone() text=row.health_text.clone()/>
             </div>
             {off_banner}
+            <ReplayOffer id=row.id.clone() enabled=row.enabled edit/>
             {(!row.description.is_empty()).then(|| view! { <p class="desc">{row.description.clone()}</p> })}
             <dl class="facts">
                 <dt>"Events"</dt><dd>{summary}</dd>
@@ -88,6 +127,7 @@ fn WebhookBody(row: WebhookRow, refresh: RwSignal<u32>, panels: LogPanels) -> im
                 <dd><WebhookSwitch id=row.id.clone() enabled=row.enabled url=row.url.clone() on_change=move |_| refresh.update(|n| *n += 1)/></dd>
             </dl>
         </section>
+        <EditPanel row=row.clone() edit/>
         <TestPanel id=row.id.clone() refresh=panels.refresh/>
         <SecretPanel id=row.id.clone()/>
         <DeliveryLogPanel id=row.id.clone() panels/>
@@ -342,5 +382,106 @@ fn Headers(pairs: Vec<(String, String)>) -> impl IntoView {
                 {pairs.into_iter().map(|(k, v)| view! { <tr><th scope="row">{k}</th><td>{v}</td></tr> }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// What the webhook skipped while it was off: shown with a replay button once it is on, and
+/// as a count while it is off.
+#[component]
+fn ReplayOffer(id: String, enabled: bool, edit: EditPanels) -> impl IntoView {
+    let EditPanels { replay, skipped, .. } = edit;
+    let id = StoredValue::new(id);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let n = skipped.await.unwrap_or(0);
+                let done = replay.value().get().and_then(Result::ok);
+                let failed = replay.value().get().and_then(Result::err);
+                if let Some(replayed) = done {
+                    return view! { <div class="banner ok" role="status" id="replay-result"><p>{format!("{replayed} skipped events queued for delivery.")}</p></div> }.into_any();
+                }
+                if n == 0 {
+                    return ().into_any();
+                }
+                let events = if n == 1 { "1 event was".to_string() } else { format!("{n} events were") };
+                if !enabled {
+                    return view! { <p class="hint" id="skipped-count">{format!("{events} not delivered while this webhook was off. Turn it on to replay them.")}</p> }.into_any();
+                }
+                view! {
+                    <div class="banner warn" role="status" id="replay-offer">
+                        <p>{format!("{events} not delivered while this webhook was off.")}</p>
+                        <ActionForm action=replay attr:class="inline">
+                            <input type="hidden" name="id" value=id.get_value()/>
+                            <button type="submit" class="primary" disabled=move || replay.pending().get()>
+                                {move || if replay.pending().get() { "Replaying…".to_string() } else { format!("Replay {n}") }}
+                            </button>
+                        </ActionForm>
+                        {failed.map(|e| view! { <ErrorBox error=e/> })}
+                    </div>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
+
+/// Change the URL, description and event types.
+#[component]
+fn EditPanel(row: WebhookRow, edit: EditPanels) -> impl IntoView {
+    let EditPanels { editing, catalog, update, .. } = edit;
+    let error = move || update.value().get().and_then(Result::err);
+    let field_error = move |name: &'static str| error().and_then(|e| e.for_field(name));
+    let row = StoredValue::new(row);
+    view! {
+        <section class="card" aria-labelledby="edit-title">
+            <div class="section-head">
+                <h2 id="edit-title">"Settings"</h2>
+                <Show when=move || !editing.get()>
+                    <button type="button" id="edit-webhook" on:click=move |_| editing.set(true)>"Edit"</button>
+                </Show>
+            </div>
+            <Show when=move || editing.get()>
+                {move || {
+                    let r = row.get_value();
+                    let all = r.event_types.is_none();
+                    let selected = r.event_types.clone().unwrap_or_default();
+                    view! {
+                        <ActionForm action=update attr:class="form webhook-form" attr:aria-label="Edit webhook">
+                            <input type="hidden" name="id" value=r.id.clone()/>
+                            <UrlField id="edit-url" initial=r.url.clone() server_error=Signal::derive(move || field_error("url"))/>
+                            <label for="edit-description">"Description " <span class="optional">"(optional)"</span></label>
+                            <input id="edit-description" name="description" type="text" maxlength="500" value=r.description.clone()/>
+                            <p class="field-error">{move || field_error("description")}</p>
+                            <fieldset class="events-picker">
+                                <legend>"Events to send"</legend>
+                                <label class="radio"><input type="radio" name="events" value="all" checked=all/>" All events"</label>
+                                <label class="radio"><input type="radio" name="events" value="selected" checked=!all/>" Selected events"</label>
+                                <Suspense fallback=|| ()>
+                                    {
+                                        let selected = selected.clone();
+                                        move || {
+                                            let selected = selected.clone();
+                                            Suspend::new(async move {
+                                                match catalog.await {
+                                                    Ok(types) => view! { <EventGroups types=types.unwrap_or_default() selected/> }.into_any(),
+                                                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                                                }
+                                            })
+                                        }
+                                    }
+                                </Suspense>
+                                <p class="field-error">{move || field_error("event_types")}</p>
+                            </fieldset>
+                            {move || error().filter(|e| e.for_field("url").is_none() && e.for_field("description").is_none() && e.for_field("event_types").is_none()).map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+                            <div class="actions">
+                                <button type="submit" class="primary" id="save-webhook" disabled=move || update.pending().get()>
+                                    {move || if update.pending().get() { "Saving…" } else { "Save" }}
+                                </button>
+                                <button type="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+                            </div>
+                        </ActionForm>
+                    }
+                }}
+            </Show>
+        </section>
     }
 }

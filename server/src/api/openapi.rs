@@ -115,6 +115,16 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op(
         "post",
+        "/webhooks/{id}/replay",
+        "replaySkipped",
+        "Deliver again what the webhook skipped while it was off (409 while it is off)",
+        "Webhooks",
+        None,
+        200,
+        Some("Replayed"),
+    ),
+    op(
+        "post",
         "/webhooks/{id}/test",
         "sendTestEvent",
         "Send an event type's example to the webhook now",
@@ -525,6 +535,7 @@ pub fn schemas() -> Map<String, Value> {
         ),
         ("Toggle", object(&["enabled"], json!({"enabled": {"type": "boolean"}}))),
         ("Secret", object(&["secret"], json!({"secret": string()}))),
+        ("Replayed", object(&["replayed"], json!({"replayed": {"type": "integer"}}))),
         ("TestEvent", json!({"type": "object", "properties": {"event_type": string()}})),
         (
             "AttemptResult",

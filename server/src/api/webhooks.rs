@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{id}", get(read).patch(update).delete(remove))
         .route("/webhooks/{id}/toggle", post(toggle))
         .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/webhooks/{id}/replay", post(replay))
         .route("/webhooks/{id}/deliveries", get(deliveries))
         .route("/webhooks/{id}/test", post(send_test))
         .route("/deliveries/{id}", get(delivery))
@@ -206,6 +207,20 @@ async fn rotate_secret(
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
     Ok(Json(SecretView { secret: state.services.rotate_secret(&caller.0, &id).await? }))
+}
+
+#[derive(Serialize)]
+struct Replayed {
+    replayed: u64,
+}
+
+/// Queues again what the webhook skipped while it was off.
+async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Replayed>, ApiError> {
+    Ok(Json(Replayed { replayed: state.services.replay_skipped(&caller.0, &id).await? }))
 }
 
 #[derive(Deserialize)]

@@ -226,3 +226,30 @@ on_both_databases! {
         assert!(err["error"]["message"].is_string());
     }
 }
+
+on_both_databases! {
+    async fn what_a_webhook_skipped_while_off_is_replayed_on_request(backend: Backend) {
+        let app = spawn(backend).await;
+        let receiver = Receiver::start().await.unwrap();
+        let key = Some(app.store_a_key.as_str());
+        let (id, secret) = app.create_webhook("store-a", &receiver.url("/r"), None).await;
+        receiver.set_secret(&secret);
+        let (status, _) = app.api("POST", &format!("/webhooks/{id}/toggle"), key, Some(json!({"enabled": false}))).await;
+        assert_eq!(status, 200);
+        app.publish("store-a", "review-created", json!({"n": 1})).await;
+        app.publish("store-a", "review-created", json!({"n": 2})).await;
+        let (status, err) = app.api("POST", &format!("/webhooks/{id}/replay"), key, None).await;
+        assert_eq!(status, 409, "{err}");
+        let (status, _) = app.api("POST", &format!("/webhooks/{id}/replay"), Some(&app.store_b_key), None).await;
+        assert_eq!(status, 404);
+        app.api("POST", &format!("/webhooks/{id}/toggle"), key, Some(json!({"enabled": true}))).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), 0, "nothing is replayed unasked");
+        let (status, done) = app.api("POST", &format!("/webhooks/{id}/replay"), key, None).await;
+        assert_eq!((status, done["replayed"].as_u64()), (200, Some(2)), "{done}");
+        let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+        assert!(got.iter().all(|d| d.verified));
+        let (_, again) = app.api("POST", &format!("/webhooks/{id}/replay"), key, None).await;
+        assert_eq!(again["replayed"], 0);
+    }
+}
