@@ -46,7 +46,8 @@ mod tests {
         assert!(url_problem("ftp://example.com").unwrap().contains("https://"));
         assert!(url_problem("https://exa mple.com").unwrap().contains("spaces"));
         assert!(url_problem("https://example.com/#x").unwrap().contains("fragment"));
-        assert!(url_problem("https://").unwrap().contains("host"));
+        assert_eq!(url_problem("https://"), None, "still typing");
+        assert!(url_problem("https:///hooks").unwrap().contains("host"));
         assert!(url_problem("https://me:pw@example.com/").unwrap().contains("password"));
         assert!(url_problem(&format!("https://example.com/{}", "a".repeat(2050))).unwrap().contains("limit"));
     }
