@@ -436,12 +436,51 @@ pub async fn reveal_secret(id: String) -> Result<String, AppError> {
     Ok(ssr::services()?.current_secret(&user.scope(), &id).await?)
 }
 
+/// What the delivery log is narrowed to: status, event type, and dates (YYYY-MM-DD, UTC,
+/// `to` inclusive).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogFilter {
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+fn date_bound(field: &str, s: Option<String>, end_of_day: bool) -> Result<Option<i64>, AppError> {
+    match s.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => hookline_core::parse_date_ms(&s)
+            .map(|ms| Some(if end_of_day { ms + 86_400_000 } else { ms }))
+            .ok_or_else(|| AppError::Invalid {
+                field: Some(field.to_string()),
+                message: format!("{s} is not a date (YYYY-MM-DD)."),
+            }),
+    }
+}
+
 #[server(prefix = "/ui", endpoint = "deliveries")]
-pub async fn load_delivery_log(webhook_id: String, cursor: Option<String>) -> Result<DeliveryLog, AppError> {
+pub async fn load_delivery_log(
+    webhook_id: String,
+    cursor: Option<String>,
+    status: Option<String>,
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<DeliveryLog, AppError> {
+    // Flat arguments: an all-empty struct would not survive the form encoding.
+    let filter = LogFilter { status, event_type, from, to };
     use ssr::*;
     let user = signed_in().await?;
     let page = hookline_core::PageRequest { limit: Some(25), cursor };
-    let found = services()?.list_deliveries(&user.scope(), &webhook_id, &page).await?;
+    let narrowed = hookline_core::DeliveryFilter {
+        status: filter.status,
+        event_type: filter.event_type,
+        from: date_bound("from", filter.from, false)?,
+        to: date_bound("to", filter.to, true)?,
+        ..Default::default()
+    };
+    let found = services()?.list_deliveries_filtered(&user.scope(), &webhook_id, &narrowed, &page).await?;
     Ok(DeliveryLog {
         items: found.items.into_iter().map(delivery_row).collect(),
         next_cursor: found.next_cursor,
@@ -763,24 +802,13 @@ pub async fn admin_deliveries(
         set_error_status(&AppError::NotFound);
         return Err(AppError::NotFound);
     }
-    let day = |field: &str, s: Option<String>, add_day: bool| -> Result<Option<i64>, AppError> {
-        match s.filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(s) => hookline_core::parse_date_ms(&s)
-                .map(|ms| Some(if add_day { ms + 86_400_000 } else { ms }))
-                .ok_or_else(|| AppError::Invalid {
-                    field: Some(field.to_string()),
-                    message: format!("{s} is not a date (YYYY-MM-DD)."),
-                }),
-        }
-    };
     let filter = hookline_core::DeliveryFilter {
         store,
         webhook,
         event_type,
         status,
-        from: day("from", from, false)?,
-        to: day("to", to, true)?,
+        from: date_bound("from", from, false)?,
+        to: date_bound("to", to, true)?,
     };
     let services = services()?;
     let page = hookline_core::PageRequest { limit: Some(50), cursor: cursor.filter(|c| !c.is_empty()) };
@@ -800,4 +828,27 @@ pub async fn admin_deliveries(
         stores: services.list_stores().await?.into_iter().map(|s| s.id).collect(),
         event_types: services.event_types().await?.into_iter().map(|t| t.name).collect(),
     })
+}
+
+/// One hour of the health chart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HourBar {
+    /// "14:00" (UTC).
+    pub hour: String,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+#[server(prefix = "/ui", endpoint = "health")]
+pub async fn webhook_health(id: String) -> Result<Vec<HourBar>, AppError> {
+    let user = ssr::signed_in().await?;
+    let hours = ssr::services()?.hourly_health(&user.scope(), &id).await?;
+    Ok(hours
+        .into_iter()
+        .map(|(start, succeeded, failed)| HourBar {
+            hour: hookline_core::iso8601(start)[11..16].to_string(),
+            succeeded,
+            failed,
+        })
+        .collect())
 }

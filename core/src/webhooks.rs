@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -498,6 +498,37 @@ impl Services {
         ))
     }
 
+    /// Attempts per hour over the last 24 hours, oldest hour first: (hour start, succeeded,
+    /// failed).
+    pub async fn hourly_health(&self, scope: &Scope, webhook_id: &str) -> Result<Vec<(i64, u64, u64)>> {
+        let found = self.webhook(scope, webhook_id).await?;
+        const HOUR: i64 = 3_600_000;
+        let first = (now_ms() / HOUR - 23) * HOUR;
+        let backend = self.db.get_database_backend();
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                "SELECT (started_at - $1) / $2 AS bucket, \
+                 SUM(CASE WHEN error_class IS NULL AND response_status >= 200 AND response_status < 300 THEN 1 ELSE 0 END) AS ok, \
+                 COUNT(*) AS total \
+                 FROM attempts WHERE webhook_id = $3 AND started_at >= $1 GROUP BY (started_at - $1) / $2",
+                [first.into(), HOUR.into(), found.id.into()],
+            ))
+            .await?;
+        let mut hours: Vec<(i64, u64, u64)> = (0..24).map(|i| (first + i * HOUR, 0, 0)).collect();
+        for row in rows {
+            let bucket: i64 = row.try_get("", "bucket")?;
+            let ok: i64 = row.try_get("", "ok")?;
+            let total: i64 = row.try_get("", "total")?;
+            if let Some(slot) = usize::try_from(bucket).ok().and_then(|b| hours.get_mut(b)) {
+                slot.1 += ok as u64;
+                slot.2 += (total - ok) as u64;
+            }
+        }
+        Ok(hours)
+    }
+
     /// A webhook's delivery log, newest first.
     pub async fn list_deliveries(
         &self,
@@ -505,11 +536,35 @@ impl Services {
         webhook_id: &str,
         page: &PageRequest,
     ) -> Result<Page<DeliveryView>> {
+        self.list_deliveries_filtered(scope, webhook_id, &DeliveryFilter::default(), page).await
+    }
+
+    /// A webhook's delivery log narrowed by status, event type and time (its store and
+    /// webhook parts are ignored).
+    pub async fn list_deliveries_filtered(
+        &self,
+        scope: &Scope,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<DeliveryView>> {
         let found = self.webhook(scope, webhook_id).await?;
         let mut query = delivery::Entity::find()
             .filter(delivery::Column::WebhookId.eq(&found.id))
             .order_by_desc(delivery::Column::Id)
             .limit(page.limit() + 1);
+        if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+            query = query.filter(delivery::Column::Status.eq(status));
+        }
+        if let Some(kind) = filter.event_type.as_deref().filter(|s| !s.is_empty()) {
+            query = query.filter(delivery::Column::EventType.eq(kind));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(delivery::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(delivery::Column::CreatedAt.lt(to));
+        }
         if let Some(cursor) = &page.cursor {
             query = query.filter(delivery::Column::Id.lt(cursor));
         }

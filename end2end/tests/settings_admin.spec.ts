@@ -202,7 +202,7 @@ test('turning a webhook back on offers to replay what it skipped, and says how m
 
 test('an admin filters delivery history across stores and sees totals per status', async ({ page }) => {
   const errors = watchConsole(page);
-  await createWebhook('store-b', `${stack.receiverURL}/history`);
+  const hook = await createWebhook('store-b', `${stack.receiverURL}/history`);
   for (let i = 0; i < 2; i++) {
     const res = await api('POST', '/events', stack.adminKey, { tenant_type: 'store', tenant_id: 'store-b', event_type: 'message-created', payload: { i } });
     expect(res.status).toBe(202);
@@ -218,6 +218,8 @@ test('an admin filters delivery history across stores and sees totals per status
   await expect(page).toHaveURL(/\/admin\/deliveries$/);
   await page.getByLabel('Store').selectOption('store-b');
   await page.getByLabel('Event type').selectOption('message-created');
+  // Other tests' webhooks of store-b get these events too: narrow to this one.
+  await page.getByLabel('Webhook id').fill(hook);
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page).toHaveURL(/store=store-b/);
   await expect(page.getByRole('table', { name: 'Deliveries' }).locator('tbody tr')).toHaveCount(2);
@@ -230,5 +232,37 @@ test('an admin filters delivery history across stores and sees totals per status
   await signIn(page, stack.baseURL, 'merchant@a.test');
   await page.goto(`${stack.baseURL}/admin/deliveries`);
   await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test("a webhook's page charts the last day's attempts and filters its delivery log", async ({ page }) => {
+  const errors = watchConsole(page);
+  const id = await createWebhook('store-a', `${stack.receiverURL}/chart`);
+  for (const eventType of ['review-created', 'review-created', 'message-created']) {
+    const res = await api('POST', '/events', stack.adminKey, { tenant_type: 'store', tenant_id: 'store-a', event_type: eventType, payload: {} });
+    expect(res.status).toBe(202);
+  }
+  const ctx = await request.newContext();
+  await expect.poll(async () => {
+    const got: any[] = await (await ctx.get(`${stack.receiverURL}/_received`)).json();
+    return got.filter((d) => d.path === '/chart').length;
+  }, { timeout: 15_000 }).toBe(3);
+
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  await page.goto(`${stack.baseURL}/settings/api/webhooks/${id}`);
+  await settle(page);
+  await expect(page.locator('#health-summary')).toHaveText('3 successful and 0 failed attempts in the last 24 hours');
+  await expect(page.getByRole('img', { name: /3 successful/ })).toBeVisible();
+  await expect(page.locator('table.deliveries tbody tr')).toHaveCount(3);
+
+  await page.getByLabel('Event type').fill('message-created');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page).toHaveURL(/event_type=message-created/);
+  await expect(page.locator('table.deliveries tbody tr')).toHaveCount(1);
+  await page.getByLabel('Status').selectOption('failed');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page.locator('table.deliveries')).toHaveCount(0);
+  await page.getByRole('link', { name: 'Clear' }).click();
+  await expect(page.locator('table.deliveries tbody tr')).toHaveCount(3);
   expect(errors).toEqual([]);
 });

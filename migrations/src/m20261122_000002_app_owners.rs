@@ -35,6 +35,16 @@ impl MigrationTrait for Migration {
                  WHERE status IN ('pending', 'delivering')",
             )
             .await?;
+        // The webhook page's health chart reads a webhook's attempts of the last 24 hours.
+        m.create_index(
+            Index::create()
+                .name("attempts_by_webhook")
+                .table("attempts")
+                .col("webhook_id")
+                .col("started_at")
+                .to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("webhooks_by_application")
@@ -47,6 +57,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(Index::drop().name("attempts_by_webhook").table("attempts").to_owned()).await?;
         m.drop_index(Index::drop().name("deliveries_due").table("deliveries").to_owned()).await?;
         m.create_index(
             Index::create()

@@ -6,9 +6,9 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, EventTypeInfo, ReplaySkipped, ResendDelivery,
-    RevealSecret, RotateWebhookSecret, SendTest, UpdateWebhook, WebhookRow, event_catalog, load_delivery,
-    load_delivery_log, skipped_count, webhook_detail,
+    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, EventTypeInfo, HourBar, LogFilter, ReplaySkipped,
+    ResendDelivery, RevealSecret, RotateWebhookSecret, SendTest, UpdateWebhook, WebhookRow, event_catalog,
+    load_delivery, load_delivery_log, skipped_count, webhook_detail, webhook_health,
 };
 use crate::components::{ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
 use crate::pages::settings::EventGroups;
@@ -32,10 +32,16 @@ fn WebhookView() -> impl IntoView {
     let log_refresh = RwSignal::new(0u32);
     // Every resource of the page is created here, outside the Suspend closures below.
     let hook = Resource::new(move || (id(), refresh.get()), |(id, _)| webhook_detail(id));
+    let log_filter = move || {
+        let q = query.read();
+        let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
+        LogFilter { status: get("status"), event_type: get("event_type"), from: get("from"), to: get("to") }
+    };
     let log = Resource::new(
-        move || (id(), query.read().get("cursor"), log_refresh.get()),
-        |(id, cursor, _)| load_delivery_log(id, cursor),
+        move || (id(), query.read().get("cursor"), log_filter(), log_refresh.get()),
+        |(id, cursor, f, _)| load_delivery_log(id, cursor, f.status, f.event_type, f.from, f.to),
     );
+    let health = Resource::new(move || (id(), log_refresh.get()), |(id, _)| webhook_health(id));
     let detail = Resource::new(
         move || (query.read().get("delivery"), log_refresh.get()),
         |(selected, _)| async move {
@@ -72,7 +78,7 @@ fn WebhookView() -> impl IntoView {
             log_refresh.update(|n| *n += 1);
         }
     });
-    let panels = LogPanels { log, detail, refresh: log_refresh, resend };
+    let panels = LogPanels { log, detail, refresh: log_refresh, resend, health };
     view! {
         <p class="crumbs"><A href="/settings/api">"Settings › API"</A>" › Webhook"</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -248,18 +254,49 @@ struct LogPanels {
     refresh: RwSignal<u32>,
     /// Made by the page, so its result outlives the detail's refetch.
     resend: ServerAction<ResendDelivery>,
+    health: Resource<Result<Vec<HourBar>, AppError>>,
 }
 
 #[component]
 fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
-    let LogPanels { log, detail, refresh, resend } = panels;
+    let LogPanels { log, detail, refresh, resend, health } = panels;
     let base = format!("/settings/api/webhooks/{id}");
+    let query = use_query_map();
+    let current = move |k: &str| query.read().get(k).unwrap_or_default();
+    let statuses = ["succeeded", "failed", "pending", "delivering", "skipped"];
     view! {
+        <section class="card" aria-labelledby="health-title">
+            <h2 id="health-title">"Last 24 hours"</h2>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match health.await {
+                        Ok(hours) => view! { <HealthChart hours/> }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
         <section class="card" aria-labelledby="log-title">
             <div class="section-head">
                 <h2 id="log-title">"Delivery log"</h2>
                 <button type="button" id="refresh-log" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
             </div>
+            <form method="get" action=base.clone() class="filters" aria-label="Filter the delivery log">
+                <label>
+                    "Status"
+                    <select name="status">
+                        <option value="">"Any"</option>
+                        {statuses.into_iter().map(|s| view! { <option value=s selected=move || current("status") == s>{s}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"Event type" <input type="text" name="event_type" value=move || current("event_type") placeholder="e.g. review-created"/></label>
+                <label>"From" <input type="date" name="from" value=move || current("from")/></label>
+                <label>"To" <input type="date" name="to" value=move || current("to")/></label>
+                <div class="actions">
+                    <button type="submit">"Filter"</button>
+                    <A href=base.clone()>"Clear"</A>
+                </div>
+            </form>
             <Transition fallback=|| view! { <p class="loading">"Loading deliveries…"</p> }>
                 {
                     let base = base.clone();
@@ -293,7 +330,13 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
         return view! { <p class="empty">"No deliveries yet. Events sent to this webhook appear here."</p> }
             .into_any();
     }
-    let next = log.next_cursor.map(|c| format!("{base}?cursor={c}"));
+    // The next page keeps the filters.
+    let query = use_query_map();
+    let kept: String = ["status", "event_type", "from", "to"]
+        .iter()
+        .filter_map(|k| query.read_untracked().get(k).filter(|v| !v.is_empty()).map(|v| format!("&{k}={v}")))
+        .collect();
+    let next = log.next_cursor.map(|c| format!("{base}?cursor={c}{kept}"));
     view! {
         <div class="table-wrap">
             <table class="deliveries">
@@ -483,5 +526,42 @@ fn EditPanel(row: WebhookRow, edit: EditPanels) -> impl IntoView {
                 }}
             </Show>
         </section>
+    }
+}
+
+/// Successes and failures per hour over the last day, drawn on the server as SVG: bars of
+/// attempts, failures stacked on top in red, each hour with its numbers as a tooltip.
+#[component]
+fn HealthChart(hours: Vec<HourBar>) -> impl IntoView {
+    let succeeded: u64 = hours.iter().map(|h| h.succeeded).sum();
+    let failed: u64 = hours.iter().map(|h| h.failed).sum();
+    let peak = hours.iter().map(|h| h.succeeded + h.failed).max().unwrap_or(0).max(1) as f64;
+    let (width, height, gap) = (480.0, 96.0, 2.0);
+    let bar = width / hours.len().max(1) as f64;
+    let summary = format!("{succeeded} successful and {failed} failed attempts in the last 24 hours");
+    let first = hours.first().map(|h| h.hour.clone()).unwrap_or_default();
+    let last = hours.last().map(|h| h.hour.clone()).unwrap_or_default();
+    view! {
+        <figure class="health-chart">
+            <svg viewBox=format!("0 0 {width} {}", height + 16.0) role="img" aria-label=summary.clone() preserveAspectRatio="none">
+                <line x1="0" y1=height x2=width y2=height class="axis"/>
+                {hours.into_iter().enumerate().map(|(i, h)| {
+                    let x = i as f64 * bar + gap / 2.0;
+                    let ok_h = h.succeeded as f64 / peak * height;
+                    let bad_h = h.failed as f64 / peak * height;
+                    let tip = format!("{} UTC: {} succeeded, {} failed", h.hour, h.succeeded, h.failed);
+                    view! {
+                        <g class="hour">
+                            <title>{tip}</title>
+                            <rect x=x y=height - ok_h width=bar - gap height=ok_h class="ok"/>
+                            <rect x=x y=height - ok_h - bad_h width=bar - gap height=bad_h class="bad"/>
+                        </g>
+                    }
+                }).collect_view()}
+                <text x="0" y=height + 13.0 class="label">{first}</text>
+                <text x=width y=height + 13.0 class="label" text-anchor="end">{last}</text>
+            </svg>
+            <figcaption id="health-summary">{summary}</figcaption>
+        </figure>
     }
 }
