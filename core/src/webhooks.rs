@@ -49,6 +49,9 @@ pub struct WebhookPatch {
     pub event_types: Option<Option<Vec<String>>>,
 }
 
+/// The health chart's unit.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// What the admin's delivery history is narrowed to; every part is optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct DeliveryFilter {
@@ -338,6 +341,12 @@ impl Services {
             .filter(webhook_secret::Column::WebhookId.eq(&found.id))
             .exec(&txn)
             .await?;
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "DELETE FROM webhook_hours WHERE webhook_id = $1",
+            [found.id.clone().into()],
+        ))
+        .await?;
         webhook::Entity::delete_by_id(&found.id).exec(&txn).await?;
         txn.commit().await?;
         Ok(())
@@ -499,31 +508,28 @@ impl Services {
     }
 
     /// Attempts per hour over the last 24 hours, oldest hour first: (hour start, succeeded,
-    /// failed).
+    /// failed). Read from the counters the delivery workers keep.
     pub async fn hourly_health(&self, scope: &Scope, webhook_id: &str) -> Result<Vec<(i64, u64, u64)>> {
         let found = self.webhook(scope, webhook_id).await?;
-        const HOUR: i64 = 3_600_000;
-        let first = (now_ms() / HOUR - 23) * HOUR;
+        let first = (now_ms() / HOUR_MS - 23) * HOUR_MS;
         let backend = self.db.get_database_backend();
         let rows = self
             .db
             .query_all_raw(sea_orm::Statement::from_sql_and_values(
                 backend,
-                "SELECT (started_at - $1) / $2 AS bucket, \
-                 SUM(CASE WHEN error_class IS NULL AND response_status >= 200 AND response_status < 300 THEN 1 ELSE 0 END) AS ok, \
-                 COUNT(*) AS total \
-                 FROM attempts WHERE webhook_id = $3 AND started_at >= $1 GROUP BY (started_at - $1) / $2",
-                [first.into(), HOUR.into(), found.id.into()],
+                "SELECT hour, succeeded, failed FROM webhook_hours WHERE webhook_id = $1 AND hour >= $2",
+                [found.id.into(), first.into()],
             ))
             .await?;
-        let mut hours: Vec<(i64, u64, u64)> = (0..24).map(|i| (first + i * HOUR, 0, 0)).collect();
+        let mut hours: Vec<(i64, u64, u64)> = (0..24).map(|i| (first + i * HOUR_MS, 0, 0)).collect();
         for row in rows {
-            let bucket: i64 = row.try_get("", "bucket")?;
-            let ok: i64 = row.try_get("", "ok")?;
-            let total: i64 = row.try_get("", "total")?;
-            if let Some(slot) = usize::try_from(bucket).ok().and_then(|b| hours.get_mut(b)) {
-                slot.1 += ok as u64;
-                slot.2 += (total - ok) as u64;
+            let hour: i64 = row.try_get("", "hour")?;
+            let succeeded: i64 = row.try_get("", "succeeded")?;
+            let failed: i64 = row.try_get("", "failed")?;
+            if let Some(slot) = usize::try_from((hour - first) / HOUR_MS).ok().and_then(|b| hours.get_mut(b))
+            {
+                slot.1 += succeeded as u64;
+                slot.2 += failed as u64;
             }
         }
         Ok(hours)

@@ -35,13 +35,26 @@ impl MigrationTrait for Migration {
                  WHERE status IN ('pending', 'delivering')",
             )
             .await?;
-        // The webhook page's health chart reads a webhook's attempts of the last 24 hours.
+        // The webhook page's health chart: attempts counted per webhook and hour as they are
+        // recorded, so the chart reads 24 rows however busy the webhook is.
+        m.create_table(
+            Table::create()
+                .table("webhook_hours")
+                .col(string("webhook_id"))
+                .col(big_integer("hour"))
+                .col(big_integer("succeeded").default(0))
+                .col(big_integer("failed").default(0))
+                .primary_key(Index::create().col("webhook_id").col("hour"))
+                .to_owned(),
+        )
+        .await?;
+        // "N events were skipped while this webhook was off" counts one webhook's skipped ones.
         m.create_index(
             Index::create()
-                .name("attempts_by_webhook")
-                .table("attempts")
+                .name("deliveries_by_webhook_status")
+                .table("deliveries")
                 .col("webhook_id")
-                .col("started_at")
+                .col("status")
                 .to_owned(),
         )
         .await?;
@@ -57,7 +70,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(Index::drop().name("attempts_by_webhook").table("attempts").to_owned()).await?;
+        m.drop_index(Index::drop().name("deliveries_by_webhook_status").table("deliveries").to_owned())
+            .await?;
+        m.drop_table(Table::drop().table("webhook_hours").to_owned()).await?;
         m.drop_index(Index::drop().name("deliveries_due").table("deliveries").to_owned()).await?;
         m.create_index(
             Index::create()

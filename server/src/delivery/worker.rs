@@ -563,6 +563,7 @@ impl Engine {
             insert_attempts(&txn, chunk).await?;
             update_deliveries(&txn, chunk).await?;
         }
+        count_hours(&txn, records).await?;
         // Health, in the order the attempts ended. A run of successes is one write per webhook.
         let backend = txn.get_database_backend();
         let mut succeeded: Vec<(&str, i64)> = Vec::new();
@@ -729,6 +730,37 @@ async fn insert_attempts(
         placeholders(records.len(), 13, |_, p| p)
     );
     txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
+type HourKey<'a> = (&'a str, i64);
+
+/// Adds the attempts to their webhooks' hourly counters (the health chart): one upsert per
+/// webhook and hour.
+async fn count_hours(txn: &sea_orm::DatabaseTransaction, records: &[Record]) -> Result<(), sea_orm::DbErr> {
+    // (webhook, hour) → (succeeded, failed)
+    let mut counts: Vec<(HourKey<'_>, (i64, i64))> = Vec::new();
+    for r in records {
+        let key = (r.hook.id.as_str(), r.at / hookline_core::HOUR_MS * hookline_core::HOUR_MS);
+        let (ok, bad) = if r.outcome.succeeded() { (1, 0) } else { (0, 1) };
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, c)) => {
+                c.0 += ok;
+                c.1 += bad;
+            }
+            None => counts.push((key, (ok, bad))),
+        }
+    }
+    for ((webhook, hour), (ok, bad)) in counts {
+        txn.execute_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (webhook_id, hour) DO UPDATE SET succeeded = webhook_hours.succeeded + $3, \
+             failed = webhook_hours.failed + $4",
+            [webhook.into(), hour.into(), ok.into(), bad.into()],
+        ))
+        .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,207 @@
+//! Dashboard benchmark: how fast the pages that read the delivery log render with a million
+//! deliveries and a million attempts in the database. Target: the webhook page (whose
+//! delivery log shows the newest 25 deliveries) renders in under 100 ms.
+//!
+//! Fills a fresh SQLite file (and a PostgreSQL database when `HOOKLINE_BENCH_POSTGRES_URL`
+//! names a server) with `HOOKLINE_BENCH_ROWS` (default 1,000,000) deliveries of one webhook,
+//! one attempt each, starts Hookline in this process, signs in and times full server-side
+//! renders: the webhook page, the webhook page with one delivery opened, and the admin's
+//! delivery history (which also counts every delivery by status).
+//! `cargo bench -p hookline --bench dashboard`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hookline::Application;
+use hookline::config::Config;
+use hookline_core::{NewWebhook, Scope, Tenant};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
+    if kind == "sqlite" {
+        let dir = std::env::temp_dir().join(format!("hookline-dash-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        return format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    }
+    let admin_url = pg.unwrap();
+    let name = format!("hookline_dash_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(admin_url).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// Writes `rows` deliveries and attempts in the database itself (a recursive CTE), newest
+/// last, with ids that sort like Hookline's own.
+async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) {
+    let backend = db.get_database_backend();
+    let pad = match backend {
+        DatabaseBackend::Sqlite => "printf('%012d', i)",
+        _ => "lpad(i::text, 12, '0')",
+    };
+    let start = hookline_core::now_ms() - 20 * 3_600_000;
+    let series = format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})");
+    let statuses = "CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'succeeded' END";
+    let sql = format!(
+        "{series} INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, event_type, status, attempts, \
+         next_attempt_at, leased_by, last_status_code, last_duration_ms, created_at, updated_at) \
+         SELECT '00000000-0000-7000-8000-' || {pad}, 'ev-' || {pad}, $1, 'store', 'bench', \
+         CASE WHEN i % 5 = 0 THEN 'review-updated' ELSE 'review-created' END, {statuses}, 1, NULL, NULL, \
+         CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, 12, $2 + i, $2 + i FROM n"
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [webhook.into(), start.into()]))
+        .await
+        .unwrap();
+    let sql = format!(
+        "{series} INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
+         request_headers, response_status, response_headers, response_body, error_class, error_message) \
+         SELECT 'at-' || {pad}, '00000000-0000-7000-8000-' || {pad}, $1, 'scheduled', $2 + i, 12, 'https://bench.example.com/h', \
+         '[[\"content-type\",\"application/json\"]]', CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, '[]', 'ok', NULL, NULL FROM n"
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [webhook.into(), start.into()]))
+        .await
+        .unwrap();
+    let sql = format!(
+        "{series} INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, received_at) \
+         SELECT 'ev-' || {pad}, 'store', 'bench', 'review-created', '{{\"review\":1}}', NULL, i, $1 + i FROM n"
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [start.into()])).await.unwrap();
+    // The hourly counters the workers would have kept.
+    let hour = hookline_core::HOUR_MS;
+    for h in 0..21 {
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES ($1, $2, $3, $4)",
+            [
+                webhook.into(),
+                ((start / hour + h) * hour).into(),
+                (rows as i64 / 21).into(),
+                (rows as i64 / 1050).into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+    db.execute_unprepared("ANALYZE").await.unwrap();
+}
+
+fn percentiles(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+    format!("{:.1} | {:.1} | {:.1}", at(0.5), at(0.9), at(1.0))
+}
+
+async fn time_get(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    runs: usize,
+    must_contain: &str,
+) -> String {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let res = http.get(url).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        let body = res.text().await.unwrap();
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(body.contains(must_contain), "{url} did not render {must_contain:?}");
+    }
+    percentiles(samples)
+}
+
+async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> String {
+    let res = http
+        .post(format!("{base}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email={}&password={}", email.replace('@', "%40"), PASSWORD.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("hookline_session=") && !c.starts_with("hookline_session=;"))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("signed in")
+}
+
+async fn run(kind: &str, pg: Option<&str>, rows: u64) {
+    let url = fresh_database(kind, pg).await;
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
+    vars.insert("HOOKLINE_LISTEN".into(), "127.0.0.1:0".into());
+    vars.insert("HOOKLINE_WORKERS".into(), "false".into());
+    vars.insert("HOOKLINE_LOG".into(), "warn".into());
+    let app = Application::build(Config::from_map(&vars).unwrap()).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let services = app.services().clone();
+    services.create_store("bench", "Bench").await.unwrap();
+    services.create_merchant("merchant@bench.test", PASSWORD, "bench").await.unwrap();
+    services.create_admin("admin@bench.test", PASSWORD).await.unwrap();
+    let hook = services
+        .create_webhook(
+            &Scope::Admin,
+            NewWebhook {
+                tenant: Tenant::store("bench"),
+                url: "https://bench.example.com/h".into(),
+                description: String::new(),
+                event_types: None,
+            },
+        )
+        .await
+        .unwrap()
+        .webhook
+        .id;
+    let filling = Instant::now();
+    fill(&services.db, &hook, rows).await;
+    eprintln!("({kind}: {rows} deliveries and attempts written in {:.1} s)", filling.elapsed().as_secs_f64());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let merchant = sign_in(&http, &base, "merchant@bench.test").await;
+    let admin = sign_in(&http, &base, "admin@bench.test").await;
+    let newest = format!("00000000-0000-7000-8000-{rows:012}");
+    let page = format!("{base}/settings/api/webhooks/{hook}");
+    println!(
+        "| {kind} | webhook page (newest 25 of {rows}) | {} |",
+        time_get(&http, &page, &merchant, 50, &newest).await
+    );
+    let filtered = format!("{page}?status=failed");
+    println!(
+        "| {kind} | webhook page, failed only | {} |",
+        time_get(&http, &filtered, &merchant, 20, "failed").await
+    );
+    let opened = format!("{page}?delivery={newest}");
+    println!(
+        "| {kind} | webhook page with a delivery opened | {} |",
+        time_get(&http, &opened, &merchant, 50, "Attempt").await
+    );
+    let history = format!("{base}/admin/deliveries");
+    println!(
+        "| {kind} | admin delivery history with totals | {} |",
+        time_get(&http, &history, &admin, 10, &newest).await
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("dashboard bench: run it with `cargo bench -p hookline --bench dashboard`");
+        return;
+    }
+    hookline::install_tls_provider();
+    let rows: u64 =
+        std::env::var("HOOKLINE_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let pg = std::env::var("HOOKLINE_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("HOOKLINE_TEST_POSTGRES_URL"))
+        .ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("| database | page | p50 ms | p90 ms | max ms |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    runtime.block_on(run("sqlite", None, rows));
+    if let Some(pg) = pg {
+        runtime.block_on(run("postgres", Some(&pg), rows));
+    }
+}
