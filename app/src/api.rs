@@ -852,3 +852,63 @@ pub async fn webhook_health(id: String) -> Result<Vec<HourBar>, AppError> {
         })
         .collect())
 }
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApplicationInfo {
+    pub id: String,
+    pub name: String,
+    /// (store id, product lines)
+    pub installations: Vec<(String, String)>,
+}
+
+#[cfg(feature = "ssr")]
+async fn require_admin() -> Result<hookline_core::SessionUser, AppError> {
+    let user = ssr::signed_in().await?;
+    if !user.scope().is_admin() {
+        ssr::set_error_status(&AppError::NotFound);
+        return Err(AppError::NotFound);
+    }
+    Ok(user)
+}
+
+#[server(prefix = "/ui", endpoint = "admin_applications")]
+pub async fn admin_applications() -> Result<Vec<ApplicationInfo>, AppError> {
+    require_admin().await?;
+    let found = ssr::services()?.applications_with_installations().await?;
+    Ok(found
+        .into_iter()
+        .map(|(a, installs)| ApplicationInfo {
+            id: a.id,
+            name: a.name,
+            installations: installs
+                .into_iter()
+                .map(|i| {
+                    let lines: Vec<String> = serde_json::from_str(&i.product_lines).unwrap_or_default();
+                    (i.store_id, lines.join(", "))
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+#[server(prefix = "/ui", endpoint = "admin_create_application")]
+pub async fn admin_create_application(id: String, name: String) -> Result<String, AppError> {
+    require_admin().await?;
+    Ok(ssr::services()?.create_application(id.trim(), &name).await?.id)
+}
+
+#[server(prefix = "/ui", endpoint = "admin_install")]
+pub async fn admin_install(application: String, store: String) -> Result<(), AppError> {
+    require_admin().await?;
+    ssr::services()?.install_application(&application, &store, None).await?;
+    Ok(())
+}
+
+/// Disconnects the application from the store: its store-level webhooks there are turned off
+/// and it receives `integrations.applications.disconnected.v3`.
+#[server(prefix = "/ui", endpoint = "admin_disconnect")]
+pub async fn admin_disconnect(application: String, store: String) -> Result<(), AppError> {
+    require_admin().await?;
+    ssr::services()?.disconnect_application(&application, &store).await?;
+    Ok(())
+}

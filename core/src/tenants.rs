@@ -131,6 +131,22 @@ impl Services {
         Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |s| s.id.clone()))
     }
 
+    /// Every application with the stores it is installed on (for the admin's stores page).
+    pub async fn applications_with_installations(
+        &self,
+    ) -> Result<Vec<(application::Model, Vec<installation::Model>)>> {
+        let apps = application::Entity::find().order_by_asc(application::Column::Id).all(&self.db).await?;
+        let installs =
+            installation::Entity::find().order_by_asc(installation::Column::StoreId).all(&self.db).await?;
+        Ok(apps
+            .into_iter()
+            .map(|a| {
+                let mine = installs.iter().filter(|i| i.application_id == a.id).cloned().collect();
+                (a, mine)
+            })
+            .collect())
+    }
+
     pub async fn list_stores(&self) -> Result<Vec<store::Model>> {
         Ok(store::Entity::find().all(&self.db).await?)
     }

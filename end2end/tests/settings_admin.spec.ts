@@ -266,3 +266,36 @@ test("a webhook's page charts the last day's attempts and filters its delivery l
   await expect(page.locator('table.deliveries tbody tr')).toHaveCount(3);
   expect(errors).toEqual([]);
 });
+
+test('an admin installs an application on a store and disconnects it, which tells the application', async ({ page }) => {
+  const errors = watchConsole(page);
+  await signIn(page, stack.baseURL, 'admin@hookline.test');
+  await page.goto(`${stack.baseURL}/admin/stores`);
+  await settle(page);
+  await page.getByLabel('New application: id').fill('app-e2e');
+  await page.getByLabel('Application name').fill('Loyalty Partner');
+  await page.getByRole('button', { name: 'Create application' }).click();
+  const row = page.locator('tr[data-application-id="app-e2e"]');
+  await expect(row).toContainText('Loyalty Partner');
+  await expect(row).toContainText('None');
+
+  await page.getByLabel('Application', { exact: true }).selectOption('app-e2e');
+  await page.getByLabel('On store').selectOption('store-a');
+  await page.getByRole('button', { name: 'Install', exact: true }).click();
+  await expect(row).toContainText('store-a (Reviews)');
+
+  // The application subscribes app-level to its disconnection.
+  const made = await api('POST', '/api-keys', stack.adminKey, { name: 'partner', scope: 'application:app-e2e' });
+  const key = made.body.key as string;
+  const sub = await api('POST', '/webhooks', key, { url: `${stack.receiverURL}/disconnected`, event_types: ['integrations.applications.disconnected.v3'] });
+  expect(sub.status).toBe(201);
+
+  await row.getByRole('button', { name: 'Disconnect from store-a' }).click();
+  await expect(row).toContainText('None');
+  const ctx = await request.newContext();
+  await expect.poll(async () => {
+    const got: any[] = await (await ctx.get(`${stack.receiverURL}/_received`)).json();
+    return got.filter((d) => d.path === '/disconnected').map((d) => JSON.parse(d.body).store);
+  }, { timeout: 15_000 }).toEqual(['store-a']);
+  expect(errors).toEqual([]);
+});

@@ -8,8 +8,9 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    AdminCreateMerchant, AdminCreateStore, AppError, DeliveryHistory, DisabledWebhook, StoreInfo,
-    ToggleWebhook, admin_deliveries, admin_disabled_webhooks, admin_stores,
+    AdminCreateApplication, AdminCreateMerchant, AdminCreateStore, AdminDisconnect, AdminInstall, AppError,
+    ApplicationInfo, DeliveryHistory, DisabledWebhook, StoreInfo, ToggleWebhook, admin_applications,
+    admin_deliveries, admin_disabled_webhooks, admin_stores,
 };
 use crate::components::{ErrorBox, Frame};
 
@@ -90,6 +91,21 @@ pub fn AdminStoresPage() -> impl IntoView {
         move || (create_store.version().get(), create_user.version().get()),
         |_| admin_stores(),
     );
+    let create_app = ServerAction::<AdminCreateApplication>::new();
+    let install = ServerAction::<AdminInstall>::new();
+    let disconnect = ServerAction::<AdminDisconnect>::new();
+    let apps = Resource::new(
+        move || {
+            (
+                create_app.version().get(),
+                install.version().get(),
+                disconnect.version().get(),
+                create_store.version().get(),
+            )
+        },
+        |_| admin_applications(),
+    );
+    let app_actions = AppActions { create: create_app, install, disconnect };
     view! {
         <Title text="Stores"/>
         <Frame>
@@ -99,6 +115,18 @@ pub fn AdminStoresPage() -> impl IntoView {
                     match stores.await {
                         Ok(stores) => view! { <StoresBody stores create_store create_user/> }.into_any(),
                         Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let stores: Vec<String> = match stores.await {
+                        Ok(s) => s.into_iter().map(|s| s.id).collect(),
+                        Err(_) => return ().into_any(),
+                    };
+                    match apps.await {
+                        Ok(apps) => view! { <Applications apps stores actions=app_actions/> }.into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
                 })}
@@ -340,6 +368,84 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
                 }.into_any()
             }}
             {older.map(|href| view! { <p class="pager"><A href=href attr:id="older">"Older deliveries →"</A></p> })}
+        </section>
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AppActions {
+    create: ServerAction<AdminCreateApplication>,
+    install: ServerAction<AdminInstall>,
+    disconnect: ServerAction<AdminDisconnect>,
+}
+
+/// Partner applications: which stores installed them; install, disconnect, add one.
+#[component]
+fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppActions) -> impl IntoView {
+    let AppActions { create, install, disconnect } = actions;
+    let app_ids: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
+    let errors = move || {
+        create
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| install.value().get().and_then(Result::err))
+            .or_else(|| disconnect.value().get().and_then(Result::err))
+    };
+    view! {
+        <section class="card" aria-labelledby="apps-title">
+            <h2 id="apps-title">"Applications"</h2>
+            <p class="hint">"An installed application reaches the store's events store-level. Disconnecting turns its webhooks there off and sends it "<code>"integrations.applications.disconnected.v3"</code>"."</p>
+            {if apps.is_empty() {
+                view! { <p class="empty">"No applications yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="admin-table" aria-label="Applications">
+                        <thead><tr><th>"Application"</th><th>"Installed on"</th></tr></thead>
+                        <tbody>
+                            {apps.into_iter().map(|a| {
+                                let app_id = a.id.clone();
+                                view! {
+                                    <tr data-application-id=a.id.clone()>
+                                        <td>{a.name.clone()}" "<code>{a.id.clone()}</code></td>
+                                        <td>
+                                            {if a.installations.is_empty() { Some("None") } else { None }}
+                                            {a.installations.into_iter().map(|(store, lines)| {
+                                                let app_id = app_id.clone();
+                                                view! {
+                                                    <ActionForm action=disconnect attr:class="inline installation">
+                                                        <input type="hidden" name="application" value=app_id/>
+                                                        <input type="hidden" name="store" value=store.clone()/>
+                                                        <span>{format!("{store} ({lines}) ")}</span>
+                                                        <button type="submit" class="danger" aria-label=format!("Disconnect from {store}")>"Disconnect"</button>
+                                                    </ActionForm>
+                                                }
+                                            }).collect_view()}
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+            <ActionForm action=install attr:class="form inline-form" attr:aria-label="Install an application">
+                <label for="install-app">"Install"</label>
+                <select id="install-app" name="application" aria-label="Application">
+                    {app_ids.into_iter().map(|id| view! { <option value=id.clone()>{id.clone()}</option> }).collect_view()}
+                </select>
+                <select name="store" aria-label="On store">
+                    {stores.into_iter().map(|id| view! { <option value=id.clone()>{id.clone()}</option> }).collect_view()}
+                </select>
+                <button type="submit" disabled=move || install.pending().get()>"Install"</button>
+            </ActionForm>
+            <ActionForm action=create attr:class="form inline-form" attr:aria-label="New application">
+                <label for="app-id">"New application: id"</label>
+                <input id="app-id" name="id" type="text" required maxlength="128"/>
+                <input name="name" type="text" required maxlength="200" placeholder="Name" aria-label="Application name"/>
+                <button type="submit" disabled=move || create.pending().get()>"Create application"</button>
+            </ActionForm>
+            {move || errors().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
         </section>
     }
 }
