@@ -11,6 +11,7 @@ mod durability;
 mod isolation;
 mod openapi;
 mod publish;
+mod scopes;
 mod ssrf;
 mod subscriptions;
 mod tenants;
