@@ -299,3 +299,35 @@ test('an admin installs an application on a store and disconnects it, which tell
   }, { timeout: 15_000 }).toEqual(['store-a']);
   expect(errors).toEqual([]);
 });
+
+test("each webhook row's actions menu sends a test event, rotates the secret, opens the editor and deletes", async ({ page }) => {
+  const errors = watchConsole(page);
+  const ctx = await request.newContext();
+  await ctx.post(`${stack.receiverURL}/_config`, { data: { status: 200 } });
+  const id = await createWebhook('store-a', `${stack.receiverURL}/menu`);
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  const row = page.locator(`li[data-webhook-id="${id}"]`);
+  const open = async () => {
+    await row.getByText('Actions').click();
+  };
+
+  await open();
+  await row.getByRole('menuitem', { name: 'Send test event' }).click();
+  await expect(row.locator('.row-result')).toContainText('Delivered: HTTP 200');
+
+  await row.getByRole('menuitem', { name: 'Rotate secret' }).click();
+  await expect(row.locator('.row-result')).toContainText('New secret created');
+
+  await row.getByRole('menuitem', { name: 'Edit' }).click();
+  await expect(page).toHaveURL(new RegExp(`/settings/api/webhooks/${id}\\?edit=1$`));
+  await expect(page.getByLabel('Endpoint URL')).toHaveValue(`${stack.receiverURL}/menu`);
+
+  await page.goto(`${stack.baseURL}/settings/api`);
+  await settle(page);
+  await open();
+  await row.getByRole('menuitem', { name: 'Delete…' }).click();
+  await row.getByRole('button', { name: 'Delete webhook' }).click();
+  await expect(page.locator(`li[data-webhook-id="${id}"]`)).toHaveCount(0);
+  expect((await api('GET', `/webhooks/${id}`, stack.adminKey)).status).toBe(404);
+  expect(errors).toEqual([]);
+});

@@ -6,8 +6,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    ApiKeyRow, AppError, CreateStoreApiKey, CreateWebhook, EventTypeInfo, RevokeStoreApiKey, WebhookList,
-    event_catalog, list_api_keys, list_webhooks,
+    ApiKeyRow, AppError, CreateStoreApiKey, CreateWebhook, DeleteWebhook, EventTypeInfo, RevokeStoreApiKey,
+    RotateWebhookSecret, SendTest, WebhookList, event_catalog, list_api_keys, list_webhooks,
 };
 use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
 
@@ -112,6 +112,7 @@ fn WebhooksSection(
                     {list.webhooks.into_iter().map(|w| {
                         let href = format!("/settings/api/webhooks/{}", w.id);
                         let summary = w.events_summary();
+                        let (action_id, action_url) = (w.id.clone(), w.url.clone());
                         view! {
                             <li class="webhook-row" data-webhook-id=w.id.clone()>
                                 <WebhookSwitch id=w.id.clone() enabled=w.enabled url=w.url.clone() on_change=move |_| changed.update(|n| *n += 1)/>
@@ -121,6 +122,7 @@ fn WebhooksSection(
                                     <p class="events">{summary}</p>
                                 </div>
                                 <HealthBadge kind=w.health.clone() text=w.health_text.clone()/>
+                                <RowActions id=action_id url=action_url changed/>
                             </li>
                         }
                     }).collect_view()}
@@ -292,5 +294,68 @@ fn ApiKeysSection(
             }.into_any()
         }}
         {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+    }
+}
+
+/// A webhook row's actions menu: a `<details>`, so it opens without JavaScript.
+#[component]
+fn RowActions(id: String, url: String, changed: RwSignal<u32>) -> impl IntoView {
+    let test = ServerAction::<SendTest>::new();
+    let rotate = ServerAction::<RotateWebhookSecret>::new();
+    let delete = ServerAction::<DeleteWebhook>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = delete.value().get() {
+            changed.update(|n| *n += 1);
+        }
+    });
+    let edit_href = format!("/settings/api/webhooks/{id}?edit=1");
+    // The latest action's answer.
+    let last = RwSignal::new(None::<Result<(bool, String), AppError>>);
+    Effect::new(move |_| {
+        if let Some(r) = test.value().get() {
+            last.set(Some(r.map(|o| (o.succeeded, o.summary))));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(r) = rotate.value().get() {
+            last.set(Some(r.map(|m| (true, m))));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Err(e)) = delete.value().get() {
+            last.set(Some(Err(e)));
+        }
+    });
+    let result = move || last.get();
+    let (id_test, id_rotate) = (id.clone(), id.clone());
+    view! {
+        <details class="row-actions">
+            <summary aria-label=format!("Actions for {url}")>"Actions"</summary>
+            <div class="menu" role="menu">
+                <A href=edit_href attr:role="menuitem">"Edit"</A>
+                <ActionForm action=test attr:class="inline">
+                    <input type="hidden" name="id" value=id_test/>
+                    <button type="submit" role="menuitem" disabled=move || test.pending().get()>
+                        {move || if test.pending().get() { "Sending…" } else { "Send test event" }}
+                    </button>
+                </ActionForm>
+                <ActionForm action=rotate attr:class="inline">
+                    <input type="hidden" name="id" value=id_rotate/>
+                    <button type="submit" role="menuitem" disabled=move || rotate.pending().get()>"Rotate secret"</button>
+                </ActionForm>
+                <details class="confirm-delete">
+                    <summary role="menuitem">"Delete…"</summary>
+                    <ActionForm action=delete attr:class="confirm" attr:role="alertdialog" attr:aria-label="Confirm deletion">
+                        <input type="hidden" name="id" value=id/>
+                        <p>"Delete this webhook and its delivery log?"</p>
+                        <button type="submit" class="danger" disabled=move || delete.pending().get()>"Delete webhook"</button>
+                    </ActionForm>
+                </details>
+            </div>
+        </details>
+        {move || result().map(|r| match r {
+            Ok((ok, text)) => view! { <p class=if ok { "result ok row-result" } else { "result bad row-result" } role="status">{text}</p> }.into_any(),
+            Err(e) => view! { <p class="result bad row-result" role="alert">{e.to_string()}</p> }.into_any(),
+        })}
     }
 }

@@ -51,7 +51,8 @@ fn WebhookView() -> impl IntoView {
             }
         },
     );
-    let editing = RwSignal::new(false);
+    // `?edit` (from the actions menu of the webhook list) opens the form at once.
+    let editing = RwSignal::new(query.read_untracked().get("edit").is_some());
     let catalog = Resource::new(
         move || editing.get(),
         |wanted| async move { if wanted { event_catalog().await.map(Some) } else { Ok(None) } },
