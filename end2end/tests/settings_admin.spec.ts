@@ -65,6 +65,7 @@ test('a merchant rotates the signing secret and deletes a webhook after confirmi
   await page.getByRole('button', { name: 'Reveal' }).click();
   const secret = page.locator('#signing-secret');
   await expect(secret).toHaveText(/^whsec_/);
+  await expect(page.getByRole('button', { name: 'Copy' })).toBeVisible();
   const before = await secret.textContent();
   await page.getByRole('button', { name: 'Rotate' }).click();
   await expect(page.locator('#rotate-result')).toContainText('keeps signing deliveries for 24 hours');

@@ -10,7 +10,7 @@ use crate::api::{
     ResendDelivery, RevealSecret, RotateWebhookSecret, SendTest, UpdateWebhook, WebhookRow, event_catalog,
     load_delivery, load_delivery_log, skipped_count, webhook_detail, webhook_health,
 };
-use crate::components::{ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
+use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
 use crate::pages::settings::EventGroups;
 
 #[component]
@@ -223,7 +223,7 @@ fn SecretPanel(id: String) -> impl IntoView {
             </p>
             <div class="secret-row">
                 {move || match secret() {
-                    Some(s) => view! { <code class="secret" id="signing-secret">{s}</code> }.into_any(),
+                    Some(s) => view! { <code class="secret" id="signing-secret">{s.clone()}</code> <CopyButton text=s/> }.into_any(),
                     None => view! { <code class="secret hidden-secret">"whsec_••••••••••••••••••••"</code> }.into_any(),
                 }}
                 <ActionForm action=reveal attr:class="inline">
