@@ -255,6 +255,16 @@ pub(crate) mod ssr {
         }
     }
 
+    /// The signed-in admin; anyone else gets the not-found answer of a page that is not theirs.
+    pub async fn require_admin() -> Result<SessionUser, AppError> {
+        let user = signed_in().await?;
+        if !user.scope().is_admin() {
+            set_error_status(&AppError::NotFound);
+            return Err(AppError::NotFound);
+        }
+        Ok(user)
+    }
+
     pub fn set_response_header(name: http::HeaderName, value: &str) {
         if let (Some(res), Ok(value)) =
             (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(value))
@@ -682,11 +692,7 @@ pub struct StoreInfo {
 #[server(prefix = "/ui", endpoint = "admin_stores")]
 pub async fn admin_stores() -> Result<Vec<StoreInfo>, AppError> {
     use ssr::*;
-    let user = signed_in().await?;
-    if !user.scope().is_admin() {
-        set_error_status(&AppError::NotFound);
-        return Err(AppError::NotFound);
-    }
+    require_admin().await?;
     let services = services()?;
     let users = services.list_users().await?;
     Ok(services
@@ -709,11 +715,7 @@ pub async fn admin_stores() -> Result<Vec<StoreInfo>, AppError> {
 #[server(prefix = "/ui", endpoint = "admin_create_store")]
 pub async fn admin_create_store(id: String, name: String) -> Result<String, AppError> {
     use ssr::*;
-    let user = signed_in().await?;
-    if !user.scope().is_admin() {
-        set_error_status(&AppError::NotFound);
-        return Err(AppError::NotFound);
-    }
+    require_admin().await?;
     let made = services()?.create_store(id.trim(), &name).await?;
     Ok(made.id)
 }
@@ -725,11 +727,7 @@ pub async fn admin_create_merchant(
     password: String,
 ) -> Result<String, AppError> {
     use ssr::*;
-    let user = signed_in().await?;
-    if !user.scope().is_admin() {
-        set_error_status(&AppError::NotFound);
-        return Err(AppError::NotFound);
-    }
+    require_admin().await?;
     let made = services()?.create_merchant(&email, &password, &store).await?;
     Ok(made.email)
 }
@@ -797,11 +795,7 @@ pub async fn admin_deliveries(
     cursor: Option<String>,
 ) -> Result<DeliveryHistory, AppError> {
     use ssr::*;
-    let user = signed_in().await?;
-    if !user.scope().is_admin() {
-        set_error_status(&AppError::NotFound);
-        return Err(AppError::NotFound);
-    }
+    let user = require_admin().await?;
     let filter = hookline_core::DeliveryFilter {
         store,
         webhook,
@@ -861,19 +855,9 @@ pub struct ApplicationInfo {
     pub installations: Vec<(String, String)>,
 }
 
-#[cfg(feature = "ssr")]
-async fn require_admin() -> Result<hookline_core::SessionUser, AppError> {
-    let user = ssr::signed_in().await?;
-    if !user.scope().is_admin() {
-        ssr::set_error_status(&AppError::NotFound);
-        return Err(AppError::NotFound);
-    }
-    Ok(user)
-}
-
 #[server(prefix = "/ui", endpoint = "admin_applications")]
 pub async fn admin_applications() -> Result<Vec<ApplicationInfo>, AppError> {
-    require_admin().await?;
+    ssr::require_admin().await?;
     let found = ssr::services()?.applications_with_installations().await?;
     Ok(found
         .into_iter()
@@ -893,13 +877,13 @@ pub async fn admin_applications() -> Result<Vec<ApplicationInfo>, AppError> {
 
 #[server(prefix = "/ui", endpoint = "admin_create_application")]
 pub async fn admin_create_application(id: String, name: String) -> Result<String, AppError> {
-    require_admin().await?;
+    ssr::require_admin().await?;
     Ok(ssr::services()?.create_application(id.trim(), &name).await?.id)
 }
 
 #[server(prefix = "/ui", endpoint = "admin_install")]
 pub async fn admin_install(application: String, store: String) -> Result<(), AppError> {
-    require_admin().await?;
+    ssr::require_admin().await?;
     ssr::services()?.install_application(&application, &store, None).await?;
     Ok(())
 }
@@ -908,7 +892,7 @@ pub async fn admin_install(application: String, store: String) -> Result<(), App
 /// and it receives `integrations.applications.disconnected.v3`.
 #[server(prefix = "/ui", endpoint = "admin_disconnect")]
 pub async fn admin_disconnect(application: String, store: String) -> Result<(), AppError> {
-    require_admin().await?;
+    ssr::require_admin().await?;
     ssr::services()?.disconnect_application(&application, &store).await?;
     Ok(())
 }

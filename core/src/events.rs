@@ -179,7 +179,8 @@ impl Services {
         }
         let fresh: Vec<(usize, i64)> =
             (0..jobs.len()).filter(|i| answers[*i].is_none()).map(|i| (i, sequences[i])).collect();
-        let ids = insert_events(&txn, jobs, &fresh).await?;
+        let requests: Vec<&PublishRequest> = jobs.iter().map(|j| &j.req).collect();
+        let ids = insert_events(&txn, &requests, &fresh).await?;
         for ((i, _), id) in fresh.iter().zip(ids) {
             if let Some(key) = &jobs[*i].req.idempotency_key {
                 seen_keys.insert((&jobs[*i].req.tenant, key.as_str()), id.clone());
@@ -239,26 +240,15 @@ impl Services {
         resource: &str,
     ) -> Result<String> {
         let sequence = next_sequences(txn, &[(req, resource)]).await?[0];
-        let (reply, _) = oneshot::channel();
-        let job = PublishJob {
-            req: PublishRequest {
-                tenant: req.tenant.clone(),
-                event_type: req.event_type.clone(),
-                payload: req.payload.clone(),
-                idempotency_key: req.idempotency_key.clone(),
-            },
-            resource: resource.to_string(),
-            reply,
-        };
-        Ok(insert_events(txn, std::slice::from_ref(&job), &[(0, sequence)]).await?.remove(0))
+        Ok(insert_events(txn, &[req], &[(0, sequence)]).await?.remove(0))
     }
 }
 
-/// Writes the events `fresh` names (index into `jobs`, sequence number) and one delivery per
-/// matching webhook of each; returns the new events' ids in the same order.
+/// Writes the events `fresh` names (index into `requests`, sequence number) and one delivery
+/// per matching webhook of each; returns the new events' ids in the same order.
 async fn insert_events(
     txn: &DatabaseTransaction,
-    jobs: &[PublishJob],
+    requests: &[&PublishRequest],
     fresh: &[(usize, i64)],
 ) -> Result<Vec<String>> {
     let now = now_ms();
@@ -267,7 +257,7 @@ async fn insert_events(
         .iter()
         .zip(&ids)
         .map(|((i, sequence), id)| {
-            let req = &jobs[*i].req;
+            let req = requests[*i];
             event::ActiveModel {
                 id: Set(id.clone()),
                 tenant_type: Set(req.tenant.kind.as_str().to_string()),
@@ -290,7 +280,7 @@ async fn insert_events(
     // The webhooks of every tenant in the batch, read once per tenant.
     let mut webhooks: HashMap<&Tenant, Vec<webhook::Model>> = HashMap::new();
     for (i, _) in fresh {
-        let tenant = &jobs[*i].req.tenant;
+        let tenant = &requests[*i].tenant;
         if !webhooks.contains_key(tenant) {
             let found = webhook::Entity::find()
                 .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
@@ -302,7 +292,7 @@ async fn insert_events(
     }
     let mut deliveries = Vec::new();
     for ((i, _), event_id) in fresh.iter().zip(&ids) {
-        let req = &jobs[*i].req;
+        let req = requests[*i];
         for w in webhooks[&req.tenant].iter().filter(|w| w.subscribes_to(&req.event_type)) {
             // A webhook that is off still gets a record, so turning it back on can replay.
             let (status, next) = if w.enabled {

@@ -472,6 +472,10 @@ pub fn schemas() -> Map<String, Value> {
         }
         props
     };
+    let event_type = json!({
+        "name": string(), "description": string(), "product_group": string(),
+        "tenant_type": {"type": "string", "enum": ["store", "application", "any"]}, "resource": string(), "example_payload": {},
+    });
     let list = [
         (
             "Error",
@@ -607,22 +611,10 @@ pub fn schemas() -> Map<String, Value> {
             "EventType",
             object(
                 &["name", "description", "product_group", "tenant_type", "resource", "example_payload"],
-                json!({
-                    "name": string(), "description": string(), "product_group": string(),
-                    "tenant_type": {"type": "string", "enum": ["store", "application", "any"]}, "resource": string(), "example_payload": {},
-                }),
+                event_type.clone(),
             ),
         ),
-        (
-            "NewEventType",
-            object(
-                &["name", "product_group", "tenant_type"],
-                json!({
-                    "name": string(), "description": string(), "product_group": string(),
-                    "tenant_type": {"type": "string", "enum": ["store", "application", "any"]}, "resource": string(), "example_payload": {},
-                }),
-            ),
-        ),
+        ("NewEventType", object(&["name", "product_group", "tenant_type"], event_type)),
         (
             "Tenant",
             object(
