@@ -51,9 +51,39 @@ pub trait Dispatcher: Send + Sync + 'static {
         delivery_id: &'a str,
         trigger: AttemptTrigger,
     ) -> BoxFuture<'a, Result<AttemptResult>>;
+
+    /// A place in this process's engine for a new delivery to the webhook, if one is free
+    /// now. Publishing writes the delivery already leased to the engine and hands it over
+    /// after the commit ([`Dispatcher::start`]), so a fresh event goes out without a claim.
+    /// Dropped unused, the place is given back.
+    fn reserve(&self, webhook_id: &str) -> Option<Reservation>;
+
+    /// Starts deliveries written under reservations, once their transaction has committed.
+    fn start(&self, fresh: Vec<Handoff>);
+}
+
+/// A place taken in the engine ([`Dispatcher::reserve`]): who the delivery is leased to and
+/// until when, and the engine's own hold on its capacity.
+pub struct Reservation {
+    pub leased_by: String,
+    pub lease_until: i64,
+    pub hold: Box<dyn std::any::Any + Send>,
+}
+
+/// A delivery written leased to the engine, with what its first attempt needs.
+pub struct Handoff {
+    pub delivery_id: String,
+    pub event: std::sync::Arc<event::Model>,
+    pub webhook: std::sync::Arc<crate::entities::webhook::Model>,
+    pub hold: Box<dyn std::any::Any + Send>,
 }
 
 impl Services {
+    /// The engine of this process, if it delivers.
+    pub(crate) fn engine(&self) -> Option<&dyn Dispatcher> {
+        self.dispatcher.get().map(|d| d.as_ref())
+    }
+
     fn dispatcher(&self) -> Result<&dyn Dispatcher> {
         self.dispatcher
             .get()

@@ -3,14 +3,16 @@
 //! and a rejected one leaves nothing behind.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dispatch::{Dispatcher, Handoff};
 use crate::entities::{delivery, event, webhook};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
@@ -67,6 +69,8 @@ pub(crate) struct PublishJob {
 
 /// Most publish requests one transaction writes.
 const PUBLISH_BATCH: usize = 512;
+/// Publish transactions in flight at once on PostgreSQL.
+const POSTGRES_WRITERS: usize = 2;
 
 impl Services {
     /// Checks and stores an event and fans it out to one delivery per matching webhook. The
@@ -115,30 +119,53 @@ impl Services {
         answer.await.map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?
     }
 
-    /// The writer's queue, started on first use.
+    /// The writers' queue, started on first use. SQLite has one writer at a time anyway;
+    /// PostgreSQL gets several, each writing its own batch while the others wait on the
+    /// network.
     fn publisher(&self) -> &mpsc::UnboundedSender<PublishJob> {
         self.publisher.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(self.clone().write_events(rx));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            let writers = match self.db.get_database_backend() {
+                DatabaseBackend::Sqlite => 1,
+                _ => POSTGRES_WRITERS,
+            };
+            for _ in 0..writers {
+                tokio::spawn(self.clone().write_events(rx.clone()));
+            }
             tx
         })
     }
 
-    /// The writer: takes every request waiting and writes them in one transaction. If that
+    /// A writer: takes every request waiting and writes them in one transaction. If that
     /// fails, each is written alone, so one request's failure (a racing idempotency key, say)
     /// is not the others'.
-    async fn write_events(self, mut rx: mpsc::UnboundedReceiver<PublishJob>) {
+    async fn write_events(self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PublishJob>>>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-        while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-            let written = self.write_batch(&batch).await;
-            match written {
+        loop {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+                return;
+            }
+            // Let the requests being read right now join this batch, and those that arrive
+            // while the write turn is busy: under load, bigger batches; when idle, no wait.
+            tokio::task::yield_now().await;
+            let turn = self.write_turn().await;
+            while batch.len() < PUBLISH_BATCH
+                && let Ok(job) = rx.try_recv()
+            {
+                batch.push(job);
+            }
+            drop(rx);
+            match self.write_batch(&batch).await {
                 Ok(answers) => {
-                    self.wake_workers();
+                    drop(turn);
                     for (job, answer) in batch.drain(..).zip(answers) {
                         let _ = job.reply.send(Ok(answer));
                     }
                 }
                 Err(e) if batch.len() == 1 => {
+                    drop(turn);
                     let job = batch.pop().expect("one job");
                     let _ = job.reply.send(Err(e));
                 }
@@ -146,65 +173,108 @@ impl Services {
                     for job in batch.drain(..) {
                         let answer =
                             self.write_batch(std::slice::from_ref(&job)).await.map(|mut a| a.remove(0));
-                        if answer.is_ok() {
-                            self.wake_workers();
-                        }
                         let _ = job.reply.send(answer);
                     }
+                    drop(turn);
                 }
             }
         }
     }
 
+    /// Writes one batch; the caller holds the write turn.
     async fn write_batch(&self, jobs: &[PublishJob]) -> Result<Vec<Published>> {
-        let _turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        // Sequence numbers first: the first statement writes, so on SQLite the transaction
-        // holds the write lock from its start and the reads below see the latest data. A
-        // request answered by its idempotency key leaves a gap in the numbers.
         let items: Vec<(&PublishRequest, &str)> =
             jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
-        let sequences = next_sequences(&txn, &items).await?;
+        let tenants = distinct_tenants(jobs.iter().map(|j| &j.req.tenant));
+        let planned = match self.db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                // One transaction. The sequence numbers are its first statement, a write, so
+                // it holds the write lock from its start and the reads after it see the
+                // latest data.
+                let txn = self.db.begin().await?;
+                let sequences = next_sequences(&txn, &items).await?;
+                let webhooks = webhooks_of(&txn, &tenants).await?;
+                let planned = self.plan(&txn, jobs, &sequences, &webhooks).await?;
+                write_rows(&txn, &planned.events, &planned.deliveries).await?;
+                txn.commit().await?;
+                planned
+            }
+            _ => {
+                // The counters and the webhooks are read at once, on two connections; then
+                // one statement writes the events and their deliveries, atomic by itself.
+                // The counter's row is locked for one statement only. A request published
+                // after another was answered still gets the higher number.
+                let (sequences, webhooks) =
+                    tokio::try_join!(next_sequences(&self.db, &items), webhooks_of(&self.db, &tenants))?;
+                let planned = self.plan(&self.db, jobs, &sequences, &webhooks).await?;
+                write_rows_postgres(&self.db, &planned.events, &planned.deliveries).await?;
+                planned
+            }
+        };
+        // Only now, after the commit, may the engine send what was handed to it.
+        if !planned.handoffs.is_empty()
+            && let Some(engine) = self.engine()
+        {
+            engine.start(planned.handoffs);
+        }
+        if planned.queued {
+            self.wake_workers();
+        }
+        Ok(planned.answers)
+    }
+
+    /// Answers requests whose idempotency key is already bound, and lays out the rows of the
+    /// rest: their events, and one delivery per matching webhook, leased to this process's
+    /// engine where it has room. A request answered by its key leaves a gap in the numbers.
+    async fn plan(
+        &self,
+        conn: &impl ConnectionTrait,
+        jobs: &[PublishJob],
+        sequences: &[i64],
+        webhooks: &HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+    ) -> Result<Planned> {
         let mut answers: Vec<Option<Published>> = vec![None; jobs.len()];
-        let mut seen_keys: HashMap<(&Tenant, &str), String> = HashMap::new();
+        // Keys first seen in this batch, and the index of the request that brings them.
+        let mut seen_keys: HashMap<(&Tenant, &str), usize> = HashMap::new();
+        let mut repeats = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             let Some(key) = &job.req.idempotency_key else { continue };
-            if let Some(id) = seen_keys.get(&(&job.req.tenant, key.as_str())) {
-                answers[i] = Some(Published { event_id: id.clone(), deduplicated: true });
-            } else if let Some(earlier) = self.event_by_idempotency_key(&txn, &job.req.tenant, key).await? {
+            if let Some(first) = seen_keys.get(&(&job.req.tenant, key.as_str())) {
+                repeats.push((i, *first));
+            } else if let Some(earlier) = self.event_by_idempotency_key(conn, &job.req.tenant, key).await? {
                 answers[i] = Some(Published { event_id: earlier, deduplicated: true });
             } else {
-                seen_keys.insert((&job.req.tenant, key.as_str()), String::new());
+                seen_keys.insert((&job.req.tenant, key.as_str()), i);
             }
         }
-        let fresh: Vec<(usize, i64)> =
-            (0..jobs.len()).filter(|i| answers[*i].is_none()).map(|i| (i, sequences[i])).collect();
-        let requests: Vec<&PublishRequest> = jobs.iter().map(|j| &j.req).collect();
-        let ids = insert_events(&txn, &requests, &fresh).await?;
-        for ((i, _), id) in fresh.iter().zip(ids) {
-            if let Some(key) = &jobs[*i].req.idempotency_key {
-                seen_keys.insert((&jobs[*i].req.tenant, key.as_str()), id.clone());
-            }
-            answers[*i] = Some(Published { event_id: id, deduplicated: false });
-        }
-        // Requests that repeated a key first seen in this same batch.
-        for (i, job) in jobs.iter().enumerate() {
-            if let (Some(a), Some(key)) = (&mut answers[i], &job.req.idempotency_key)
-                && a.deduplicated
-                && a.event_id.is_empty()
-            {
-                a.event_id = seen_keys.get(&(&job.req.tenant, key.as_str())).cloned().unwrap_or_default();
+        let repeated: Vec<usize> = repeats.iter().map(|(i, _)| *i).collect();
+        let fresh: Vec<(&PublishRequest, i64)> = (0..jobs.len())
+            .filter(|i| answers[*i].is_none() && !repeated.contains(i))
+            .map(|i| (&jobs[i].req, sequences[i]))
+            .collect();
+        let mut planned = lay_out(&fresh, webhooks, self.engine());
+        let mut ids = planned.events.iter().map(|e| e.id.clone());
+        for (i, answer) in answers.iter_mut().enumerate() {
+            if answer.is_none() && !repeated.contains(&i) {
+                *answer = Some(Published {
+                    event_id: ids.next().expect("an event per request"),
+                    deduplicated: false,
+                });
             }
         }
-        txn.commit().await?;
-        Ok(answers.into_iter().map(|a| a.expect("every request answered")).collect())
+        for (i, first) in repeats {
+            let event_id = answers[first].as_ref().expect("the first request answered").event_id.clone();
+            answers[i] = Some(Published { event_id, deduplicated: true });
+        }
+        planned.answers = answers.into_iter().map(|a| a.expect("every request answered")).collect();
+        Ok(planned)
     }
 
     /// The idempotency key's event, if the key is still bound; a key older than the window is
     /// released.
     async fn event_by_idempotency_key(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &impl ConnectionTrait,
         tenant: &Tenant,
         key: &str,
     ) -> Result<Option<String>> {
@@ -232,7 +302,8 @@ impl Services {
     }
 
     /// Stores one event inside the caller's transaction (for events Hookline publishes itself
-    /// as part of another change, such as an application's disconnection).
+    /// as part of another change, such as an application's disconnection). Its deliveries are
+    /// queued for the workers.
     pub(crate) async fn insert_event(
         &self,
         txn: &DatabaseTransaction,
@@ -240,96 +311,233 @@ impl Services {
         resource: &str,
     ) -> Result<String> {
         let sequence = next_sequences(txn, &[(req, resource)]).await?[0];
-        Ok(insert_events(txn, &[req], &[(0, sequence)]).await?.remove(0))
+        let webhooks = webhooks_of(txn, std::slice::from_ref(&req.tenant)).await?;
+        let planned = lay_out(&[(req, sequence)], &webhooks, None);
+        write_rows(txn, &planned.events, &planned.deliveries).await?;
+        Ok(planned.events[0].id.clone())
     }
 }
 
-/// Writes the events `fresh` names (index into `requests`, sequence number) and one delivery
-/// per matching webhook of each; returns the new events' ids in the same order.
-async fn insert_events(
-    txn: &DatabaseTransaction,
-    requests: &[&PublishRequest],
-    fresh: &[(usize, i64)],
-) -> Result<Vec<String>> {
-    let now = now_ms();
-    let ids: Vec<String> = fresh.iter().map(|_| new_id()).collect();
-    let events: Vec<event::ActiveModel> = fresh
-        .iter()
-        .zip(&ids)
-        .map(|((i, sequence), id)| {
-            let req = requests[*i];
-            event::ActiveModel {
-                id: Set(id.clone()),
-                tenant_type: Set(req.tenant.kind.as_str().to_string()),
-                tenant_id: Set(req.tenant.id.clone()),
-                event_type: Set(req.event_type.clone()),
-                payload: Set(req.payload.clone()),
-                idempotency_key: Set(req.idempotency_key.clone()),
-                sequence: Set(*sequence),
-                received_at: Set(now),
-            }
-        })
-        .collect();
-    let mut events = events.into_iter().peekable();
-    while events.peek().is_some() {
-        let chunk: Vec<_> =
-            events.by_ref().take(crate::rows_per_statement(txn.get_database_backend())).collect();
-        event::Entity::insert_many(chunk).exec_without_returning(txn).await?;
-    }
+/// The rows a batch writes, and what happens after the commit.
+struct Planned {
+    /// One per request of the batch, in order (filled in by [`Services::plan`]).
+    answers: Vec<Published>,
+    events: Vec<Arc<event::Model>>,
+    deliveries: Vec<delivery::Model>,
+    /// Deliveries leased to this process's engine, to start once the rows are committed.
+    handoffs: Vec<Handoff>,
+    /// Whether any delivery was queued for the workers to claim.
+    queued: bool,
+}
 
-    // The webhooks of every tenant in the batch, read once per tenant.
-    let mut webhooks: HashMap<&Tenant, Vec<webhook::Model>> = HashMap::new();
-    for (i, _) in fresh {
-        let tenant = &requests[*i].tenant;
-        if !webhooks.contains_key(tenant) {
-            let found = webhook::Entity::find()
-                .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
-                .filter(webhook::Column::TenantId.eq(&tenant.id))
-                .all(txn)
-                .await?;
-            webhooks.insert(tenant, found);
-        }
-    }
-    let mut deliveries = Vec::new();
-    for ((i, _), event_id) in fresh.iter().zip(&ids) {
-        let req = requests[*i];
-        for w in webhooks[&req.tenant].iter().filter(|w| w.subscribes_to(&req.event_type)) {
-            // A webhook that is off still gets a record, so turning it back on can replay.
-            let (status, next) = if w.enabled {
-                (DeliveryStatus::Pending, Some(now))
+/// Each request's event (with its sequence number) and one delivery per matching webhook.
+/// Where `engine` has room, a delivery is written leased to it and handed over; the rest are
+/// queued, due now. A webhook that is off still gets a record, so turning it back on can
+/// replay.
+fn lay_out(
+    fresh: &[(&PublishRequest, i64)],
+    webhooks: &HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+    engine: Option<&dyn Dispatcher>,
+) -> Planned {
+    let now = now_ms();
+    let mut planned = Planned {
+        answers: Vec::new(),
+        events: Vec::new(),
+        deliveries: Vec::new(),
+        handoffs: Vec::new(),
+        queued: false,
+    };
+    for (req, sequence) in fresh {
+        let ev = Arc::new(event::Model {
+            id: new_id(),
+            tenant_type: req.tenant.kind.as_str().to_string(),
+            tenant_id: req.tenant.id.clone(),
+            event_type: req.event_type.clone(),
+            payload: req.payload.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            sequence: *sequence,
+            received_at: now,
+        });
+        let matching =
+            webhooks.get(&req.tenant).into_iter().flatten().filter(|w| w.subscribes_to(&req.event_type));
+        for w in matching {
+            let id = new_id();
+            let (status, next, leased_by) = if !w.enabled {
+                (DeliveryStatus::Skipped, None, None)
+            } else if let Some(r) = engine.and_then(|e| e.reserve(&w.id)) {
+                planned.handoffs.push(Handoff {
+                    delivery_id: id.clone(),
+                    event: ev.clone(),
+                    webhook: w.clone(),
+                    hold: r.hold,
+                });
+                (DeliveryStatus::Delivering, Some(r.lease_until), Some(r.leased_by))
             } else {
-                (DeliveryStatus::Skipped, None)
+                planned.queued = true;
+                (DeliveryStatus::Pending, Some(now), None)
             };
-            deliveries.push(delivery::ActiveModel {
-                id: Set(new_id()),
-                event_id: Set(event_id.clone()),
-                webhook_id: Set(w.id.clone()),
-                tenant_type: Set(req.tenant.kind.as_str().to_string()),
-                tenant_id: Set(req.tenant.id.clone()),
-                event_type: Set(req.event_type.clone()),
-                status: Set(status.as_str().to_string()),
-                attempts: Set(0),
-                next_attempt_at: Set(next),
-                leased_by: Set(None),
-                last_status_code: Set(None),
-                last_duration_ms: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
+            planned.deliveries.push(delivery::Model {
+                id,
+                event_id: ev.id.clone(),
+                webhook_id: w.id.clone(),
+                tenant_type: ev.tenant_type.clone(),
+                tenant_id: ev.tenant_id.clone(),
+                event_type: ev.event_type.clone(),
+                status: status.as_str().to_string(),
+                attempts: 0,
+                next_attempt_at: next,
+                leased_by,
+                last_status_code: None,
+                last_duration_ms: None,
+                created_at: now,
+                updated_at: now,
             });
         }
+        planned.events.push(ev);
     }
-    let mut deliveries = deliveries.into_iter().peekable();
-    while deliveries.peek().is_some() {
-        let chunk: Vec<_> =
-            deliveries.by_ref().take(crate::rows_per_statement(txn.get_database_backend())).collect();
-        delivery::Entity::insert_many(chunk).exec_without_returning(txn).await?;
+    planned
+}
+
+fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant> {
+    let mut out: Vec<Tenant> = Vec::new();
+    for t in tenants {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
     }
-    Ok(ids)
+    out
+}
+
+/// The webhooks of each tenant, one query for all of them.
+async fn webhooks_of(
+    conn: &impl ConnectionTrait,
+    tenants: &[Tenant],
+) -> Result<HashMap<Tenant, Vec<Arc<webhook::Model>>>> {
+    let mut any = sea_orm::Condition::any();
+    for t in tenants {
+        any = any.add(
+            sea_orm::Condition::all()
+                .add(webhook::Column::TenantType.eq(t.kind.as_str()))
+                .add(webhook::Column::TenantId.eq(&t.id)),
+        );
+    }
+    let mut out: HashMap<Tenant, Vec<Arc<webhook::Model>>> = HashMap::new();
+    if tenants.is_empty() {
+        return Ok(out);
+    }
+    for w in webhook::Entity::find().filter(any).all(conn).await? {
+        out.entry(w.tenant()).or_default().push(Arc::new(w));
+    }
+    Ok(out)
+}
+
+/// Writes the rows with multi-row statements, inside the caller's transaction.
+async fn write_rows(
+    txn: &DatabaseTransaction,
+    events: &[Arc<event::Model>],
+    deliveries: &[delivery::Model],
+) -> Result<()> {
+    let rows = crate::rows_per_statement(txn.get_database_backend());
+    for chunk in events.chunks(rows) {
+        let models = chunk.iter().map(|e| event::ActiveModel::from(e.as_ref().clone()));
+        event::Entity::insert_many(models).exec_without_returning(txn).await?;
+    }
+    for chunk in deliveries.chunks(rows) {
+        let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
+        delivery::Entity::insert_many(models).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Most parameters one PostgreSQL statement may have is 65,535; this leaves room.
+const POSTGRES_MAX_PARAMS: usize = 60_000;
+
+/// On PostgreSQL, the events and their deliveries in one statement (one round trip, atomic
+/// without a transaction); a batch too big for one statement gets a transaction.
+async fn write_rows_postgres(
+    db: &DatabaseConnection,
+    events: &[Arc<event::Model>],
+    deliveries: &[delivery::Model],
+) -> Result<()> {
+    const EVENT_COLS: usize = 8;
+    const DELIVERY_COLS: usize = 12;
+    if events.is_empty() {
+        return Ok(());
+    }
+    if events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS > POSTGRES_MAX_PARAMS {
+        let txn = db.begin().await?;
+        write_rows(&txn, events, deliveries).await?;
+        txn.commit().await?;
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> =
+        Vec::with_capacity(events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS);
+    for e in events {
+        values.extend([
+            e.id.clone().into(),
+            e.tenant_type.clone().into(),
+            e.tenant_id.clone().into(),
+            e.event_type.clone().into(),
+            e.payload.clone().into(),
+            e.idempotency_key.clone().into(),
+            e.sequence.into(),
+            e.received_at.into(),
+        ]);
+    }
+    let mut sql = format!(
+        "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
+         received_at) VALUES {}",
+        row_placeholders(events.len(), EVENT_COLS, 0)
+    );
+    if !deliveries.is_empty() {
+        let offset = values.len();
+        for d in deliveries {
+            values.extend([
+                d.id.clone().into(),
+                d.event_id.clone().into(),
+                d.webhook_id.clone().into(),
+                d.tenant_type.clone().into(),
+                d.tenant_id.clone().into(),
+                d.event_type.clone().into(),
+                d.status.clone().into(),
+                d.attempts.into(),
+                d.next_attempt_at.into(),
+                d.leased_by.clone().into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+            ]);
+        }
+        sql = format!(
+            "WITH new_events AS ({sql}) INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, \
+             tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at) \
+             VALUES {}",
+            row_placeholders(deliveries.len(), DELIVERY_COLS, offset)
+        );
+    }
+    db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+    Ok(())
+}
+
+/// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders, numbered from `offset + 1`.
+fn row_placeholders(rows: usize, cols: usize, offset: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(offset + r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Sequence numbers for each item, one upsert per (tenant, resource) however many items share
 /// it: the counter moves by their number and they take the numbers in order.
-async fn next_sequences(txn: &DatabaseTransaction, items: &[(&PublishRequest, &str)]) -> Result<Vec<i64>> {
+async fn next_sequences(txn: &impl ConnectionTrait, items: &[(&PublishRequest, &str)]) -> Result<Vec<i64>> {
     let mut groups: Vec<((&Tenant, &str), Vec<usize>)> = Vec::new();
     for (i, (req, resource)) in items.iter().enumerate() {
         match groups.iter_mut().find(|((t, r), _)| *t == &req.tenant && r == resource) {
@@ -349,9 +557,9 @@ async fn next_sequences(txn: &DatabaseTransaction, items: &[(&PublishRequest, &s
 }
 
 /// Moves the tenant's counter for this resource by `by` and returns its new value: strictly
-/// increasing, because the row is locked by the upsert until the transaction ends.
+/// increasing, because the upsert locks the row until its statement (or transaction) ends.
 async fn advance_sequence(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     tenant: &Tenant,
     resource: &str,
     by: i64,

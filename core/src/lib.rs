@@ -23,7 +23,7 @@ mod webhooks;
 
 pub use auth::{ApiKeyCreated, Role, SessionUser};
 pub use db::{connect, migrate};
-pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher};
+pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher, Handoff, Reservation};
 pub use error::{Error, Result};
 pub use events::{DeliveryStatus, PublishRequest, Published};
 pub use net::{AddressPolicy, is_public_ip};

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use hookline_core::entities::{delivery, event, webhook};
 use hookline_core::{
-    AttemptResult, AttemptTrigger, BoxFuture, DeliveryStatus, Dispatcher, PublishRequest, Scope, Services,
-    iso8601, now_ms,
+    AttemptResult, AttemptTrigger, BoxFuture, DeliveryStatus, Dispatcher, Handoff, PublishRequest,
+    Reservation, Scope, Services, iso8601, now_ms,
 };
 use sea_orm::{ColumnTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
@@ -364,15 +364,19 @@ impl Engine {
         Ok(())
     }
 
+    /// When a lease taken at `now` ends: long enough for the attempt and the writes after
+    /// it; short enough that a crashed process's claims come due again soon.
+    fn lease_end(&self, now: i64) -> i64 {
+        now + (self.cfg.timeout * 2 + Duration::from_secs(5)).as_millis() as i64
+    }
+
     /// Leases up to `limit` due deliveries, oldest due first, leaving out the webhooks that
     /// are full in this process.
     async fn claim(&self, limit: usize, full: &[String]) -> Result<Vec<Claim>, sea_orm::DbErr> {
         let db = &self.services.db;
         let backend = db.get_database_backend();
         let now = now_ms();
-        // Long enough for the attempt and the writes after it; short enough that a crashed
-        // process's claims come due again soon.
-        let lease_end = now + (self.cfg.timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
+        let lease_end = self.lease_end(now);
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let skip = if full.is_empty() {
             String::new()
@@ -599,6 +603,7 @@ impl Engine {
         }
         txn.commit().await?;
         drop(turn);
+
         for (hook, reason, at) in turned_off {
             self.announce_disabled(&hook, reason, at).await;
         }
@@ -814,6 +819,61 @@ fn db_err(e: hookline_core::Error) -> sea_orm::DbErr {
 }
 
 impl Dispatcher for Engine {
+    fn reserve(&self, webhook_id: &str) -> Option<Reservation> {
+        let limit = self.cfg.per_webhook.max(1);
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let sending = self.in_flight.try_take(webhook_id, limit)?;
+        let slot = Slot {
+            permit,
+            webhook: WebhookSlot {
+                sending,
+                in_flight: self.in_flight.clone(),
+                webhook_id: webhook_id.to_string(),
+                limit,
+                services: self.services.clone(),
+            },
+        };
+        Some(Reservation {
+            leased_by: self.worker_id.clone(),
+            lease_until: self.lease_end(now_ms()),
+            hold: Box::new(slot),
+        })
+    }
+
+    fn start(&self, fresh: Vec<Handoff>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut webhook_ids: Vec<String> = fresh.iter().map(|h| h.webhook.id.clone()).collect();
+            webhook_ids.sort();
+            webhook_ids.dedup();
+            let secrets: HashMap<String, Arc<Vec<String>>> =
+                match engine.services.signing_secrets_of(&webhook_ids).await {
+                    Ok(found) => found.into_iter().map(|(id, s)| (id, Arc::new(s))).collect(),
+                    Err(e) => {
+                        // The slots go back; the leases run out and the deliveries are claimed.
+                        tracing::error!(error = %e, "loading signing secrets failed");
+                        return;
+                    }
+                };
+            for h in fresh {
+                let Ok(slot) = h.hold.downcast::<Slot>() else { continue };
+                let job = Job {
+                    claim: Claim {
+                        id: h.delivery_id,
+                        event_id: h.event.id.clone(),
+                        webhook_id: h.webhook.id.clone(),
+                        attempts: 0,
+                    },
+                    secrets: secrets.get(&h.webhook.id).cloned().unwrap_or_default(),
+                    hook: Some(h.webhook),
+                    event: Some(h.event),
+                };
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.deliver(job, *slot).await });
+            }
+        });
+    }
+
     fn attempt_now<'a>(
         &'a self,
         delivery_id: &'a str,

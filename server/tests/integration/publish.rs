@@ -164,4 +164,40 @@ on_both_databases! {
         numbers.dedup();
         assert_eq!(numbers.len(), 21, "{numbers:?}");
     }
+
+    async fn an_event_fanned_out_past_one_statement_is_written_whole(backend: Backend) {
+        // 5,600 webhooks, all off: one event's deliveries need more parameters (67,208) than one
+        // PostgreSQL statement takes, so they are written in several, in one transaction.
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        use hookline_core::entities::{delivery, webhook};
+        let app = spawn(backend).await;
+        let rows: Vec<webhook::ActiveModel> = (0..5_600)
+            .map(|i| webhook::ActiveModel {
+                id: Set(format!("wh-{i:05}")),
+                tenant_type: Set("store".into()),
+                tenant_id: Set("store-a".into()),
+                url: Set(format!("https://example.com/{i}")),
+                description: Set(String::new()),
+                event_types: Set(None),
+                enabled: Set(false),
+                disabled_reason: Set(Some("manual".into())),
+                disabled_at: Set(Some(1)),
+                consecutive_failures: Set(0),
+                failing_since: Set(None),
+                last_success_at: Set(None),
+                target_id: Set(None),
+                filter_id: Set(None),
+                application_id: Set(None),
+                created_at: Set(1),
+                updated_at: Set(1),
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            webhook::Entity::insert_many(chunk.to_vec()).exec_without_returning(&app.services.db).await.unwrap();
+        }
+        let event = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        let stored = delivery::Entity::find().all(&app.services.db).await.unwrap();
+        assert_eq!(stored.len(), 5_600);
+        assert!(stored.iter().all(|d| d.event_id == event && d.status == "skipped"));
+    }
 }

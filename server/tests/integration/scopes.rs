@@ -2,6 +2,8 @@
 //! makes, another store's key, an application's key and an application installed elsewhere
 //! can neither read nor change, by id or by naming the tenant; and nothing is written.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -20,6 +22,15 @@ async fn store_a_resources(app: &TestApp) -> Made {
     let key = Some(app.store_a_key.as_str());
     let (webhook, _) = app.create_webhook("store-a", "http://127.0.0.1:9/a", None).await;
     let event = app.publish("store-a", "review-created", json!({"a": 1})).await;
+    // The endpoint refuses connections: wait until the retries are spent, so that nothing
+    // changes on its own while the test counts rows.
+    let settled = app
+        .wait_until(Duration::from_secs(10), async || {
+            let (_, log) = app.api("GET", &format!("/webhooks/{webhook}/deliveries"), key, None).await;
+            log["items"][0]["status"] == "failed"
+        })
+        .await;
+    assert!(settled, "the delivery did not fail in time");
     let (_, log) = app.api("GET", &format!("/webhooks/{webhook}/deliveries"), key, None).await;
     let (_, target) = app.api("POST", "/targets", key, Some(json!({"url": "https://a.example.com/t"}))).await;
     let (_, filter) = app.api("POST", "/filters", key, Some(json!({"events": ["review-created"]}))).await;
