@@ -168,16 +168,10 @@ pub(crate) mod ssr {
     /// Gives a failed server-function call the HTTP status its error deserves, except for
     /// plain HTML form posts, which Leptos answers with a redirect carrying the error.
     pub fn set_error_status(error: &AppError) {
-        let html_form = request_parts().is_some_and(|p| {
-            p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-        });
         let Some(res) = use_context::<leptos_axum::ResponseOptions>() else {
             return;
         };
-        if html_form {
+        if is_html_form_post() {
             return;
         }
         let status = match error {
@@ -187,6 +181,17 @@ pub(crate) mod ssr {
             AppError::Server(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
         };
         res.set_status(status);
+    }
+
+    /// A plain HTML form post (the page's WebAssembly has not loaded): Leptos answers it
+    /// with a redirect back to the page, so what the call returns is not seen.
+    pub fn is_html_form_post() -> bool {
+        request_parts().is_some_and(|p| {
+            p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+        })
     }
 
     pub fn services() -> Result<Services, AppError> {
@@ -587,16 +592,35 @@ pub struct ApiKeyRow {
     pub revoked: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeys {
+    pub keys: Vec<ApiKeyRow>,
+    /// A key just created by a plain form post, shown this once.
+    pub created: Option<String>,
+}
+
+/// How a key created by a plain form post waits in the session for the page after it.
+#[cfg(feature = "ssr")]
+const FLASH_API_KEY: &str = "api-key ";
+
 /// The API keys of a store (the merchant's own, or the one an admin picked).
 #[server(prefix = "/ui", endpoint = "api_keys")]
-pub async fn list_api_keys(store: Option<String>) -> Result<Vec<ApiKeyRow>, AppError> {
+pub async fn list_api_keys(store: Option<String>) -> Result<ApiKeys, AppError> {
     use ssr::*;
     let user = signed_in().await?;
     let (store_id, _) = settings_store(&user, store).await?;
     let scope = hookline_core::Scope::Store(store_id);
     let page = hookline_core::PageRequest { limit: Some(250), cursor: None };
-    let keys = services()?.list_api_keys(&scope, &page).await?;
-    Ok(keys
+    let services = services()?;
+    let created = match session_token() {
+        Some(token) => services
+            .take_session_flash(&token)
+            .await?
+            .and_then(|m| m.strip_prefix(FLASH_API_KEY).map(str::to_string)),
+        None => None,
+    };
+    let keys = services.list_api_keys(&scope, &page).await?;
+    let keys = keys
         .items
         .into_iter()
         .rev()
@@ -608,7 +632,8 @@ pub async fn list_api_keys(store: Option<String>) -> Result<Vec<ApiKeyRow>, AppE
             last_used: k.last_used_at.map(human_time),
             revoked: k.revoked_at.map(human_time),
         })
-        .collect())
+        .collect();
+    Ok(ApiKeys { keys, created })
 }
 
 /// Creates a key for the store and returns it: the only time it is shown.
@@ -618,7 +643,15 @@ pub async fn create_store_api_key(store: Option<String>, name: String) -> Result
     let user = signed_in().await?;
     let (store_id, _) = settings_store(&user, store).await?;
     let scope = hookline_core::Scope::Store(store_id);
-    Ok(services()?.create_api_key(&scope, &name).await?.key)
+    let services = services()?;
+    let created = services.create_api_key(&scope, &name).await?;
+    // Without the WebAssembly the browser is sent back to the page: the key waits there.
+    if is_html_form_post()
+        && let Some(token) = session_token()
+    {
+        services.set_session_flash(&token, &format!("{FLASH_API_KEY}{}", created.key)).await?;
+    }
+    Ok(created.key)
 }
 
 #[server(prefix = "/ui", endpoint = "revoke_api_key")]
@@ -777,7 +810,10 @@ pub struct AdminDeliveryRow {
 pub struct DeliveryHistory {
     pub items: Vec<AdminDeliveryRow>,
     pub next_cursor: Option<String>,
+    /// (status, count) among the latest matching deliveries.
     pub totals: Vec<(String, u64)>,
+    /// When set, more deliveries match than were counted: the totals are of the latest this many.
+    pub counted_latest: Option<u64>,
     pub stores: Vec<String>,
     pub event_types: Vec<String>,
 }
@@ -818,7 +854,8 @@ pub async fn admin_deliveries(
             })
             .collect(),
         next_cursor: found.next_cursor,
-        totals,
+        counted_latest: totals.capped.then_some(hookline_core::TOTALS_WINDOW),
+        totals: totals.by_status,
         stores: services.list_stores().await?.into_iter().map(|s| s.id).collect(),
         event_types: services.event_types().await?.into_iter().map(|t| t.name).collect(),
     })

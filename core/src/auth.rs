@@ -185,6 +185,7 @@ impl Services {
             user_id: Set(user_id.to_string()),
             created_at: Set(now),
             expires_at: Set(now + self.settings.session_ttl.as_millis() as i64),
+            flash: Set(None),
         }
         .insert(&self.db)
         .await?;
@@ -200,6 +201,33 @@ impl Services {
             return Ok(None);
         }
         Ok(user::Entity::find_by_id(s.user_id).one(&self.db).await?.map(SessionUser::from_model))
+    }
+
+    /// Keeps a one-time message with the session, for the next page it renders.
+    pub async fn set_session_flash(&self, token: &str, message: &str) -> Result<()> {
+        session::Entity::update_many()
+            .col_expr(session::Column::Flash, Expr::value(message))
+            .filter(session::Column::Id.eq(sha256_hex(token)))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The session's one-time message, if it has one; it is cleared, so it is shown once.
+    pub async fn take_session_flash(&self, token: &str) -> Result<Option<String>> {
+        let id = sha256_hex(token);
+        let Some(message) = session::Entity::find_by_id(&id).one(&self.db).await?.and_then(|s| s.flash)
+        else {
+            return Ok(None);
+        };
+        // Cleared only if still the same message: of two pages racing, one shows it.
+        let cleared = session::Entity::update_many()
+            .col_expr(session::Column::Flash, Expr::value(Option::<String>::None))
+            .filter(session::Column::Id.eq(&id))
+            .filter(session::Column::Flash.eq(&message))
+            .exec(&self.db)
+            .await?;
+        Ok((cleared.rows_affected == 1).then_some(message))
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {

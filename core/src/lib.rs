@@ -33,8 +33,8 @@ pub use tenants::{Tenant, TenantType};
 pub use time::{iso8601, now_ms, parse_date_ms};
 pub use url::{UrlPolicy, WebhookUrl};
 pub use webhooks::{
-    DeliveryFilter, DeliveryView, HOUR_MS, NewEventType, NewWebhook, SECRET_PREFIX, WebhookPatch,
-    WebhookWithSecret, generate_secret,
+    DeliveryFilter, DeliveryTotals, DeliveryView, HOUR_MS, NewEventType, NewWebhook, SECRET_PREFIX,
+    TOTALS_WINDOW, WebhookPatch, WebhookWithSecret, generate_secret,
 };
 
 use std::sync::{Arc, OnceLock};

@@ -8,7 +8,7 @@ use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,21 @@ pub struct WebhookPatch {
 
 /// The health chart's unit.
 pub const HOUR_MS: i64 = 3_600_000;
+
+/// How many deliveries the status totals of [`Services::search_deliveries`] count at most.
+pub const TOTALS_WINDOW: u64 = 10_000;
+
+const STATUS_ORDER: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "skipped"];
+
+/// The number of each status among the latest matching deliveries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryTotals {
+    /// (status, count), in the order pending, delivering, succeeded, failed, skipped.
+    pub by_status: Vec<(String, u64)>,
+    /// True when [`TOTALS_WINDOW`] deliveries were counted: more match, and the counts are of
+    /// the latest ones.
+    pub capped: bool,
+}
 
 /// What the admin's delivery history is narrowed to; every part is optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -453,13 +468,14 @@ impl Services {
     }
 
     /// Deliveries across every store (admins only), newest first, with the number of each
-    /// status under the same filters.
+    /// status among the latest [`TOTALS_WINDOW`] under the same filters: exact below it, and
+    /// a bounded read above it however large the log grows.
     pub async fn search_deliveries(
         &self,
         scope: &Scope,
         filter: &DeliveryFilter,
         page: &PageRequest,
-    ) -> Result<(Page<delivery::Model>, Vec<(String, u64)>)> {
+    ) -> Result<(Page<delivery::Model>, DeliveryTotals)> {
         if !scope.is_admin() {
             return Err(Error::Forbidden("Only admins see every store's deliveries.".into()));
         }
@@ -481,15 +497,29 @@ impl Services {
         if let Some(to) = filter.to {
             condition = condition.add(delivery::Column::CreatedAt.lt(to));
         }
-        let totals: Vec<(String, i64)> = delivery::Entity::find()
+        let latest = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Status)
-            .column_as(delivery::Column::Id.count(), "n")
             .filter(condition.clone())
-            .group_by(delivery::Column::Status)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+            .order_by_desc(delivery::Column::Id)
+            .limit(TOTALS_WINDOW)
+            .into_query();
+        let count = sea_orm::sea_query::Query::select()
+            .column("status")
+            .expr_as(sea_orm::sea_query::Func::count(Expr::col(sea_orm::sea_query::Asterisk)), "n")
+            .from_subquery(latest, "latest")
+            .group_by_col("status")
+            .to_owned();
+        let backend = self.db.get_database_backend();
+        let mut by_status = Vec::new();
+        for row in self.db.query_all_raw(backend.build(&count)).await? {
+            let status: String = row.try_get("", "status")?;
+            let n: i64 = row.try_get("", "n")?;
+            by_status.push((status, n as u64));
+        }
+        by_status.sort_by_key(|(status, _)| STATUS_ORDER.iter().position(|s| s == status));
+        let counted: u64 = by_status.iter().map(|(_, n)| n).sum();
+        let totals = DeliveryTotals { by_status, capped: counted >= TOTALS_WINDOW };
         if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
             condition = condition.add(delivery::Column::Status.eq(status));
         }
@@ -501,10 +531,7 @@ impl Services {
             query = query.filter(delivery::Column::Id.lt(cursor));
         }
         let rows = query.all(&self.db).await?;
-        Ok((
-            Page::from_rows(rows, page.limit(), |d| d.id.clone()),
-            totals.into_iter().map(|(s, n)| (s, n as u64)).collect(),
-        ))
+        Ok((Page::from_rows(rows, page.limit(), |d| d.id.clone()), totals))
     }
 
     /// Attempts per hour over the last 24 hours, oldest hour first: (hour start, succeeded,

@@ -332,3 +332,23 @@ test("each webhook row's actions menu sends a test event, rotates the secret, op
   expect((await api('GET', `/webhooks/${id}`, stack.adminKey)).status).toBe(404);
   expect(errors).toEqual([]);
 });
+
+test('an API key created before the WebAssembly has loaded is shown once after the form post', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await signIn(page, stack.baseURL, 'merchant@a.test');
+  await page.getByLabel('Key name').fill('Plain form key');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await expect(page).toHaveURL(/\/settings\/api\??$/);
+  const shown = page.locator('#new-api-key');
+  await expect(shown).toHaveText(/^hkl_/);
+  const key = (await shown.textContent())!.trim();
+  await expect(page.getByText('It will not be shown again.')).toBeVisible();
+  expect((await api('GET', '/webhooks', key)).status).toBe(200);
+  // Once: the next visit shows the key's row, not the key.
+  await page.reload();
+  await expect(page.getByRole('row', { name: /Plain form key/ })).toBeVisible();
+  await expect(page.locator('#new-api-key')).toHaveCount(0);
+  await expect(page.locator('body')).not.toContainText(key);
+  await context.close();
+});

@@ -6,12 +6,17 @@ pub use sea_orm_migration::prelude::*;
 mod catalog;
 mod m20261122_000001_init;
 mod m20261122_000002_app_owners;
+mod m20261123_000003_session_flash;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_init::Migration), Box::new(m20261122_000002_app_owners::Migration)]
+        vec![
+            Box::new(m20261122_000001_init::Migration),
+            Box::new(m20261122_000002_app_owners::Migration),
+            Box::new(m20261123_000003_session_flash::Migration),
+        ]
     }
 }

@@ -48,6 +48,7 @@ pub fn AdminWebhooksPage() -> impl IntoView {
 
 #[component]
 fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>) -> impl IntoView {
+    let enabling = move |id: &str| enable.pending().get() && enable.input().get().is_some_and(|t| t.id == id);
     if items.is_empty() {
         return view! { <p class="card empty">"No webhook is turned off. Every endpoint is being delivered to."</p> }
             .into_any();
@@ -70,7 +71,9 @@ fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>
                                     <ActionForm action=enable attr:class="inline">
                                         <input type="hidden" name="id" value=id.clone()/>
                                         <input type="hidden" name="enabled" value="true"/>
-                                        <button type="submit" class="primary" disabled=move || enable.pending().get()>"Re-enable"</button>
+                                        <button type="submit" class="primary" disabled=move || enable.pending().get()>
+                                            {move || if enabling(&id) { "Re-enabling…" } else { "Re-enable" }}
+                                        </button>
                                     </ActionForm>
                                 </td>
                             </tr>
@@ -293,6 +296,19 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// 12345 → "12,345".
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "skipped"];
 
 #[component]
@@ -335,9 +351,12 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
                 </div>
             </form>
             <p class="totals" aria-label="Totals">
-                <span class="total">{format!("{total} deliveries")}</span>
+                <span class="total">{match h.counted_latest {
+                    Some(n) => format!("More than {} deliveries; the latest {} by status:", group_digits(n), group_digits(n)),
+                    None => format!("{} deliveries", group_digits(total)),
+                }}</span>
                 {h.totals.iter().map(|(status, n)| view! {
-                    <span class=format!("badge status-{status}") data-status=status.clone()>{format!("{status}: {n}")}</span>
+                    <span class=format!("badge status-{status}") data-status=status.clone()>{format!("{status}: {}", group_digits(*n))}</span>
                 }).collect_view()}
             </p>
         </section>
@@ -383,6 +402,10 @@ struct AppActions {
 #[component]
 fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppActions) -> impl IntoView {
     let AppActions { create, install, disconnect } = actions;
+    let disconnecting = move |app: &str, store: &str| {
+        disconnect.pending().get()
+            && disconnect.input().get().is_some_and(|d| d.application == app && d.store == store)
+    };
     let app_ids: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
     let errors = move || {
         create
@@ -412,12 +435,15 @@ fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppAct
                                             {if a.installations.is_empty() { Some("None") } else { None }}
                                             {a.installations.into_iter().map(|(store, lines)| {
                                                 let app_id = app_id.clone();
+                                                let (pending_app, pending_store) = (app_id.clone(), store.clone());
                                                 view! {
                                                     <ActionForm action=disconnect attr:class="inline installation">
-                                                        <input type="hidden" name="application" value=app_id/>
+                                                        <input type="hidden" name="application" value=app_id.clone()/>
                                                         <input type="hidden" name="store" value=store.clone()/>
                                                         <span>{format!("{store} ({lines}) ")}</span>
-                                                        <button type="submit" class="danger" aria-label=format!("Disconnect from {store}")>"Disconnect"</button>
+                                                        <button type="submit" class="danger" aria-label=format!("Disconnect from {store}") disabled=move || disconnect.pending().get()>
+                                                            {move || if disconnecting(&pending_app, &pending_store) { "Disconnecting…" } else { "Disconnect" }}
+                                                        </button>
                                                     </ActionForm>
                                                 }
                                             }).collect_view()}
@@ -437,15 +463,30 @@ fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppAct
                 <select name="store" aria-label="On store">
                     {stores.into_iter().map(|id| view! { <option value=id.clone()>{id.clone()}</option> }).collect_view()}
                 </select>
-                <button type="submit" disabled=move || install.pending().get()>"Install"</button>
+                <button type="submit" disabled=move || install.pending().get()>
+                    {move || if install.pending().get() { "Installing…" } else { "Install" }}
+                </button>
             </ActionForm>
             <ActionForm action=create attr:class="form inline-form" attr:aria-label="New application">
                 <label for="app-id">"New application: id"</label>
                 <input id="app-id" name="id" type="text" required maxlength="128"/>
                 <input name="name" type="text" required maxlength="200" placeholder="Name" aria-label="Application name"/>
-                <button type="submit" disabled=move || create.pending().get()>"Create application"</button>
+                <button type="submit" disabled=move || create.pending().get()>
+                    {move || if create.pending().get() { "Creating…" } else { "Create application" }}
+                </button>
             </ActionForm>
             {move || errors().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        let cases = [(0, "0"), (999, "999"), (1_000, "1,000"), (10_000, "10,000"), (1_234_567, "1,234,567")];
+        for (n, text) in cases {
+            assert_eq!(super::group_digits(n), text);
+        }
     }
 }

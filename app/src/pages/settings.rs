@@ -54,7 +54,7 @@ fn SettingsApi() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match keys.await {
                         Ok(keys) => view! {
-                            <ApiKeysSection keys store=picked_store().unwrap_or_default() create=create_key revoke=revoke_key/>
+                            <ApiKeysSection keys=keys.keys created=keys.created store=picked_store().unwrap_or_default() create=create_key revoke=revoke_key/>
                         }.into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
@@ -226,14 +226,18 @@ pub(crate) fn EventGroups(types: Vec<EventTypeInfo>, selected: Vec<String>) -> A
 #[component]
 fn ApiKeysSection(
     keys: Vec<ApiKeyRow>,
+    /// A key created by a plain form post, before the WebAssembly loaded.
+    created: Option<String>,
     store: String,
     create: ServerAction<CreateStoreApiKey>,
     revoke: ServerAction<RevokeStoreApiKey>,
 ) -> impl IntoView {
-    let new_key = move || create.value().get().and_then(Result::ok);
+    let new_key = move || create.value().get().and_then(Result::ok).or_else(|| created.clone());
     let create_error = move || create.value().get().and_then(Result::err);
     let empty = keys.is_empty();
     let revoke_store = store.clone();
+    // Which key's revocation is under way.
+    let revoking = move |id: &str| revoke.pending().get() && revoke.input().get().is_some_and(|r| r.id == id);
     view! {
         <div class="section-head">
             <h2 id="keys-title">"API keys"</h2>
@@ -268,6 +272,7 @@ fn ApiKeysSection(
                         {keys.into_iter().map(|k| {
                             let store = revoke_store.clone();
                             let key_id = k.id.clone();
+                            let row_id = k.id.clone();
                             view! {
                                 <tr data-key-id=k.id.clone()>
                                     <td>{k.name.clone()}</td>
@@ -280,8 +285,10 @@ fn ApiKeysSection(
                                             None => view! {
                                                 <ActionForm action=revoke attr:class="inline">
                                                     <input type="hidden" name="store" value=store/>
-                                                    <input type="hidden" name="id" value=key_id.clone()/>
-                                                    <button type="submit" class="danger" disabled=move || revoke.pending().get()>"Revoke"</button>
+                                                    <input type="hidden" name="id" value=row_id/>
+                                                    <button type="submit" class="danger" disabled=move || revoke.pending().get()>
+                                                        {move || if revoking(&key_id) { "Revoking…" } else { "Revoke" }}
+                                                    </button>
                                                 </ActionForm>
                                             }.into_any(),
                                         }}
@@ -341,14 +348,18 @@ fn RowActions(id: String, url: String, changed: RwSignal<u32>) -> impl IntoView 
                 </ActionForm>
                 <ActionForm action=rotate attr:class="inline">
                     <input type="hidden" name="id" value=id_rotate/>
-                    <button type="submit" role="menuitem" disabled=move || rotate.pending().get()>"Rotate secret"</button>
+                    <button type="submit" role="menuitem" disabled=move || rotate.pending().get()>
+                        {move || if rotate.pending().get() { "Rotating…" } else { "Rotate secret" }}
+                    </button>
                 </ActionForm>
                 <details class="confirm-delete">
                     <summary role="menuitem">"Delete…"</summary>
                     <ActionForm action=delete attr:class="confirm" attr:role="alertdialog" attr:aria-label="Confirm deletion">
                         <input type="hidden" name="id" value=id/>
                         <p>"Delete this webhook and its delivery log?"</p>
-                        <button type="submit" class="danger" disabled=move || delete.pending().get()>"Delete webhook"</button>
+                        <button type="submit" class="danger" disabled=move || delete.pending().get()>
+                            {move || if delete.pending().get() { "Deleting…" } else { "Delete webhook" }}
+                        </button>
                     </ActionForm>
                 </details>
             </div>

@@ -9,6 +9,8 @@ pub struct Model {
     pub user_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// A one-time message for the next page of this session (a new API key, shown once).
+    pub flash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -106,6 +106,99 @@ on_both_databases! {
         assert_eq!(list["items"][0]["event_types"], serde_json::json!(["message-deleted", "review-created"]));
     }
 
+    async fn delivery_history_totals_are_exact_below_the_window_and_bounded_above_it(backend: Backend) {
+        use hookline_core::entities::delivery;
+        use hookline_core::{DeliveryFilter, PageRequest, Scope, TOTALS_WINDOW};
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let app = spawn(backend).await;
+        // Oldest first (ids sort by time): 10,000 succeeded for store-a, then 30 failed for
+        // store-a and 20 pending for store-b.
+        let row = |i: usize, store: &str, status: &str| delivery::ActiveModel {
+            id: Set(format!("d-{i:06}")),
+            event_id: Set(format!("e-{i:06}")),
+            webhook_id: Set(format!("wh-{store}")),
+            tenant_type: Set("store".into()),
+            tenant_id: Set(store.into()),
+            event_type: Set("review-created".into()),
+            status: Set(status.into()),
+            attempts: Set(1),
+            next_attempt_at: Set(None),
+            leased_by: Set(None),
+            last_status_code: Set(None),
+            last_duration_ms: Set(None),
+            created_at: Set(i as i64),
+            updated_at: Set(i as i64),
+        };
+        let mut rows: Vec<_> = (0..10_000).map(|i| row(i, "store-a", "succeeded")).collect();
+        rows.extend((10_000..10_030).map(|i| row(i, "store-a", "failed")));
+        rows.extend((10_030..10_050).map(|i| row(i, "store-b", "skipped")));
+        for chunk in rows.chunks(500) {
+            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(&app.services.db).await.unwrap();
+        }
+        let page = PageRequest { limit: Some(50), cursor: None };
+        let search = |filter: DeliveryFilter| {
+            let (services, page) = (app.services.clone(), page.clone());
+            async move { services.search_deliveries(&Scope::Admin, &filter, &page).await.unwrap().1 }
+        };
+        let all = search(DeliveryFilter::default()).await;
+        assert!(all.capped);
+        let counted: u64 = all.by_status.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, TOTALS_WINDOW);
+        // The latest are counted: every failure and skip, and the rest of the window.
+        assert_eq!(
+            all.by_status,
+            vec![("succeeded".into(), 9_950), ("failed".into(), 30), ("skipped".into(), 20)]
+        );
+        let b = search(DeliveryFilter { store: Some("store-b".into()), ..Default::default() }).await;
+        assert!(!b.capped);
+        assert_eq!(b.by_status, vec![("skipped".to_string(), 20)]);
+        // A time range counts what falls in it; the status filter narrows the list, not the
+        // totals, so every status of the range stays visible.
+        let failed = search(DeliveryFilter {
+            store: Some("store-a".into()),
+            from: Some(10_000),
+            status: Some("succeeded".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(failed.by_status, vec![("failed".to_string(), 30)]);
+        // A merchant has no cross-store history.
+        let merchant = Scope::parse("store:store-a").unwrap();
+        assert!(app.services.search_deliveries(&merchant, &DeliveryFilter::default(), &page).await.is_err());
+    }
+
+    async fn a_key_created_by_a_plain_form_post_is_shown_once_on_the_page_after_it(backend: Backend) {
+        let app = spawn(backend).await;
+        let cookie = app.sign_in("merchant@a.test", PASSWORD).await.expect("signed in");
+        // As a browser posts the form before the WebAssembly has loaded.
+        let res = app.http.post(app.url("/ui/create_api_key"))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+            .header("referer", app.url("/settings/api"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("name=Plain+form")
+            .send().await.unwrap();
+        assert!(res.status().is_redirection(), "{}", res.status());
+        let page = |cookie: String| {
+            let (http, url) = (app.http.clone(), app.url("/settings/api"));
+            async move { http.get(url).header("cookie", cookie).send().await.unwrap().text().await.unwrap() }
+        };
+        let first = page(cookie.clone()).await;
+        let banner = first.find("id=\"new-api-key\"").expect("the new key is on the page");
+        let start = banner + first[banner..].find("hkl_").unwrap();
+        let key: String = first[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+        let (status, _) = app.api("GET", "/webhooks", Some(&key), None).await;
+        assert_eq!(status, 200, "the key shown works");
+        let again = page(cookie.clone()).await;
+        assert!(!again.contains(&key), "a key is shown once");
+        assert!(again.contains("Plain form"));
+        // With JavaScript the key comes back in the answer, and nothing waits in the session.
+        let (status, body) = app.server_fn(&cookie, "create_api_key", &[("name", "With JS")]).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("hkl_"));
+        assert!(!page(cookie).await.contains("new-api-key"));
+    }
+
     async fn pages_need_a_session(backend: Backend) {
         let app = spawn(backend).await;
         let (status, _) = app.server_fn("", "webhooks", &[]).await;
