@@ -34,6 +34,12 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivering, Self::Succeeded, Self::Failed, Self::Skipped]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",

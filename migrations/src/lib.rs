@@ -7,6 +7,7 @@ mod catalog;
 mod m20261122_000001_init;
 mod m20261122_000002_app_owners;
 mod m20261123_000003_session_flash;
+mod m20261123_000004_lean_indexes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_app_owners::Migration),
             Box::new(m20261123_000003_session_flash::Migration),
+            Box::new(m20261123_000004_lean_indexes::Migration),
         ]
     }
 }

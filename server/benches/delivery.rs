@@ -87,6 +87,11 @@ impl Server {
         Server { child, url }
     }
 
+    /// CPU seconds the server has used (user and system), from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(&self.child.id().to_string())
+    }
+
     /// Peak resident set size in MiB, from /proc.
     fn peak_rss_mib(&self) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -106,6 +111,37 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds a process has used (user and system), from /proc/<pid>/stat.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which is in parentheses): utime and stime are the
+    // 12th and 13th of them.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 =
+        fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(f64::NAN);
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ, 100 on Linux.
+    100.0
+}
+
+/// CPU seconds the whole machine has spent busy (every process, user and system), from
+/// /proc/stat.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<f64> = stat
+        .lines()
+        .next()
+        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = cpu.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).take(6).sum();
+    busy / clock_ticks()
 }
 
 async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
@@ -194,6 +230,11 @@ struct Figures {
     p99: f64,
     max: f64,
     rss: f64,
+    /// CPU microseconds per delivery: the server's, the load generator's (producers and
+    /// receiver, this process), and the whole machine's.
+    server_cpu_us: f64,
+    bench_cpu_us: f64,
+    machine_cpu_us: f64,
 }
 
 async fn scenario(
@@ -208,6 +249,9 @@ async fn scenario(
     let key = prepare(&database_url, &target, webhooks).await;
     let server = Server::start(&database_url);
     let expected = webhooks * events;
+    let busy_before = machine_busy_seconds();
+    let server_before = server.cpu_seconds();
+    let bench_before = process_cpu_seconds("self");
     let start = Instant::now();
     let producers = if rate.is_some() { 8 } else { 32 };
     publish(&server.url, &key, events, producers, rate).await;
@@ -220,6 +264,9 @@ async fn scenario(
     let got = sink.count.load(Ordering::Relaxed);
     assert_eq!(got, expected, "{kind}: {got} of {expected} deliveries arrived");
     let rss = server.peak_rss_mib();
+    let server_cpu = server.cpu_seconds() - server_before;
+    let machine_cpu = machine_busy_seconds() - busy_before;
+    let bench_cpu = process_cpu_seconds("self") - bench_before;
     drop(server);
     let mut lat = sink.latencies.lock().unwrap().clone();
     lat.sort_unstable();
@@ -232,6 +279,9 @@ async fn scenario(
         p99: pct(0.99),
         max: pct(1.0),
         rss,
+        server_cpu_us: server_cpu * 1e6 / got as f64,
+        bench_cpu_us: bench_cpu * 1e6 / got as f64,
+        machine_cpu_us: machine_cpu * 1e6 / got as f64,
     }
 }
 
@@ -255,9 +305,9 @@ fn main() {
         eprintln!("(PostgreSQL skipped: set HOOKLINE_BENCH_POSTGRES_URL)");
     }
     println!(
-        "| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB |"
+        "| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | load generator | machine |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for kind in backends {
         let runs = [
             (format!("(a) 1 webhook x {} events", n(20_000)), 1, n(20_000), None),
@@ -271,8 +321,17 @@ fn main() {
             }
             let f = runtime.block_on(scenario(kind, pg.as_deref(), webhooks, events, rate));
             println!(
-                "| {kind} | {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} |",
-                f.published_per_second, f.per_second, f.p50, f.p90, f.p99, f.max, f.rss
+                "| {kind} | {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                f.published_per_second,
+                f.per_second,
+                f.p50,
+                f.p90,
+                f.p99,
+                f.max,
+                f.rss,
+                f.server_cpu_us,
+                f.bench_cpu_us,
+                f.machine_cpu_us
             );
         }
     }

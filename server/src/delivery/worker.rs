@@ -7,6 +7,11 @@
 //! claim uses `FOR UPDATE SKIP LOCKED`, so several processes share one queue; SQLite
 //! serialises writers, which gives the same guarantee within its single host.
 //!
+//! A fresh event skips the claim when this engine has room: publishing reserves a slot
+//! ([`Dispatcher::reserve`]), writes the delivery already leased to this engine, and hands it
+//! over after the commit ([`Dispatcher::start`]). The lease is the same as a claim's, so a
+//! crash loses nothing.
+//!
 //! The database work is batched so that it does not grow with the number of deliveries: one
 //! claim leases up to [`CLAIM_BATCH`] deliveries and loads their events, webhooks and secrets
 //! in three queries; attempts are written by one recorder task, many per transaction. A
@@ -561,15 +566,27 @@ impl Engine {
     /// Writes attempts in one transaction: the attempts themselves, their deliveries settled
     /// or rescheduled, and their webhooks' health; then announces the webhooks this turned off.
     async fn write_records(&self, records: &[Record]) -> Result<(), sea_orm::DbErr> {
-        let turn = self.services.write_turn().await;
-        let txn = self.services.db.begin().await?;
-        for chunk in records.chunks(hookline_core::rows_per_statement(txn.get_database_backend())) {
-            insert_attempts(&txn, chunk).await?;
-            update_deliveries(&txn, chunk).await?;
+        let db = &self.services.db;
+        let backend = db.get_database_backend();
+        if backend == DatabaseBackend::Postgres
+            && records.len() <= hookline_core::rows_per_statement(backend)
+            && records.iter().all(|r| r.outcome.succeeded())
+        {
+            // The usual batch, all successes: one statement, atomic by itself.
+            return db.execute_raw(all_succeeded_statement(records)).await.map(drop);
         }
-        count_hours(&txn, records).await?;
+        let turn = self.services.write_turn().await;
+        let txn = db.begin().await?;
+        for chunk in records.chunks(hookline_core::rows_per_statement(backend)) {
+            let (sql, values) = insert_attempts_sql(chunk, 0);
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            let (list, update, values) = update_deliveries_sql(chunk, 0);
+            let sql = format!("WITH {list} {update}");
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        }
+        let (sql, values) = count_hours_sql(records, 0);
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         // Health, in the order the attempts ended. A run of successes is one write per webhook.
-        let backend = txn.get_database_backend();
         let mut succeeded: Vec<(&str, i64)> = Vec::new();
         let mut turned_off = Vec::new();
         let reset = |id: &str, at: i64| {
@@ -690,21 +707,21 @@ impl Engine {
     }
 }
 
-/// `$1, $2, ...` groups for a multi-row statement of `rows` rows of `cols` values.
-fn placeholders(rows: usize, cols: usize, wrap: impl Fn(usize, String) -> String) -> String {
+/// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders numbered from `offset + 1`,
+/// each passed through `wrap` with its column.
+fn placeholders(rows: usize, cols: usize, offset: usize, wrap: impl Fn(usize, String) -> String) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (0..cols).map(|c| wrap(c, format!("${}", r * cols + c + 1))).collect();
+            let cells: Vec<String> =
+                (0..cols).map(|c| wrap(c, format!("${}", offset + r * cols + c + 1))).collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-async fn insert_attempts(
-    txn: &sea_orm::DatabaseTransaction,
-    records: &[Record],
-) -> Result<(), sea_orm::DbErr> {
+/// The attempts as one multi-row insert, its placeholders numbered after `offset`.
+fn insert_attempts_sql(records: &[Record], offset: usize) -> (String, Vec<sea_orm::Value>) {
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(records.len() * 13);
     for r in records {
         let duration_ms = r.outcome.duration.as_millis().min(i32::MAX as u128) as i32;
@@ -732,18 +749,17 @@ async fn insert_attempts(
         "INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
          request_headers, response_status, response_headers, response_body, error_class, error_message) \
          VALUES {}",
-        placeholders(records.len(), 13, |_, p| p)
+        placeholders(records.len(), 13, offset, |_, p| p)
     );
-    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
-    Ok(())
+    (sql, values)
 }
 
+/// A webhook and the start of an hour.
 type HourKey<'a> = (&'a str, i64);
 
-/// Adds the attempts to their webhooks' hourly counters (the health chart): one upsert per
-/// webhook and hour.
-async fn count_hours(txn: &sea_orm::DatabaseTransaction, records: &[Record]) -> Result<(), sea_orm::DbErr> {
-    // (webhook, hour) → (succeeded, failed)
+/// Adds the attempts to their webhooks' hourly counters (the health chart): one multi-row
+/// upsert, a row per webhook and hour, adding (succeeded, failed).
+fn count_hours_sql(records: &[Record], offset: usize) -> (String, Vec<sea_orm::Value>) {
     let mut counts: Vec<(HourKey<'_>, (i64, i64))> = Vec::new();
     for r in records {
         let key = (r.hook.id.as_str(), r.at / hookline_core::HOUR_MS * hookline_core::HOUR_MS);
@@ -756,24 +772,22 @@ async fn count_hours(txn: &sea_orm::DatabaseTransaction, records: &[Record]) -> 
             None => counts.push((key, (ok, bad))),
         }
     }
-    for ((webhook, hour), (ok, bad)) in counts {
-        txn.execute_raw(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (webhook_id, hour) DO UPDATE SET succeeded = webhook_hours.succeeded + $3, \
-             failed = webhook_hours.failed + $4",
-            [webhook.into(), hour.into(), ok.into(), bad.into()],
-        ))
-        .await?;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counts.len() * 4);
+    for ((webhook, hour), (ok, bad)) in &counts {
+        values.extend([(*webhook).into(), (*hour).into(), (*ok).into(), (*bad).into()]);
     }
-    Ok(())
+    let sql = format!(
+        "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES {} \
+         ON CONFLICT (webhook_id, hour) DO UPDATE SET succeeded = webhook_hours.succeeded + excluded.succeeded, \
+         failed = webhook_hours.failed + excluded.failed",
+        placeholders(counts.len(), 4, offset, |_, p| p)
+    );
+    (sql, values)
 }
 
-/// Settles or reschedules the attempts' deliveries in one statement.
-async fn update_deliveries(
-    txn: &sea_orm::DatabaseTransaction,
-    records: &[Record],
-) -> Result<(), sea_orm::DbErr> {
+/// Settles or reschedules the attempts' deliveries: a `v (...) AS (VALUES ...)` list for a
+/// `WITH`, and the update that reads it.
+fn update_deliveries_sql(records: &[Record], offset: usize) -> (String, String, Vec<sea_orm::Value>) {
     // Per row: id, new status (NULL keeps it), whether next_attempt_at changes, its new value,
     // whether the lease ends, HTTP status, duration, time.
     const TYPES: [&str; 8] = ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT"];
@@ -797,18 +811,54 @@ async fn update_deliveries(
             r.at.into(),
         ]);
     }
-    let rows = placeholders(records.len(), TYPES.len(), |c, p| format!("CAST({p} AS {})", TYPES[c]));
-    let sql = format!(
-        "WITH v (id, status, set_next, next_at, release_lease, code, duration, at) AS (VALUES {rows}) \
-         UPDATE deliveries SET attempts = attempts + 1, \
+    let rows = placeholders(records.len(), TYPES.len(), offset, |c, p| format!("CAST({p} AS {})", TYPES[c]));
+    let list =
+        format!("v (id, status, set_next, next_at, release_lease, code, duration, at) AS (VALUES {rows})");
+    let update = String::from(
+        "UPDATE deliveries SET attempts = attempts + 1, \
              status = COALESCE(v.status, deliveries.status), \
              next_attempt_at = CASE WHEN v.set_next = 1 THEN v.next_at ELSE deliveries.next_attempt_at END, \
              leased_by = CASE WHEN v.release_lease = 1 THEN NULL ELSE deliveries.leased_by END, \
              last_status_code = v.code, last_duration_ms = v.duration, updated_at = v.at \
-         FROM v WHERE deliveries.id = v.id"
+         FROM v WHERE deliveries.id = v.id",
     );
-    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
-    Ok(())
+    (list, update, values)
+}
+
+/// On PostgreSQL, a batch of successful attempts in one statement: the attempts, their
+/// deliveries settled, the hourly counters, and each webhook's health reset to its latest
+/// success.
+fn all_succeeded_statement(records: &[Record]) -> Statement {
+    let mut values = Vec::new();
+    let (v_list, update, v) = update_deliveries_sql(records, values.len());
+    values.extend(v);
+    let (attempts, v) = insert_attempts_sql(records, values.len());
+    values.extend(v);
+    let (hours, v) = count_hours_sql(records, values.len());
+    values.extend(v);
+    let mut latest: Vec<(&str, i64)> = Vec::new();
+    for r in records {
+        match latest.iter_mut().find(|(w, _)| *w == r.hook.id) {
+            Some(entry) => entry.1 = entry.1.max(r.at),
+            None => latest.push((&r.hook.id, r.at)),
+        }
+    }
+    let rows = placeholders(latest.len(), 2, values.len(), |c, p| {
+        if c == 0 { format!("CAST({p} AS TEXT)") } else { format!("CAST({p} AS BIGINT)") }
+    });
+    for (id, at) in latest {
+        values.extend([id.into(), at.into()]);
+    }
+    let sql = format!(
+        "WITH {v_list}, \
+              settled AS ({update}), \
+              attempted AS ({attempts}), \
+              counted AS ({hours}), \
+              latest (id, at) AS (VALUES {rows}) \
+         UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = latest.at \
+         FROM latest WHERE webhooks.id = latest.id"
+    );
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }
 
 fn db_err(e: hookline_core::Error) -> sea_orm::DbErr {
