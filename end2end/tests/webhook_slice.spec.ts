@@ -162,3 +162,19 @@ test('the sign-in form works before the WebAssembly has loaded', async ({ browse
   await expect(page.getByRole('heading', { name: 'Webhooks' })).toBeVisible();
   await context.close();
 });
+
+test('creating a webhook and switching it off work before the WebAssembly has loaded', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await signIn(page, stack.baseURL, 'merchant@b.test');
+  await page.getByRole('link', { name: 'Create Webhook' }).click();
+  const target = `${stack.receiverURL}/hooks/plain-form`;
+  await page.getByLabel('Endpoint URL').fill(target);
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  const row = page.locator('.webhook-row', { hasText: target });
+  await expect(row).toBeVisible();
+  await expect(row.getByRole('switch')).toHaveAttribute('aria-checked', 'true');
+  await row.getByRole('switch').click();
+  await expect(page.locator('.webhook-row', { hasText: target }).getByRole('switch')).toHaveAttribute('aria-checked', 'false');
+  await context.close();
+});
