@@ -69,6 +69,9 @@ pub struct Engine {
     in_flight: Arc<InFlight>,
     records: mpsc::UnboundedSender<Record>,
     recorder: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Record>>>>,
+    /// Whether [`Engine::run`] is running: only then does the engine take hand-offs (its
+    /// recorder runs with it).
+    running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Deliveries claimed in this process, per webhook: what keeps one slow or dead endpoint from
@@ -205,6 +208,7 @@ impl Engine {
             in_flight: Arc::new(InFlight::default()),
             records,
             recorder: Arc::new(std::sync::Mutex::new(Some(recorder))),
+            running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -227,6 +231,15 @@ impl Engine {
         if let Some(rx) = recorder {
             tokio::spawn(self.clone().record_all(rx));
         }
+        self.running.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Hand-offs stop when the loop does, however it returns.
+        struct Stopped<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stopped<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _stopped = Stopped(&self.running);
         let new_work = self.services.new_work();
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
@@ -870,6 +883,9 @@ fn db_err(e: hookline_core::Error) -> sea_orm::DbErr {
 
 impl Dispatcher for Engine {
     fn reserve(&self, webhook_id: &str) -> Option<Reservation> {
+        if !self.running.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let limit = self.cfg.per_webhook.max(1);
         let permit = self.permits.clone().try_acquire_owned().ok()?;
         let sending = self.in_flight.try_take(webhook_id, limit)?;

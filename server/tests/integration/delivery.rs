@@ -61,6 +61,38 @@ on_both_databases! {
         assert_eq!(log["items"][0]["last_status_code"], 200);
     }
 
+    async fn a_process_without_workers_queues_what_it_publishes(backend: Backend) {
+        // HOOKLINE_WORKERS=false: an API-only process. What it publishes is queued for the
+        // processes that deliver, not handed to its own engine, which sends nothing.
+        let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false")]).await;
+        let receiver = Receiver::start().await.unwrap();
+        app.create_webhook("store-a", &receiver.url("/hooks"), None).await;
+        let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(receiver.received().is_empty());
+        let stored = deliveries_of(&app, &event_id).await;
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].status.as_str(), stored[0].leased_by.as_deref()), ("pending", None));
+    }
+
+    async fn a_delivery_handed_to_the_engine_is_leased_before_it_is_sent(backend: Backend) {
+        // The receiver holds the request: while it does, the delivery is on record as being
+        // delivered by this process, so if the process died now the lease would bring it back.
+        let app = spawn(backend).await;
+        let receiver = Receiver::start().await.unwrap();
+        receiver.configure(Behaviour { delay_ms: Some(800), ..Default::default() });
+        app.create_webhook("store-a", &receiver.url("/hooks"), None).await;
+        let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        let stored = deliveries_of(&app, &event_id).await;
+        assert_eq!(stored[0].status, "delivering");
+        assert!(stored[0].leased_by.is_some());
+        assert!(stored[0].next_attempt_at.is_some_and(|until| until > hookline_core::now_ms()));
+        assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+        assert!(app.wait_until(Duration::from_secs(5), async || {
+            deliveries_of(&app, &event_id).await[0].status == "succeeded"
+        }).await);
+    }
+
     async fn a_switched_off_webhook_gets_no_delivery(backend: Backend) {
         let app = spawn(backend).await;
         let receiver = Receiver::start().await.unwrap();
