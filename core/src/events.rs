@@ -144,8 +144,7 @@ impl Services {
     }
 
     /// A writer: takes every request waiting and writes them in one transaction. If that
-    /// fails, each is written alone, so one request's failure (a racing idempotency key, say)
-    /// is not the others'.
+    /// fails, each is tried once more alone.
     async fn write_events(self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PublishJob>>>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
@@ -170,12 +169,10 @@ impl Services {
                         let _ = job.reply.send(Ok(answer));
                     }
                 }
-                Err(e) if batch.len() == 1 => {
-                    drop(turn);
-                    let job = batch.pop().expect("one job");
-                    let _ = job.reply.send(Err(e));
-                }
                 Err(_) => {
+                    // Each request again, alone: one request's failure is not the others',
+                    // and a request that lost a race for its idempotency key (to another
+                    // writer or process) now finds the winner's event.
                     for job in batch.drain(..) {
                         let answer =
                             self.write_batch(std::slice::from_ref(&job)).await.map(|mut a| a.remove(0));
