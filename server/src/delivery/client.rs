@@ -13,6 +13,13 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
+/// What a receiver sent, as text every database can store: invalid UTF-8 and U+0000 (which a
+/// PostgreSQL text column refuses) become U+FFFD.
+fn storable_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') { text.replace('\0', "\u{fffd}") } else { text.into_owned() }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {
     Timeout,
@@ -158,7 +165,7 @@ impl WebhookClient {
             let headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| (k.to_string(), storable_text(v.as_bytes())))
                 .collect();
             let retry_after = if status == 429 || status == 503 {
                 response
@@ -195,7 +202,7 @@ impl WebhookClient {
                     duration: start.elapsed(),
                     status: Some(status),
                     headers,
-                    body: Some(String::from_utf8_lossy(&body).into_owned()),
+                    body: Some(storable_text(&body)),
                     error,
                     retry_after,
                 }

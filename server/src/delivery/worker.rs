@@ -217,8 +217,17 @@ impl Engine {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             if let Err(e) = self.write_records(&batch).await {
-                // Their leases run out and they are claimed again: nothing is lost.
                 tracing::error!(error = %e, attempts = batch.len(), "recording attempts failed");
+                // One at a time, so one record the database refuses does not take the others
+                // with it. What still fails is claimed again when its lease runs out: nothing is
+                // lost, it is sent again.
+                if batch.len() > 1 {
+                    for record in &batch {
+                        if let Err(e) = self.write_records(std::slice::from_ref(record)).await {
+                            tracing::error!(error = %e, delivery = %record.claim.id, "recording an attempt failed");
+                        }
+                    }
+                }
             }
             batch.clear();
         }

@@ -361,4 +361,30 @@ on_both_databases! {
         assert_eq!(attempts.len(), 2);
         assert!(attempts.iter().all(|a| a.error_class.as_deref() == Some("timeout") && a.duration_ms < 1500));
     }
+
+    async fn a_response_body_with_a_nul_byte_is_recorded_once(backend: Backend) {
+        // PostgreSQL text cannot hold U+0000; the attempt must still be recorded (and the
+        // delivery settled), not fail to record and be sent again when its lease runs out.
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let receiver = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { "ok\0done" }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/nul", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+        let app = spawn(backend).await;
+        app.create_webhook("store-a", &url, None).await;
+        let event_id = app.publish("store-a", "review-created", json!({})).await;
+        assert!(app.wait_until(Duration::from_secs(10), async || {
+            deliveries_of(&app, &event_id).await[0].status == "succeeded"
+        }).await, "the attempt was never recorded");
+        let d = &deliveries_of(&app, &event_id).await[0];
+        let attempts = attempts_of(&app, &d.id).await;
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].response_body.as_deref(), Some("ok\u{fffd}done"));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }
