@@ -107,7 +107,7 @@ fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid { Ok(email) } else { Err(Error::invalid("email", "Enter a valid email address.")) }
 }
 
@@ -238,6 +238,9 @@ impl Services {
     pub async fn create_api_key(&self, scope: &Scope, name: &str) -> Result<ApiKeyCreated> {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(Error::invalid("name", "An API key's name is 1 to 200 characters."));
+        }
+        if name.contains('\0') {
+            return Err(Error::invalid("name", crate::NUL_MESSAGE));
         }
         let key = format!("{API_KEY_PREFIX}{}", random_token());
         let id = new_id();

@@ -1,7 +1,7 @@
 //! The one error type of the services. User mistakes carry a message fit to show the user;
 //! storage failures stay opaque until the HTTP layer logs them.
 
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -23,7 +23,44 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     #[error(transparent)]
-    Db(#[from] DbErr),
+    Db(DbErr),
+}
+
+/// What the API and the dashboard say of text holding U+0000.
+pub const NUL_MESSAGE: &str = "Text may not contain the NUL character (U+0000).";
+
+impl From<DbErr> for Error {
+    /// A storage failure, except text PostgreSQL refuses for holding U+0000: that is the
+    /// caller's input, a 400 like any other. (The statement failed, so nothing was written.)
+    fn from(e: DbErr) -> Self {
+        if refuses_nul(&e) {
+            return Error::Invalid { field: None, message: NUL_MESSAGE.to_string() };
+        }
+        Error::Db(e)
+    }
+}
+
+/// PostgreSQL's `character_not_in_repertoire` (22021): a text value with a 0x00 byte.
+fn refuses_nul(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = e else {
+        return false;
+    };
+    matches!(e.as_database_error().and_then(|d| d.code()), Some(code) if code == "22021")
+}
+
+/// Whether any string in a JSON document (keys included) holds U+0000. In JSON text the
+/// character can only appear escaped, so documents without `\u0000` are not walked.
+pub fn json_has_nul(raw: &[u8]) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    raw.windows(6).any(|w| w == b"\\u0000")
+        && serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|v| walk(&v))
 }
 
 impl Error {

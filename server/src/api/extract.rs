@@ -65,9 +65,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("The body is not valid JSON for this request: {e}.")))
+        let body = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("The body is not valid JSON for this request: {e}."))
+        })?;
+        if hookline_core::json_has_nul(&bytes) {
+            return Err(ApiError::bad_request(hookline_core::NUL_MESSAGE));
+        }
+        Ok(JsonBody(body))
     }
 }
 
@@ -80,6 +84,17 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
             ApiError::bad_request(format!("The body could not be read: {e}."))
         }
     })
+}
+
+/// Refuses a path or query string holding U+0000 (`%00`) before any handler reads it: no
+/// stored text can hold that character, so no id or filter with it can match anything.
+pub async fn refuse_nul_in_uri(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        return ApiError::bad_request(hookline_core::NUL_MESSAGE).into_response();
+    }
+    next.run(req).await
 }
 
 /// Query parameters, with a 400 in the API's shape when one does not parse.

@@ -24,6 +24,7 @@ pub fn router(max_payload: usize) -> Router<AppState> {
         .merge(keys::router())
         .route("/openapi.json", axum::routing::get(|| async { axum::Json(openapi::document()) }))
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn(extract::refuse_nul_in_uri))
 }
 
 /// Unix milliseconds as the API shows them.

@@ -124,3 +124,62 @@ on_both_databases! {
         assert_eq!(status, 400, "{body}");
     }
 }
+
+on_both_databases! {
+    async fn text_with_a_nul_character_is_refused_everywhere_without_a_500(backend: Backend) {
+        // PostgreSQL text cannot hold U+0000. Every input that reaches the database must be
+        // answered as bad input, never as a server error, and write nothing.
+        let app = spawn(backend).await;
+        let (hook, _) = app.create_webhook("store-a", "https://a.example.com/hook", None).await;
+        let before = app.counts().await;
+        let admin = Some(app.admin_key.as_str());
+        let store = Some(app.store_a_key.as_str());
+        let posts = [
+            ("/webhooks", store, json!({"url": "https://a.example.com/x", "description": "a\u{0}b"})),
+            ("/stores", admin, json!({"id": "nul-store", "name": "a\u{0}b"})),
+            ("/applications", admin, json!({"id": "nul-app", "name": "a\u{0}b"})),
+            ("/api-keys", store, json!({"name": "a\u{0}b"})),
+            ("/events", store, json!({"event_type": "review\u{0}created", "payload": {}})),
+            ("/event-types", admin, json!({"name": "x.nul\u{0}", "product": "Reviews", "tenant_types": ["store"]})),
+            ("/targets", store, json!({"url": "https://a.example.com/\u{0}"})),
+            ("/filters", store, json!({"events": ["review-created\u{0}"]})),
+        ];
+        for (path, key, body) in posts {
+            let (status, answer) = app.api("POST", path, key, Some(body)).await;
+            assert!((400..500).contains(&status), "POST {path}: {status} {answer}");
+        }
+        for path in [
+            "/webhooks/a%00b".to_string(),
+            "/webhooks?cursor=a%00b".to_string(),
+            format!("/webhooks/{hook}/deliveries?event_type=a%00b"),
+            format!("/webhooks/{hook}/deliveries?cursor=a%00b"),
+            "/events/a%00b".to_string(),
+            "/deliveries/a%00b".to_string(),
+        ] {
+            let (status, answer) = app.api("GET", &path, store, None).await;
+            assert!((400..500).contains(&status), "GET {path}: {status} {answer}");
+        }
+        let (status, _) = app.api("PATCH", &format!("/webhooks/{hook}"), store, Some(json!({"description": "a\u{0}b"}))).await;
+        assert!((400..500).contains(&status), "PATCH: {status}");
+
+        // The dashboard's server functions, as a form without JavaScript posts them.
+        assert!(app.sign_in("merchant\u{0}@a.test", PASSWORD).await.is_none());
+        let res = app.http.post(app.url("/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("email={}&password=x", enc("a\u{0}@a.test")))
+            .send().await.unwrap();
+        assert!(res.status().as_u16() < 500, "login: {}", res.status());
+        let cookie = app.sign_in("merchant@a.test", PASSWORD).await.unwrap();
+        for (name, form) in [
+            ("create_webhook", vec![("url", "https://a.example.com/y"), ("description", "a\u{0}b")]),
+            ("create_api_key", vec![("name", "a\u{0}b")]),
+            ("webhook", vec![("id", "a\u{0}b")]),
+            ("deliveries", vec![("webhook_id", hook.as_str()), ("event_type", "a\u{0}b")]),
+            ("deliveries", vec![("webhook_id", hook.as_str()), ("cursor", "a\u{0}b")]),
+        ] {
+            let (status, body) = app.server_fn(&cookie, name, &form).await;
+            assert!(status < 500, "{name}: {status} {body}");
+        }
+        assert_eq!(app.counts().await, before, "nothing was written");
+    }
+}
