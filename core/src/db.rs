@@ -19,7 +19,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .foreign_keys(true)
         });
     } else {
-        opts.max_connections(16).min_connections(1);
+        opts.max_connections(8).min_connections(1);
     }
     Database::connect(opts).await
 }

@@ -9,7 +9,7 @@
 //! peak RSS. `cargo bench -p hookline --bench delivery`; PostgreSQL runs when
 //! `HOOKLINE_BENCH_POSTGRES_URL` (or `HOOKLINE_TEST_POSTGRES_URL`) names a server.
 //! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look; `HOOKLINE_BENCH_ONLY=ab`
-//! runs only those scenarios.
+//! runs only those scenarios, `HOOKLINE_BENCH_DATABASES=postgres` only that database.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -303,6 +303,9 @@ fn main() {
         backends.push("postgres");
     } else {
         eprintln!("(PostgreSQL skipped: set HOOKLINE_BENCH_POSTGRES_URL)");
+    }
+    if let Ok(only) = std::env::var("HOOKLINE_BENCH_DATABASES") {
+        backends.retain(|b| only.split(',').any(|o| o.trim() == *b));
     }
     println!(
         "| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | load generator | machine |"
