@@ -36,7 +36,16 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Server(value.to_string())
+        // Arguments that do not decode are the caller's mistake (a 400), not the server's.
+        let error = match value {
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                AppError::Invalid { field: None, message: value.to_string() }
+            }
+            other => AppError::Server(other.to_string()),
+        };
+        #[cfg(feature = "ssr")]
+        ssr::set_error_status(&error);
+        error
     }
 }
 

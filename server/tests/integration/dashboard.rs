@@ -24,6 +24,20 @@ on_both_databases! {
         assert!(!cookie.contains("Secure"), "plain http must not get a Secure cookie: {cookie}");
     }
 
+    async fn a_server_function_called_with_bad_arguments_answers_400(backend: Backend) {
+        let app = spawn(backend).await;
+        let cookie = app.sign_in("merchant@a.test", PASSWORD).await.expect("signed in");
+        for (name, form) in [
+            ("deliveries", vec![("id", "wrong-name")]),
+            ("toggle_webhook", vec![("id", "x"), ("enabled", "maybe")]),
+            ("create_api_key", vec![]),
+        ] {
+            let (status, body) = app.server_fn(&cookie, name, &form).await;
+            assert_eq!(status, 400, "{name}: {body}");
+            assert!(body.contains("arguments"), "{name}: {body}");
+        }
+    }
+
     async fn signing_out_ends_the_session(backend: Backend) {
         let app = spawn(backend).await;
         let cookie = app.sign_in("merchant@a.test", PASSWORD).await.expect("signed in");
