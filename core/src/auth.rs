@@ -239,9 +239,7 @@ impl Services {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(Error::invalid("name", "An API key's name is 1 to 200 characters."));
         }
-        if name.contains('\0') {
-            return Err(Error::invalid("name", crate::NUL_MESSAGE));
-        }
+        Error::refuse_nul("name", name)?;
         let key = format!("{API_KEY_PREFIX}{}", random_token());
         let id = new_id();
         api_key::ActiveModel {

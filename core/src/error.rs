@@ -48,22 +48,13 @@ fn refuses_nul(e: &DbErr) -> bool {
     matches!(e.as_database_error().and_then(|d| d.code()), Some(code) if code == "22021")
 }
 
-/// Whether any string in a JSON document (keys included) holds U+0000. In JSON text the
-/// character can only appear escaped, so documents without `\u0000` are not walked.
-pub fn json_has_nul(raw: &[u8]) -> bool {
-    fn walk(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::String(s) => s.contains('\0'),
-            serde_json::Value::Array(items) => items.iter().any(walk),
-            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
-            _ => false,
-        }
-    }
-    raw.windows(6).any(|w| w == b"\\u0000")
-        && serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|v| walk(&v))
-}
-
 impl Error {
+    /// Refuses text holding U+0000, which PostgreSQL cannot store (SQLite could, but the two
+    /// databases answer alike).
+    pub(crate) fn refuse_nul(field: &'static str, text: &str) -> Result<()> {
+        if text.contains('\0') { Err(Error::invalid(field, NUL_MESSAGE)) } else { Ok(()) }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Error::Invalid { field: Some(field), message: message.into() }
     }

@@ -24,7 +24,7 @@ mod webhooks;
 pub use auth::{ApiKeyCreated, Role, SessionUser};
 pub use db::{connect, migrate};
 pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher, Handoff, Reservation};
-pub use error::{Error, NUL_MESSAGE, Result, json_has_nul};
+pub use error::{Error, NUL_MESSAGE, Result};
 pub use events::{DeliveryStatus, PublishRequest, Published};
 pub use net::{AddressPolicy, is_public_ip};
 pub use page::{Page, PageRequest};

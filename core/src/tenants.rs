@@ -88,10 +88,7 @@ fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 200 {
         return Err(Error::invalid("name", "A name is 1 to 200 characters."));
     }
-    if name.contains('\0') {
-        return Err(Error::invalid("name", crate::NUL_MESSAGE));
-    }
-    Ok(())
+    Error::refuse_nul("name", name)
 }
 
 impl Services {

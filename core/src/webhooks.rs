@@ -200,9 +200,7 @@ impl Services {
 
     pub(crate) fn check_description(description: &str) -> Result<String> {
         let description = description.trim();
-        if description.contains('\0') {
-            return Err(Error::invalid("description", crate::NUL_MESSAGE));
-        }
+        Error::refuse_nul("description", description)?;
         if description.chars().count() > MAX_DESCRIPTION {
             return Err(Error::invalid(
                 "description",
@@ -657,11 +655,8 @@ impl Services {
         if group.is_empty() || group.len() > 64 {
             return Err(Error::invalid("product_group", "A product group is 1 to 64 characters."));
         }
-        for (field, text) in [("description", new.description.as_str()), ("product_group", group)] {
-            if text.contains('\0') {
-                return Err(Error::invalid(field, crate::NUL_MESSAGE));
-            }
-        }
+        Error::refuse_nul("description", &new.description)?;
+        Error::refuse_nul("product_group", group)?;
         if !["store", "application", "any"].contains(&new.tenant_type.as_str()) {
             return Err(Error::invalid(
                 "tenant_type",

@@ -46,9 +46,6 @@ async fn publish(
     let bytes = read_body(req, &state).await?;
     let body: PublishBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The body is not a valid event: {e}.")))?;
-    if body.event_type.contains('\0') {
-        return Err(ApiError::bad_request(hookline_core::NUL_MESSAGE).with_field("event_type"));
-    }
     let tenant = caller.tenant(body.tenant_type.as_deref(), body.tenant_id.as_deref())?;
     let idempotency_key =
         headers.get("idempotency-key").map(|v| v.to_str().map(str::to_string)).transpose().map_err(|_| {

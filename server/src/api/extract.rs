@@ -68,11 +68,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let body = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("The body is not valid JSON for this request: {e}."))
         })?;
-        if hookline_core::json_has_nul(&bytes) {
+        if json_has_nul(&bytes) {
             return Err(ApiError::bad_request(hookline_core::NUL_MESSAGE));
         }
         Ok(JsonBody(body))
     }
+}
+
+/// Whether any string in a JSON document (keys included) holds U+0000. In JSON text the
+/// character can only appear escaped, so documents without `\u0000` are not walked.
+fn json_has_nul(raw: &[u8]) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    raw.windows(6).any(|w| w == b"\\u0000")
+        && serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|v| walk(&v))
 }
 
 /// Reads the whole body; too large a body is a 413 in the API's shape.
