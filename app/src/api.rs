@@ -16,6 +16,13 @@ pub enum AppError {
     },
     Unauthenticated,
     NotFound,
+    /// Too many tries; the next is taken after this many seconds (HTTP 429).
+    Throttled {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The database cannot be reached now (HTTP 503).
+    Unavailable(String),
     Server(String),
 }
 
@@ -25,6 +32,7 @@ impl std::fmt::Display for AppError {
             AppError::Invalid { message, .. } => f.write_str(message),
             AppError::Unauthenticated => f.write_str("Please sign in."),
             AppError::NotFound => f.write_str("Not found."),
+            AppError::Throttled { message, .. } | AppError::Unavailable(message) => f.write_str(message),
             AppError::Server(message) => f.write_str(message),
         }
     }
@@ -161,6 +169,8 @@ pub(crate) mod ssr {
             use hookline_core::Error as E;
             let error = match e {
                 E::NotFound(_) | E::Forbidden(_) => AppError::NotFound,
+                E::TooManyRequests { message, retry_after_secs } => AppError::Throttled { message, retry_after_secs },
+                E::Unavailable(message) => AppError::Unavailable(message),
                 E::Db(err) => {
                     tracing::error!(error = %err, "database error in a server function");
                     AppError::Server("Something went wrong on our side. Try again.".into())
@@ -187,9 +197,19 @@ pub(crate) mod ssr {
             AppError::Invalid { .. } => http::StatusCode::BAD_REQUEST,
             AppError::Unauthenticated => http::StatusCode::UNAUTHORIZED,
             AppError::NotFound => http::StatusCode::NOT_FOUND,
+            AppError::Throttled { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             AppError::Server(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
         };
         res.set_status(status);
+        let retry_after = match error {
+            AppError::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
+            AppError::Unavailable(_) => Some(hookline_core::UNAVAILABLE_RETRY_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
     }
 
     /// A plain HTML form post (the page's WebAssembly has not loaded): Leptos answers it
@@ -201,6 +221,20 @@ pub(crate) mod ssr {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/html"))
         })
+    }
+
+    /// An error a server function makes itself, answered with its status.
+    pub fn refused(error: AppError) -> AppError {
+        set_error_status(&error);
+        error
+    }
+
+    /// The client's address, as the connection gives it.
+    pub fn client_address() -> Option<std::net::IpAddr> {
+        request_parts()?
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
     }
 
     pub fn services() -> Result<Services, AppError> {
@@ -325,15 +359,26 @@ pub(crate) mod ssr {
 
 #[server(prefix = "/ui", endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
+    use crate::pages::login::{SignInRefusal, refuse_sign_in, sign_in_failed};
     use ssr::*;
     let services = services()?;
-    let Some(user) = services.authenticate_user(&email, &password).await? else {
-        let error =
-            AppError::Invalid { field: None, message: "That email and password do not match.".into() };
-        set_error_status(&error);
-        return Err(error);
+    let user = match services.sign_in(&email, &password, client_address()).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(refuse_sign_in(SignInRefusal::Credentials)),
+        Err(hookline_core::Error::TooManyRequests { retry_after_secs, .. }) => {
+            let refused = refuse_sign_in(SignInRefusal::Throttled { retry_after_secs });
+            // 429 with the wait, whether the form was posted by the page or by the browser.
+            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                if !is_html_form_post() {
+                    res.set_status(http::StatusCode::TOO_MANY_REQUESTS);
+                }
+                res.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_secs));
+            }
+            return Err(refused);
+        }
+        Err(e) => return Err(sign_in_failed(e.into())),
     };
-    let token = services.create_session(&user.id).await?;
+    let token = services.create_session(&user.id).await.map_err(|e| sign_in_failed(e.into()))?;
     let max_age = services.settings.session_ttl.as_secs();
     let secure = if is_https() { "; Secure" } else { "" };
     set_response_header(
@@ -941,4 +986,85 @@ pub async fn admin_disconnect(application: String, store: String) -> Result<(), 
     ssr::require_admin().await?;
     ssr::services()?.disconnect_application(&application, &store).await?;
     Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub email: String,
+    pub role: String,
+    pub store: Option<String>,
+    pub created: String,
+    /// When an admin disabled the user, if one did.
+    pub disabled: Option<String>,
+    /// Whether this is the admin looking at the page.
+    pub is_me: bool,
+}
+
+/// Every user, by email (admins only).
+#[server(prefix = "/ui", endpoint = "admin_users")]
+pub async fn admin_users() -> Result<Vec<UserRow>, AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    Ok(services()?
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| UserRow {
+            is_me: u.id == me.id,
+            email: u.email,
+            role: u.role,
+            store: u.store_id,
+            created: human_time(u.created_at),
+            disabled: u.disabled_at.map(human_time),
+        })
+        .collect())
+}
+
+/// Disables a user (their sessions end at once) or enables them again.
+#[server(prefix = "/ui", endpoint = "admin_set_user_disabled")]
+pub async fn admin_set_user_disabled(email: String, disabled: bool) -> Result<(), AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    if disabled && me.email == email.trim().to_lowercase() {
+        return Err(refused(AppError::Invalid { field: None, message: "You cannot disable yourself.".into() }));
+    }
+    services()?.set_user_disabled(&me.scope(), &email, disabled).await?;
+    Ok(())
+}
+
+/// Ends every session of a user.
+#[server(prefix = "/ui", endpoint = "admin_end_sessions")]
+pub async fn admin_end_sessions(email: String) -> Result<u64, AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    Ok(services()?.end_user_sessions(&me.scope(), &email).await?)
+}
+
+/// Deletes a user; `confirm` must be "yes" (the form's confirmation box).
+#[server(prefix = "/ui", endpoint = "admin_delete_user")]
+pub async fn admin_delete_user(email: String, confirm: Option<String>) -> Result<(), AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    if confirm.as_deref() != Some("yes") {
+        return Err(refused(AppError::Invalid {
+            field: Some("confirm".into()),
+            message: "Tick the box to confirm the deletion.".into(),
+        }));
+    }
+    if me.email == email.trim().to_lowercase() {
+        return Err(refused(AppError::Invalid { field: None, message: "You cannot delete yourself.".into() }));
+    }
+    services()?.delete_user(&me.scope(), &email).await?;
+    Ok(())
+}
+
+/// Changes the signed-in user's password; their other sessions end.
+#[server(prefix = "/ui", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<String, AppError> {
+    use ssr::*;
+    let me = signed_in().await?;
+    services()?
+        .change_password(&me.id, session_token().as_deref(), &current_password, &new_password)
+        .await?;
+    Ok("Your password is changed. Your other sessions have ended.".into())
 }

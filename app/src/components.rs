@@ -40,10 +40,11 @@ fn WhoAmI(viewer: Viewer, logout: ServerAction<Logout>) -> impl IntoView {
                 <A href="/admin/deliveries">"Deliveries"</A>
                 <A href="/admin/webhooks">"Turned-off webhooks"</A>
                 <A href="/admin/stores">"Stores"</A>
+                <A href="/admin/users">"Users"</A>
             </nav>
         })}
         <div class="who">
-            <span class="email">{viewer.email.clone()}</span>
+            <A href="/account" attr:class="email" attr:title="Account: change your password">{viewer.email.clone()}</A>
             {viewer.is_admin.then(|| view! { <span class="role">"admin"</span> })}
             <ActionForm action=logout attr:class="inline">
                 <button type="submit" class="link">"Sign out"</button>
@@ -109,17 +110,12 @@ pub fn WebhookSwitch(
     }
 }
 
-/// Copies `text` to the clipboard. Plain inline script, so it works before the WebAssembly
-/// has loaded.
+/// Copies `text` to the clipboard. `/ui.js` does it, so it works before the WebAssembly has
+/// loaded.
 #[component]
 pub fn CopyButton(text: String) -> impl IntoView {
     view! {
-        <button
-            type="button"
-            class="copy"
-            data-text=text
-            onclick="navigator.clipboard.writeText(this.dataset.text).then(() => { this.textContent = 'Copied'; })"
-        >
+        <button type="button" class="copy" data-copy=text>
             "Copy"
         </button>
     }

@@ -7,6 +7,7 @@ mod components;
 mod pages;
 mod validate;
 
+use leptos::nonce::use_nonce;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
@@ -22,6 +23,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
+                // Behaviour that works before the WebAssembly has loaded (copy buttons, the
+                // event-type picker); the page's Content-Security-Policy runs no inline handler.
+                <script src="/ui.js" defer nonce=use_nonce()></script>
                 <MetaTags/>
             </head>
             <body>
@@ -48,6 +52,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/admin/deliveries") view=pages::AdminDeliveriesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/webhooks") view=pages::AdminWebhooksPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/stores") view=pages::AdminStoresPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/users") view=pages::AdminUsersPage ssr=SsrMode::Async/>
+                <Route path=path!("/account") view=pages::AccountPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

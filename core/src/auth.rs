@@ -24,6 +24,8 @@ use crate::{Services, new_id, now_ms};
 
 pub const API_KEY_PREFIX: &str = "hkl_";
 const MIN_PASSWORD_LEN: usize = 10;
+/// Longer passwords are refused rather than hashed: hashing cost grows with the input.
+const MAX_PASSWORD_LEN: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +85,69 @@ fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where password hashes are computed: a few threads of their own, one per core. Argon2 is
+/// slow and takes about 19 MiB per hash on purpose; unbounded, a burst of sign-ins would take
+/// every core and hundreds of megabytes, and starve the server. Threads of their own (not
+/// tokio's blocking pool, which starts new threads at will) also keep the allocator from
+/// holding a hash's worth of memory in each of many threads. Waiting here costs only the
+/// request; a queue too long answers 503.
+async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Job = Box<dyn FnOnce() + Send>;
+    /// Hashes waiting at most; a burst beyond this is refused at once.
+    const QUEUE: usize = 256;
+    static POOL: OnceLock<SyncSender<Job>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("password-hash-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        tx
+    });
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    pool.try_send(job).map_err(|e| match e {
+        TrySendError::Full(_) => Error::Unavailable("Too many sign-ins at once; try again in a few seconds.".into()),
+        TrySendError::Disconnected(_) => Error::Unavailable("Password hashing stopped.".into()),
+    })?;
+    answer.await.map_err(|_| Error::Unavailable("Password hashing stopped.".into()))
+}
+
+async fn hash_password_pooled(password: &str) -> Result<String> {
+    let password = password.to_string();
+    on_hashing_pool(move || hash_password(&password)).await?
+}
+
+fn check_new_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::invalid("password", format!("A password has at least {MIN_PASSWORD_LEN} characters.")));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(Error::invalid("password", format!("A password has at most {MAX_PASSWORD_LEN} bytes.")));
+    }
+    Ok(())
+}
+
 fn hash_password(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes())
@@ -107,7 +172,7 @@ fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !email.chars().any(|c| c.is_whitespace() || crate::error::is_hidden_control(c));
     if valid { Ok(email) } else { Err(Error::invalid("email", "Enter a valid email address.")) }
 }
 
@@ -140,40 +205,181 @@ impl Services {
         store_id: Option<String>,
     ) -> Result<user::Model> {
         let email = normalize_email(email)?;
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(Error::invalid(
-                "password",
-                format!("A password has at least {MIN_PASSWORD_LEN} characters."),
-            ));
-        }
+        check_new_password(password)?;
         if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&self.db).await?.is_some() {
             return Err(Error::Conflict(format!("A user with email {email} already exists.")));
         }
         let model = user::ActiveModel {
             id: Set(new_id()),
             email: Set(email),
-            password_hash: Set(hash_password(password)?),
+            password_hash: Set(hash_password_pooled(password).await?),
             role: Set(role.as_str().to_string()),
             store_id: Set(store_id),
             created_at: Set(now_ms()),
+            disabled_at: Set(None),
         };
         Ok(model.insert(&self.db).await?)
     }
 
-    /// Checks an email and password; `None` for either being wrong, without saying which.
+    /// Checks an email and password; `None` for either being wrong (or the user disabled),
+    /// without saying which.
     pub async fn authenticate_user(&self, email: &str, password: &str) -> Result<Option<SessionUser>> {
         let email = email.trim().to_lowercase();
+        if password.len() > MAX_PASSWORD_LEN {
+            return Ok(None);
+        }
         let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&self.db).await?;
         let password = password.to_string();
-        let hash =
-            found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_string());
-        // argon2 is deliberately slow: keep it off the async executor's threads.
-        let ok =
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+        let hash = found.as_ref().map(|u| u.password_hash.clone());
+        // An unknown email costs a hash too, so the answer takes as long either way.
+        let ok = on_hashing_pool(move || match hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                verify_password(&password, dummy_hash());
+                false
+            }
+        })
+        .await?;
         Ok(match found {
-            Some(u) if ok => Some(SessionUser::from_model(u)),
+            Some(u) if ok && u.disabled_at.is_none() => Some(SessionUser::from_model(u)),
             _ => None,
         })
+    }
+
+    /// A dashboard sign-in: [`Services::authenticate_user`], throttled per account and per
+    /// client address. Too many failures answer [`Error::TooManyRequests`] with the wait.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<SessionUser>> {
+        let account = email.trim().to_lowercase();
+        let attempt = self.throttle.begin(&account, client).map_err(|wait| Error::TooManyRequests {
+            message: format!(
+                "Too many failed sign-ins. Try again in {}.",
+                crate::time::human_duration(wait)
+            ),
+            retry_after_secs: wait.as_secs().max(1),
+        })?;
+        let result = self.authenticate_user(&account, password).await;
+        let succeeded = matches!(result, Ok(Some(_)));
+        // A storage failure is not the guesser's failure.
+        if result.is_ok() {
+            self.throttle.finish(attempt, succeeded);
+        } else {
+            self.throttle.finish(attempt, true);
+        }
+        result
+    }
+
+    /// Changes the signed-in user's own password, after checking the current one; every
+    /// other session of the user ends.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        keep_session_token: Option<&str>,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let found = user::Entity::find_by_id(user_id).one(&self.db).await?.ok_or(Error::NotFound("user"))?;
+        let attempt = self.throttle.begin(&found.email, None).map_err(|wait| Error::TooManyRequests {
+            message: format!("Too many wrong passwords. Try again in {}.", crate::time::human_duration(wait)),
+            retry_after_secs: wait.as_secs().max(1),
+        })?;
+        let (hash, typed) = (found.password_hash.clone(), current.to_string());
+        let ok = current.len() <= MAX_PASSWORD_LEN && on_hashing_pool(move || verify_password(&typed, &hash)).await?;
+        self.throttle.finish(attempt, ok);
+        if !ok {
+            return Err(Error::invalid("current_password", "The current password is not right."));
+        }
+        check_new_password(new)?;
+        let hash = hash_password_pooled(new).await?;
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        let mut others = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+        if let Some(token) = keep_session_token {
+            others = others.filter(session::Column::Id.ne(sha256_hex(token)));
+        }
+        others.exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// A user by email, for admins (the CLI and the admin pages).
+    pub async fn user_by_email(&self, email: &str) -> Result<user::Model> {
+        let email = email.trim().to_lowercase();
+        user::Entity::find()
+            .filter(user::Column::Email.eq(&email))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// Disables (or enables again) a user: a disabled user cannot sign in, and their sessions
+    /// end at once. The last enabled admin cannot be disabled.
+    pub async fn set_user_disabled(&self, scope: &Scope, email: &str, disabled: bool) -> Result<user::Model> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins manage users.".into()));
+        }
+        let found = self.user_by_email(email).await?;
+        if disabled {
+            self.keep_one_admin(&found).await?;
+        }
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::DisabledAt, Expr::value(disabled.then(now_ms)))
+            .filter(user::Column::Id.eq(&found.id))
+            .exec(&txn)
+            .await?;
+        if disabled {
+            session::Entity::delete_many().filter(session::Column::UserId.eq(&found.id)).exec(&txn).await?;
+        }
+        txn.commit().await?;
+        self.user_by_email(email).await
+    }
+
+    /// Deletes a user and their sessions. The last enabled admin cannot be deleted.
+    pub async fn delete_user(&self, scope: &Scope, email: &str) -> Result<()> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins manage users.".into()));
+        }
+        let found = self.user_by_email(email).await?;
+        self.keep_one_admin(&found).await?;
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        session::Entity::delete_many().filter(session::Column::UserId.eq(&found.id)).exec(&txn).await?;
+        user::Entity::delete_by_id(&found.id).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user (they must sign in again); answers how many ended.
+    pub async fn end_user_sessions(&self, scope: &Scope, email: &str) -> Result<u64> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins manage users.".into()));
+        }
+        let found = self.user_by_email(email).await?;
+        let done = session::Entity::delete_many().filter(session::Column::UserId.eq(&found.id)).exec(&self.db).await?;
+        Ok(done.rows_affected)
+    }
+
+    async fn keep_one_admin(&self, leaving: &user::Model) -> Result<()> {
+        if leaving.role != Role::Admin.as_str() || leaving.disabled_at.is_some() {
+            return Ok(());
+        }
+        let admins = user::Entity::find()
+            .filter(user::Column::Role.eq(Role::Admin.as_str()))
+            .filter(user::Column::DisabledAt.is_null())
+            .count(&self.db)
+            .await?;
+        if admins <= 1 {
+            return Err(Error::Conflict("This is the last admin who can sign in; create another admin first.".into()));
+        }
+        Ok(())
     }
 
     /// Starts a session and returns the token for the cookie.
@@ -200,13 +406,16 @@ impl Services {
             session::Entity::delete_by_id(s.id).exec(&self.db).await?;
             return Ok(None);
         }
-        Ok(user::Entity::find_by_id(s.user_id).one(&self.db).await?.map(SessionUser::from_model))
+        let found = user::Entity::find_by_id(s.user_id).one(&self.db).await?;
+        Ok(found.filter(|u| u.disabled_at.is_none()).map(SessionUser::from_model))
     }
 
-    /// Keeps a one-time message with the session, for the next page it renders.
+    /// Keeps a one-time message with the session, for the next page it renders. It may be a
+    /// new API key, so it is stored encrypted under the session's token, which the database
+    /// does not hold.
     pub async fn set_session_flash(&self, token: &str, message: &str) -> Result<()> {
         session::Entity::update_many()
-            .col_expr(session::Column::Flash, Expr::value(message))
+            .col_expr(session::Column::Flash, Expr::value(crate::crypto::seal_flash(token, message)))
             .filter(session::Column::Id.eq(sha256_hex(token)))
             .exec(&self.db)
             .await?;
@@ -216,7 +425,7 @@ impl Services {
     /// The session's one-time message, if it has one; it is cleared, so it is shown once.
     pub async fn take_session_flash(&self, token: &str) -> Result<Option<String>> {
         let id = sha256_hex(token);
-        let Some(message) = session::Entity::find_by_id(&id).one(&self.db).await?.and_then(|s| s.flash)
+        let Some(sealed) = session::Entity::find_by_id(&id).one(&self.db).await?.and_then(|s| s.flash)
         else {
             return Ok(None);
         };
@@ -224,10 +433,10 @@ impl Services {
         let cleared = session::Entity::update_many()
             .col_expr(session::Column::Flash, Expr::value(Option::<String>::None))
             .filter(session::Column::Id.eq(&id))
-            .filter(session::Column::Flash.eq(&message))
+            .filter(session::Column::Flash.eq(&sealed))
             .exec(&self.db)
             .await?;
-        Ok((cleared.rows_affected == 1).then_some(message))
+        Ok((cleared.rows_affected == 1).then(|| crate::crypto::open_flash(token, &sealed)).flatten())
     }
 
     pub async fn end_session(&self, token: &str) -> Result<()> {
@@ -239,7 +448,7 @@ impl Services {
         if name.trim().is_empty() || name.len() > 200 {
             return Err(Error::invalid("name", "An API key's name is 1 to 200 characters."));
         }
-        Error::refuse_nul("name", name)?;
+        Error::refuse_hidden("name", name)?;
         let key = format!("{API_KEY_PREFIX}{}", random_token());
         let id = new_id();
         api_key::ActiveModel {

@@ -91,10 +91,28 @@ impl Services {
             .ok_or_else(|| Error::Conflict("This Hookline process does not send deliveries.".into()))
     }
 
-    /// One more attempt of a delivery, now, recorded as manual.
+    /// One more attempt of a delivery, now, recorded as manual. It is an extra attempt: it
+    /// never uses up the delivery's automatic retries.
     pub async fn resend(&self, scope: &Scope, delivery_id: &str) -> Result<AttemptResult> {
         let (found, _, _) = self.delivery_detail(scope, delivery_id).await?;
+        self.limit_on_request(&crate::Tenant::from_fields(&found.tenant_type, &found.tenant_id)?)?;
         self.dispatcher()?.attempt_now(&found.id, AttemptTrigger::Manual).await
+    }
+
+    /// Resends and test sends are requests to a receiver that no event caused: a tenant may
+    /// make a burst of them, then a few per second (429 beyond).
+    fn limit_on_request(&self, tenant: &crate::Tenant) -> Result<()> {
+        use governor::clock::{Clock, DefaultClock};
+        self.on_request_limit.check_key(tenant).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Error::TooManyRequests {
+                message: format!(
+                    "Too many resends and test events for {tenant}; try again in {}.",
+                    crate::time::human_duration(wait)
+                ),
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
     }
 
     /// Sends the catalog's example of an event type to one webhook, now, recorded as a test.
@@ -108,6 +126,7 @@ impl Services {
     ) -> Result<AttemptResult> {
         let hook = self.webhook(scope, webhook_id).await?;
         let tenant = hook.tenant();
+        self.limit_on_request(&tenant)?;
         let name = match event_type.filter(|t| !t.trim().is_empty()) {
             Some(t) => t,
             None => match hook.event_filter().and_then(|types| types.into_iter().next()) {
@@ -148,6 +167,7 @@ impl Services {
             event_type: Set(kind.name.clone()),
             status: Set(DeliveryStatus::Delivering.as_str().to_string()),
             attempts: Set(0),
+            manual_attempts: Set(0),
             next_attempt_at: Set(None),
             leased_by: Set(None),
             last_status_code: Set(None),

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dispatch::{Dispatcher, Handoff};
-use crate::entities::{delivery, event, webhook};
+use crate::entities::{delivery, event, installation, webhook};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
-use crate::tenants::Tenant;
+use crate::tenants::{Tenant, TenantType};
 use crate::{Services, new_id, now_ms};
 
 /// How long an `Idempotency-Key` stays bound to the event it first published.
@@ -57,7 +57,30 @@ pub struct PublishRequest {
     /// The payload exactly as the producer sent it: receivers get these bytes.
     pub payload: String,
     pub idempotency_key: Option<String>,
+    /// Which of the tenant's webhooks may receive it.
+    pub audience: Audience,
 }
+
+/// Which of a tenant's webhooks receive an event (among those subscribed to its type).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Every one: what producers publish.
+    #[default]
+    Everyone,
+    /// Only the webhooks made by this application (`Some`), or by the tenant itself
+    /// (`None`): an event Hookline emits about one webhook goes only to the webhooks that
+    /// may see that webhook, never to another partner app on the same store.
+    MadeBy(Option<String>),
+}
+
+/// The event types Hookline emits itself; no API key may publish them, and no admin may add
+/// a type with their prefix.
+pub const OPERATIONAL_PREFIX: &str = "webhook.";
+
+/// The product group of the operational event types: every webhook that may see the
+/// webhook an operational event is about receives it, whatever its application's product
+/// lines.
+const OPERATIONAL_GROUP: &str = "Webhooks";
 
 #[derive(Clone, Debug)]
 pub struct Published {
@@ -69,12 +92,21 @@ pub struct Published {
 /// A checked publish request waiting for the writer, with where to send its answer.
 pub(crate) struct PublishJob {
     req: PublishRequest,
+    /// Whose request it is (`None` for Hookline's own events): an idempotency key belongs to
+    /// the caller that sent it.
+    caller: Option<Scope>,
     resource: String,
+    /// The type's product group: an application installed for some product lines receives
+    /// only their events.
+    group: String,
     reply: oneshot::Sender<Result<Published>>,
 }
 
 /// Most publish requests one transaction writes.
 const PUBLISH_BATCH: usize = 512;
+/// Most publish requests waiting for a writer: beyond it, publishing answers 503 at once
+/// instead of holding more requests (and their payloads) in memory.
+const PUBLISH_QUEUE: usize = 8 * PUBLISH_BATCH;
 /// Publish transactions in flight at once on PostgreSQL.
 const POSTGRES_WRITERS: usize = 2;
 
@@ -88,6 +120,22 @@ impl Services {
         if !scope.allows(&req.tenant) {
             return Err(Error::Forbidden(format!("This key cannot publish events for {}.", req.tenant)));
         }
+        if req.event_type.starts_with(OPERATIONAL_PREFIX) {
+            return Err(Error::Forbidden(format!(
+                "{} is emitted by Hookline itself; no API key may publish it.",
+                req.event_type
+            )));
+        }
+        self.accept(Some(scope.clone()), req).await
+    }
+
+    /// Publishes an event Hookline emits itself (such as `webhook.disabled`), through the
+    /// same checks and writer as a producer's.
+    pub async fn emit(&self, req: PublishRequest) -> Result<Published> {
+        self.accept(None, req).await
+    }
+
+    async fn accept(&self, caller: Option<Scope>, req: PublishRequest) -> Result<Published> {
         if req.payload.len() > self.settings.max_payload {
             return Err(Error::PayloadTooLarge { size: req.payload.len(), limit: self.settings.max_payload });
         }
@@ -118,19 +166,28 @@ impl Services {
             ));
         }
         let (reply, answer) = oneshot::channel();
-        let job = PublishJob { req, resource: kind.resource.clone(), reply };
-        self.publisher()
-            .send(job)
-            .map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?;
+        let job = PublishJob {
+            req,
+            caller,
+            resource: kind.resource.clone(),
+            group: kind.product_group.clone(),
+            reply,
+        };
+        self.publisher().try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Unavailable(
+                "Hookline is writing as many events as it can hold; try again in a few seconds.".into(),
+            ),
+            mpsc::error::TrySendError::Closed(_) => Error::Db(DbErr::Custom("the event writer stopped".into())),
+        })?;
         answer.await.map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?
     }
 
     /// The writers' queue, started on first use. SQLite has one writer at a time anyway;
     /// PostgreSQL gets several, each writing its own batch while the others wait on the
     /// network.
-    fn publisher(&self) -> &mpsc::UnboundedSender<PublishJob> {
+    fn publisher(&self) -> &mpsc::Sender<PublishJob> {
         self.publisher.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
             let writers = match self.db.get_database_backend() {
                 DatabaseBackend::Sqlite => 1,
@@ -145,7 +202,7 @@ impl Services {
 
     /// A writer: takes every request waiting and writes them in one transaction. If that
     /// fails, each is tried once more alone.
-    async fn write_events(self, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<PublishJob>>>) {
+    async fn write_events(self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<PublishJob>>>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
             let mut rx = rx.lock().await;
@@ -166,7 +223,16 @@ impl Services {
                 Ok(answers) => {
                     drop(turn);
                     for (job, answer) in batch.drain(..).zip(answers) {
-                        let _ = job.reply.send(Ok(answer));
+                        let _ = job.reply.send(answer);
+                    }
+                }
+                Err(Error::Unavailable(message)) => {
+                    // The database is out of reach: trying each request alone would only
+                    // wait for it once per request. Nothing was written; each may be sent
+                    // again.
+                    drop(turn);
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(Error::Unavailable(message.clone())));
                     }
                 }
                 Err(_) => {
@@ -174,8 +240,10 @@ impl Services {
                     // and a request that lost a race for its idempotency key (to another
                     // writer or process) now finds the winner's event.
                     for job in batch.drain(..) {
-                        let answer =
-                            self.write_batch(std::slice::from_ref(&job)).await.map(|mut a| a.remove(0));
+                        let answer = self
+                            .write_batch(std::slice::from_ref(&job))
+                            .await
+                            .and_then(|mut a| a.remove(0));
                         let _ = job.reply.send(answer);
                     }
                     drop(turn);
@@ -185,7 +253,7 @@ impl Services {
     }
 
     /// Writes one batch; the caller holds the write turn.
-    async fn write_batch(&self, jobs: &[PublishJob]) -> Result<Vec<Published>> {
+    async fn write_batch(&self, jobs: &[PublishJob]) -> Result<Vec<Result<Published>>> {
         let items: Vec<(&PublishRequest, &str)> =
             jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
         let tenants = distinct_tenants(jobs.iter().map(|j| &j.req.tenant));
@@ -196,7 +264,7 @@ impl Services {
                 // latest data.
                 let txn = self.db.begin().await?;
                 let sequences = next_sequences(&txn, &items).await?;
-                let webhooks = webhooks_of(&txn, &tenants).await?;
+                let webhooks = recipients(&txn, &tenants).await?;
                 let planned = self.plan(&txn, jobs, &sequences, &webhooks).await?;
                 write_rows(&txn, &planned.events, &planned.deliveries).await?;
                 txn.commit().await?;
@@ -208,7 +276,7 @@ impl Services {
                 // The counter's row is locked for one statement only. A request published
                 // after another was answered still gets the higher number.
                 let (sequences, webhooks) =
-                    tokio::try_join!(next_sequences(&self.db, &items), webhooks_of(&self.db, &tenants))?;
+                    tokio::try_join!(next_sequences(&self.db, &items), recipients(&self.db, &tenants))?;
                 let planned = self.plan(&self.db, jobs, &sequences, &webhooks).await?;
                 write_rows_postgres(&self.db, &planned.events, &planned.deliveries).await?;
                 planned
@@ -229,67 +297,84 @@ impl Services {
     /// Answers requests whose idempotency key is already bound, and lays out the rows of the
     /// rest: their events, and one delivery per matching webhook, leased to this process's
     /// engine where it has room. A request answered by its key leaves a gap in the numbers.
+    ///
+    /// An idempotency key belongs to the caller (the key's scope): the same key again with
+    /// the same request is answered with the first event; with another tenant, event type or
+    /// payload it is refused (422), as the IETF idempotency-key draft and Stripe do.
     async fn plan(
         &self,
         conn: &impl ConnectionTrait,
         jobs: &[PublishJob],
         sequences: &[i64],
-        webhooks: &HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+        recipients: &Recipients,
     ) -> Result<Planned> {
-        let mut answers: Vec<Option<Published>> = vec![None; jobs.len()];
-        // Keys first seen in this batch, and the index of the request that brings them.
-        let mut seen_keys: HashMap<(&Tenant, &str), usize> = HashMap::new();
-        let mut repeats = Vec::new();
+        let mut answers: Vec<Option<Result<Published>>> = (0..jobs.len()).map(|_| None).collect();
+        // Requests of this batch answered by an earlier request of the same batch.
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
-            let Some(key) = &job.req.idempotency_key else { continue };
-            if let Some(first) = seen_keys.get(&(&job.req.tenant, key.as_str())) {
-                repeats.push((i, *first));
-            } else if let Some(earlier) = self.event_by_idempotency_key(conn, &job.req.tenant, key).await? {
-                answers[i] = Some(Published { event_id: earlier, deduplicated: true });
-            } else {
-                seen_keys.insert((&job.req.tenant, key.as_str()), i);
+            let (Some(key), Some(caller)) = (&job.req.idempotency_key, &job.caller) else { continue };
+            let earlier_in_batch = (0..i).find(|&j| {
+                answers[j].is_none()
+                    && jobs[j].req.idempotency_key.as_ref() == Some(key)
+                    && jobs[j].caller.as_ref().is_some_and(|c| c.allows(&job.req.tenant))
+                    && caller.allows(&jobs[j].req.tenant)
+            });
+            if let Some(j) = earlier_in_batch {
+                if same_request(&jobs[j].req, &job.req) {
+                    repeats.push((i, j));
+                } else {
+                    answers[i] = Some(Err(key_reused(key)));
+                }
+                continue;
             }
+            let bound = self.events_by_idempotency_key(conn, caller, key).await?;
+            let same_tenant = bound.iter().find(|e| e.tenant_type == job.req.tenant.kind.as_str() && e.tenant_id == job.req.tenant.id);
+            answers[i] = match (same_tenant, bound.is_empty()) {
+                (Some(e), _) if e.event_type == job.req.event_type && e.payload == job.req.payload => {
+                    Some(Ok(Published { event_id: e.id.clone(), deduplicated: true }))
+                }
+                (Some(_), _) | (None, false) => Some(Err(key_reused(key))),
+                (None, true) => None,
+            };
         }
         let repeated: Vec<usize> = repeats.iter().map(|(i, _)| *i).collect();
-        let fresh: Vec<(&PublishRequest, i64)> = (0..jobs.len())
-            .filter(|i| answers[*i].is_none() && !repeated.contains(i))
-            .map(|i| (&jobs[i].req, sequences[i]))
-            .collect();
-        let mut planned = lay_out(&fresh, webhooks, self.engine());
-        let mut ids = planned.events.iter().map(|e| e.id.clone());
-        for (i, answer) in answers.iter_mut().enumerate() {
-            if answer.is_none() && !repeated.contains(&i) {
-                *answer = Some(Published {
-                    event_id: ids.next().expect("an event per request"),
-                    deduplicated: false,
-                });
-            }
+        let fresh_index: Vec<usize> =
+            (0..jobs.len()).filter(|i| answers[*i].is_none() && !repeated.contains(i)).collect();
+        let fresh: Vec<(&PublishRequest, &str, i64)> =
+            fresh_index.iter().map(|&i| (&jobs[i].req, jobs[i].group.as_str(), sequences[i])).collect();
+        let mut planned = lay_out(&fresh, recipients, self.engine());
+        for (&i, e) in fresh_index.iter().zip(&planned.events) {
+            answers[i] = Some(Ok(Published { event_id: e.id.clone(), deduplicated: false }));
         }
         for (i, first) in repeats {
-            let event_id = answers[first].as_ref().expect("the first request answered").event_id.clone();
-            answers[i] = Some(Published { event_id, deduplicated: true });
+            let event_id = match &answers[first] {
+                Some(Ok(p)) => p.event_id.clone(),
+                _ => unreachable!("a repeated request's first is a fresh event"),
+            };
+            answers[i] = Some(Ok(Published { event_id, deduplicated: true }));
         }
         planned.answers = answers.into_iter().map(|a| a.expect("every request answered")).collect();
         Ok(planned)
     }
 
-    /// The idempotency key's event, if the key is still bound; a key older than the window is
-    /// released.
-    async fn event_by_idempotency_key(
+    /// The events still bound to the idempotency key that the caller may see (usually one);
+    /// a key older than the window is released.
+    async fn events_by_idempotency_key(
         &self,
         txn: &impl ConnectionTrait,
-        tenant: &Tenant,
+        caller: &Scope,
         key: &str,
-    ) -> Result<Option<String>> {
-        let found = event::Entity::find()
-            .filter(event::Column::TenantType.eq(tenant.kind.as_str()))
-            .filter(event::Column::TenantId.eq(&tenant.id))
-            .filter(event::Column::IdempotencyKey.eq(key))
-            .one(txn)
-            .await?;
-        match found {
-            Some(e) if now_ms() - e.received_at < IDEMPOTENCY_WINDOW_MS => Ok(Some(e.id)),
-            Some(e) => {
+    ) -> Result<Vec<event::Model>> {
+        let found = event::Entity::find().filter(event::Column::IdempotencyKey.eq(key)).all(txn).await?;
+        let mut bound = Vec::new();
+        for e in found {
+            let Some(kind) = TenantType::parse(&e.tenant_type) else { continue };
+            if !caller.allows(&Tenant { kind, id: e.tenant_id.clone() }) {
+                continue;
+            }
+            if now_ms() - e.received_at < IDEMPOTENCY_WINDOW_MS {
+                bound.push(e);
+            } else {
                 event::Entity::update_many()
                     .col_expr(
                         event::Column::IdempotencyKey,
@@ -298,10 +383,9 @@ impl Services {
                     .filter(event::Column::Id.eq(e.id))
                     .exec(txn)
                     .await?;
-                Ok(None)
             }
-            None => Ok(None),
         }
+        Ok(bound)
     }
 
     /// Stores one event inside the caller's transaction (for events Hookline publishes itself
@@ -311,11 +395,11 @@ impl Services {
         &self,
         txn: &DatabaseTransaction,
         req: &PublishRequest,
-        resource: &str,
+        kind: &crate::entities::event_type::Model,
     ) -> Result<String> {
-        let sequence = next_sequences(txn, &[(req, resource)]).await?[0];
-        let webhooks = webhooks_of(txn, std::slice::from_ref(&req.tenant)).await?;
-        let planned = lay_out(&[(req, sequence)], &webhooks, None);
+        let sequence = next_sequences(txn, &[(req, kind.resource.as_str())]).await?[0];
+        let webhooks = recipients(txn, std::slice::from_ref(&req.tenant)).await?;
+        let planned = lay_out(&[(req, kind.product_group.as_str(), sequence)], &webhooks, None);
         write_rows(txn, &planned.events, &planned.deliveries).await?;
         Ok(planned.events[0].id.clone())
     }
@@ -324,7 +408,7 @@ impl Services {
 /// The rows a batch writes, and what happens after the commit.
 struct Planned {
     /// One per request of the batch, in order (filled in by [`Services::plan`]).
-    answers: Vec<Published>,
+    answers: Vec<Result<Published>>,
     events: Vec<Arc<event::Model>>,
     deliveries: Vec<delivery::Model>,
     /// Deliveries leased to this process's engine, to start once the rows are committed.
@@ -338,8 +422,8 @@ struct Planned {
 /// queued, due now. A webhook that is off still gets a record, so turning it back on can
 /// replay.
 fn lay_out(
-    fresh: &[(&PublishRequest, i64)],
-    webhooks: &HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+    fresh: &[(&PublishRequest, &str, i64)],
+    recipients: &Recipients,
     engine: Option<&dyn Dispatcher>,
 ) -> Planned {
     let now = now_ms();
@@ -350,7 +434,7 @@ fn lay_out(
         handoffs: Vec::new(),
         queued: false,
     };
-    for (req, sequence) in fresh {
+    for (req, group, sequence) in fresh {
         let ev = Arc::new(event::Model {
             id: new_id(),
             tenant_type: req.tenant.kind.as_str().to_string(),
@@ -361,9 +445,7 @@ fn lay_out(
             sequence: *sequence,
             received_at: now,
         });
-        let matching =
-            webhooks.get(&req.tenant).into_iter().flatten().filter(|w| w.subscribes_to(&req.event_type));
-        for w in matching {
+        for w in recipients.of(req, group) {
             let id = new_id();
             let (status, next, leased_by) = if !w.enabled {
                 (DeliveryStatus::Skipped, None, None)
@@ -388,6 +470,7 @@ fn lay_out(
                 event_type: ev.event_type.clone(),
                 status: status.as_str().to_string(),
                 attempts: 0,
+                manual_attempts: 0,
                 next_attempt_at: next,
                 leased_by,
                 last_status_code: None,
@@ -401,6 +484,22 @@ fn lay_out(
     planned
 }
 
+/// Whether two requests with one idempotency key are the same request.
+fn same_request(a: &PublishRequest, b: &PublishRequest) -> bool {
+    a.tenant == b.tenant && a.event_type == b.event_type && a.payload == b.payload
+}
+
+fn key_reused(key: &str) -> Error {
+    Error::unprocessable(
+        "Idempotency-Key",
+        format!(
+            "The Idempotency-Key {key:?} was used within the last 24 hours for a different request \
+             (another tenant, event type or payload). Send the same request again to get its event, \
+             or use a new key for a new event."
+        ),
+    )
+}
+
 fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant> {
     let mut out: Vec<Tenant> = Vec::new();
     for t in tenants {
@@ -411,11 +510,49 @@ fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant
     out
 }
 
-/// The webhooks of each tenant, one query for all of them.
-async fn webhooks_of(
-    conn: &impl ConnectionTrait,
-    tenants: &[Tenant],
-) -> Result<HashMap<Tenant, Vec<Arc<webhook::Model>>>> {
+/// The webhooks of a batch's tenants, and the product lines of the applications installed on
+/// its stores: who may receive each event.
+#[derive(Default)]
+struct Recipients {
+    webhooks: HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+    /// (application, store) to the product lines it is installed for.
+    lines: HashMap<(String, String), Vec<String>>,
+}
+
+impl Recipients {
+    /// The webhooks that receive the event: subscribed to its type, in its audience, and
+    /// for a store-level webhook an application made, installed for the type's product line.
+    fn of<'a>(
+        &'a self,
+        req: &'a PublishRequest,
+        group: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<webhook::Model>> + 'a {
+        self.webhooks
+            .get(&req.tenant)
+            .into_iter()
+            .flatten()
+            .filter(move |w| w.subscribes_to(&req.event_type) && self.may_receive(w, req, group))
+    }
+
+    fn may_receive(&self, w: &webhook::Model, req: &PublishRequest, group: &str) -> bool {
+        if let Audience::MadeBy(maker) = &req.audience
+            && w.application_id != *maker
+        {
+            return false;
+        }
+        match (&w.application_id, req.tenant.kind) {
+            (Some(app), TenantType::Store) if group != OPERATIONAL_GROUP => self
+                .lines
+                .get(&(app.clone(), req.tenant.id.clone()))
+                .is_some_and(|lines| lines.iter().any(|l| l.eq_ignore_ascii_case(group))),
+            _ => true,
+        }
+    }
+}
+
+/// The webhooks of each tenant in one query, and in a second one, only when applications
+/// made some of them, those applications' installations.
+async fn recipients(conn: &impl ConnectionTrait, tenants: &[Tenant]) -> Result<Recipients> {
     let mut any = sea_orm::Condition::any();
     for t in tenants {
         any = any.add(
@@ -424,12 +561,33 @@ async fn webhooks_of(
                 .add(webhook::Column::TenantId.eq(&t.id)),
         );
     }
-    let mut out: HashMap<Tenant, Vec<Arc<webhook::Model>>> = HashMap::new();
+    let mut out = Recipients::default();
     if tenants.is_empty() {
         return Ok(out);
     }
+    let mut installed: Vec<(String, String)> = Vec::new();
     for w in webhook::Entity::find().filter(any).all(conn).await? {
-        out.entry(w.tenant()).or_default().push(Arc::new(w));
+        if let (Some(app), "store") = (&w.application_id, w.tenant_type.as_str()) {
+            let key = (app.clone(), w.tenant_id.clone());
+            if !installed.contains(&key) {
+                installed.push(key);
+            }
+        }
+        out.webhooks.entry(w.tenant()).or_default().push(Arc::new(w));
+    }
+    if !installed.is_empty() {
+        let mut pairs = sea_orm::Condition::any();
+        for (app, store) in &installed {
+            pairs = pairs.add(
+                sea_orm::Condition::all()
+                    .add(installation::Column::ApplicationId.eq(app))
+                    .add(installation::Column::StoreId.eq(store)),
+            );
+        }
+        for i in installation::Entity::find().filter(pairs).all(conn).await? {
+            let lines: Vec<String> = serde_json::from_str(&i.product_lines).unwrap_or_default();
+            out.lines.insert((i.application_id, i.store_id), lines);
+        }
     }
     Ok(out)
 }

@@ -6,8 +6,10 @@
 pub mod entities;
 
 mod access;
+mod maintenance;
 mod auth;
 mod cache;
+mod crypto;
 mod db;
 mod dispatch;
 mod error;
@@ -15,22 +17,26 @@ mod events;
 mod net;
 mod page;
 mod scope;
+mod secrets;
 mod subscriptions;
 mod tenants;
+mod throttle;
 mod time;
 mod url;
 mod webhooks;
 
 pub use auth::{ApiKeyCreated, Role, SessionUser};
+pub use crypto::{Keyring, SecretKey, UnreadableSecret};
 pub use db::{connect, migrate};
 pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher, Handoff, Reservation};
-pub use error::{Error, NUL_MESSAGE, Result};
-pub use events::{DeliveryStatus, PublishRequest, Published};
+pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SECS, is_unavailable};
+pub use events::{Audience, DeliveryStatus, OPERATIONAL_PREFIX, PublishRequest, Published};
 pub use net::{AddressPolicy, is_public_ip};
 pub use page::{Page, PageRequest};
 pub use scope::Scope;
+pub use secrets::Reencrypted;
 pub use tenants::{Tenant, TenantType};
-pub use time::{iso8601, now_ms, parse_date_ms};
+pub use time::{human_duration, iso8601, now_ms, parse_date_ms};
 pub use url::{UrlPolicy, WebhookUrl};
 pub use webhooks::{
     DeliveryFilter, DeliveryTotals, DeliveryView, HOUR_MS, NewEventType, NewWebhook, SECRET_PREFIX,
@@ -53,6 +59,12 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// How long a rotated-out signing secret keeps signing deliveries.
     pub secret_grace: Duration,
+    /// The keys signing secrets are encrypted with at rest; without a current key they are
+    /// stored as they are.
+    pub keyring: Keyring,
+    /// Most webhooks (subscriptions included) one tenant may have: one event fans out to
+    /// at most this many requests.
+    pub max_webhooks_per_tenant: u32,
 }
 
 impl Default for Settings {
@@ -62,9 +74,17 @@ impl Default for Settings {
             max_payload: 256 * 1024,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secret_grace: Duration::from_secs(24 * 3600),
+            keyring: Keyring::default(),
+            max_webhooks_per_tenant: 50,
         }
     }
 }
+
+/// Resends and test sends a tenant may make: a burst, then this many per second.
+const ON_REQUEST_BURST: u32 = 20;
+const ON_REQUEST_PER_SECOND: u32 = 2;
+
+type OnRequestLimiter = governor::DefaultKeyedRateLimiter<tenants::Tenant>;
 
 /// The handle every service call goes through: the database, the settings, and the signal
 /// that wakes the delivery workers when new work is written.
@@ -74,8 +94,12 @@ pub struct Services {
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
     dispatcher: Arc<OnceLock<Arc<dyn Dispatcher>>>,
-    publisher: Arc<OnceLock<tokio::sync::mpsc::UnboundedSender<events::PublishJob>>>,
+    publisher: Arc<OnceLock<tokio::sync::mpsc::Sender<events::PublishJob>>>,
     cache: Arc<cache::Caches>,
+    throttle: Arc<throttle::SignInThrottle>,
+    /// Manual resends and test sends per tenant: each is a request to a receiver that no
+    /// event caused, so a caller may not make many.
+    on_request_limit: Arc<OnRequestLimiter>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -88,6 +112,11 @@ impl Services {
             dispatcher: Arc::new(OnceLock::new()),
             publisher: Arc::new(OnceLock::new()),
             cache: Arc::new(cache::Caches::default()),
+            throttle: Arc::new(throttle::SignInThrottle::default()),
+            on_request_limit: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(std::num::NonZeroU32::new(ON_REQUEST_PER_SECOND).expect("non-zero"))
+                    .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
+            )),
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }

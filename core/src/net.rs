@@ -50,6 +50,12 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) translates to addresses of the operator's
+    // choosing, and IPv4-translated addresses (::ffff:0:0:0/96, RFC 2765) carry an IPv4
+    // address some stacks reach: neither is ever a public endpoint.
+    if (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) {
+        return false;
+    }
     // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
@@ -96,6 +102,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff::1",
+            "::ffff:0:808:808",
+            "::ffff:0:7f00:1",
             "2001:db8::1",
         ] {
             assert!(!public(ip), "{ip} must not count as public");

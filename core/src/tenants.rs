@@ -4,8 +4,8 @@ use std::fmt;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,10 +88,30 @@ fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 200 {
         return Err(Error::invalid("name", "A name is 1 to 200 characters."));
     }
-    Error::refuse_nul("name", name)
+    Error::refuse_hidden("name", name)
 }
 
 impl Services {
+    /// On PostgreSQL, locks the tenant's row until the transaction ends, so that checks of
+    /// the tenant's totals (how many webhooks it has) and the writes after them are one step.
+    /// SQLite serialises writers already (the caller holds the write turn).
+    pub(crate) async fn lock_tenant(&self, txn: &impl ConnectionTrait, tenant: &Tenant) -> Result<()> {
+        if txn.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        let table = match tenant.kind {
+            TenantType::Store => "stores",
+            TenantType::Application => "applications",
+        };
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE"),
+            [tenant.id.clone().into()],
+        ))
+        .await?;
+        Ok(())
+    }
+
     /// Whether the tenant exists. Tenants are never created implicitly.
     pub async fn tenant_exists(&self, tenant: &Tenant) -> Result<bool> {
         if self.cache.tenant_known(tenant) {
@@ -239,11 +259,10 @@ impl Services {
             "store": store_id,
             "product_lines": format!("[{}]", lines.join(", ")),
         });
-        let resource = event_type::Entity::find_by_id(DISCONNECTED)
+        let kind = event_type::Entity::find_by_id(DISCONNECTED)
             .one(&self.db)
             .await?
-            .map(|k| k.resource)
-            .unwrap_or_else(|| "applications".into());
+            .ok_or(Error::NotFound("event type"))?;
         let now = now_ms();
         let txn = self.db.begin().await?;
         installation::Entity::delete_by_id(key).exec(&txn).await?;
@@ -263,8 +282,9 @@ impl Services {
             event_type: DISCONNECTED.into(),
             payload: payload.to_string(),
             idempotency_key: None,
+            audience: crate::events::Audience::Everyone,
         };
-        let event_id = self.insert_event(&txn, &request, &resource).await?;
+        let event_id = self.insert_event(&txn, &request, &kind).await?;
         txn.commit().await?;
         self.wake_workers();
         Ok(event_id)

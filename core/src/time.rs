@@ -5,6 +5,13 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// "45 seconds", "1 minute", "15 minutes": a wait as a person reads it.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs().max(1);
+    let plural = |n: u64, unit: &str| if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") };
+    if secs < 60 { plural(secs, "second") } else { plural(secs.div_ceil(60), "minute") }
+}
+
 /// `2024-01-15T11:57:54Z` for a unix time in milliseconds (UTC, second precision).
 pub fn iso8601(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

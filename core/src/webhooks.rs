@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::access::Reach;
-use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_secret};
+use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_purge, webhook_secret};
 use crate::error::{Error, Result};
 use crate::events::DeliveryStatus;
 use crate::page::{Page, PageRequest};
@@ -24,6 +24,9 @@ use crate::{Services, new_id, now_ms};
 
 pub const SECRET_PREFIX: &str = "whsec_";
 const MAX_DESCRIPTION: usize = 500;
+/// Most event types one webhook or filter names: far more than the catalog holds, and few
+/// enough that checking them is one small query on either database.
+pub const MAX_EVENT_TYPES: usize = 500;
 
 /// A new signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks).
 pub fn generate_secret() -> String {
@@ -169,6 +172,12 @@ impl Services {
         if types.is_empty() {
             return Err(Error::invalid("event_types", "Choose at least one event type, or all events."));
         }
+        if types.len() > MAX_EVENT_TYPES {
+            return Err(Error::unprocessable(
+                "event_types",
+                format!("A webhook or filter names at most {MAX_EVENT_TYPES} event types; this one names {}.", types.len()),
+            ));
+        }
         let mut names: Vec<String> = types.iter().map(|t| t.trim().to_string()).collect();
         names.sort();
         names.dedup();
@@ -200,7 +209,7 @@ impl Services {
 
     pub(crate) fn check_description(description: &str) -> Result<String> {
         let description = description.trim();
-        Error::refuse_nul("description", description)?;
+        Error::refuse_hidden("description", description)?;
         if description.chars().count() > MAX_DESCRIPTION {
             return Err(Error::invalid(
                 "description",
@@ -235,7 +244,27 @@ impl Services {
         let id = new_id();
         let secret = generate_secret();
         let (target_id, filter_id) = made.subscription.unzip();
+        // The count and the insert are one step: on SQLite under the write turn, on
+        // PostgreSQL under a lock on the tenant's row, so two creates cannot both take the
+        // last place.
+        let turn = self.write_turn().await;
         let txn = self.db.begin().await?;
+        self.lock_tenant(&txn, tenant).await?;
+        let limit = self.settings.max_webhooks_per_tenant;
+        let existing = webhook::Entity::find()
+            .filter(webhook::Column::TenantType.eq(tenant.kind.as_str()))
+            .filter(webhook::Column::TenantId.eq(&tenant.id))
+            .count(&txn)
+            .await?;
+        if existing >= u64::from(limit) {
+            return Err(Error::unprocessable(
+                "tenant_id",
+                format!(
+                    "{tenant} already has {existing} webhooks, the most a tenant may have \
+                     (HOOKLINE_MAX_WEBHOOKS_PER_TENANT = {limit}). Delete one first."
+                ),
+            ));
+        }
         let model = webhook::ActiveModel {
             id: Set(id.clone()),
             tenant_type: Set(tenant.kind.as_str().to_string()),
@@ -259,14 +288,15 @@ impl Services {
         .await?;
         webhook_secret::ActiveModel {
             id: Set(new_id()),
+            secret: Set(self.seal_secret(&id, &secret)),
             webhook_id: Set(id),
-            secret: Set(secret.clone()),
             created_at: Set(now),
             expires_at: Set(None),
         }
         .insert(&txn)
         .await?;
         txn.commit().await?;
+        drop(turn);
         Ok(WebhookWithSecret { webhook: model, secret })
     }
 
@@ -347,21 +377,26 @@ impl Services {
         Ok(model.update(&self.db).await?)
     }
 
-    /// Deletes the webhook with its secrets, deliveries and attempts.
+    /// Deletes the webhook and its secrets at once; its deliveries, attempts and hourly
+    /// counters are removed in the background in small steps
+    /// ([`Services::purge_deleted_webhooks_step`]), so a long log never holds a lock that
+    /// publishing waits on. Its queued deliveries are skipped meanwhile: their webhook is gone.
     pub async fn delete_webhook(&self, scope: &Scope, id: &str) -> Result<()> {
         let found = self.webhook(scope, id).await?;
+        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
-        attempt::Entity::delete_many().filter(attempt::Column::WebhookId.eq(&found.id)).exec(&txn).await?;
-        delivery::Entity::delete_many().filter(delivery::Column::WebhookId.eq(&found.id)).exec(&txn).await?;
         webhook_secret::Entity::delete_many()
             .filter(webhook_secret::Column::WebhookId.eq(&found.id))
             .exec(&txn)
             .await?;
-        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "DELETE FROM webhook_hours WHERE webhook_id = $1",
-            [found.id.clone().into()],
-        ))
+        webhook_purge::Entity::insert(webhook_purge::ActiveModel {
+            webhook_id: Set(found.id.clone()),
+            requested_at: Set(now_ms()),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(webhook_purge::Column::WebhookId).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&txn)
         .await?;
         webhook::Entity::delete_by_id(&found.id).exec(&txn).await?;
         txn.commit().await?;
@@ -398,16 +433,10 @@ impl Services {
             .order_by_desc(webhook_secret::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let mut by_webhook: std::collections::HashMap<String, Vec<String>> = Default::default();
         // The current secret (no expiry) first, then the rotated ones, newest first.
-        for s in rows
-            .iter()
-            .filter(|s| s.expires_at.is_none())
-            .chain(rows.iter().filter(|s| s.expires_at.is_some()))
-        {
-            by_webhook.entry(s.webhook_id.clone()).or_default().push(s.secret.clone());
-        }
-        Ok(by_webhook)
+        Ok(self.open_secrets(
+            rows.iter().filter(|s| s.expires_at.is_none()).chain(rows.iter().filter(|s| s.expires_at.is_some())),
+        ))
     }
 
     /// Replaces the current secret; the old one keeps signing for the grace period.
@@ -428,7 +457,7 @@ impl Services {
         webhook_secret::ActiveModel {
             id: Set(new_id()),
             webhook_id: Set(found.id.clone()),
-            secret: Set(secret.clone()),
+            secret: Set(self.seal_secret(&found.id, &secret)),
             created_at: Set(now),
             expires_at: Set(None),
         }
@@ -648,6 +677,12 @@ impl Services {
                 "An event type name is 1 to 128 letters, digits, '-', '_' or '.'.",
             ));
         }
+        if name.starts_with(crate::OPERATIONAL_PREFIX) {
+            return Err(Error::invalid(
+                "name",
+                format!("Names starting with {:?} are kept for the events Hookline emits itself.", crate::OPERATIONAL_PREFIX),
+            ));
+        }
         if new.description.chars().count() > 500 {
             return Err(Error::invalid("description", "A description has at most 500 characters."));
         }
@@ -655,8 +690,8 @@ impl Services {
         if group.is_empty() || group.len() > 64 {
             return Err(Error::invalid("product_group", "A product group is 1 to 64 characters."));
         }
-        Error::refuse_nul("description", &new.description)?;
-        Error::refuse_nul("product_group", group)?;
+        Error::refuse_hidden("description", &new.description)?;
+        Error::refuse_hidden("product_group", group)?;
         if !["store", "application", "any"].contains(&new.tenant_type.as_str()) {
             return Err(Error::invalid(
                 "tenant_type",

@@ -8,6 +8,7 @@ mod m20261122_000001_init;
 mod m20261122_000002_app_owners;
 mod m20261123_000003_session_flash;
 mod m20261123_000004_lean_indexes;
+mod m20261203_000005_hardening;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_app_owners::Migration),
             Box::new(m20261123_000003_session_flash::Migration),
             Box::new(m20261123_000004_lean_indexes::Migration),
+            Box::new(m20261203_000005_hardening::Migration),
         ]
     }
 }

@@ -43,6 +43,26 @@ pub enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Disable a user: they cannot sign in, and their sessions end at once.
+    DisableUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user again.
+    EnableUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete a user and their sessions.
+    DeleteUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// End every session of a user (they sign in again).
+    EndSessions {
+        #[arg(long)]
+        email: String,
+    },
     /// Create an API key and print it once.
     CreateApiKey {
         /// admin, store:ID or application:ID
@@ -51,6 +71,15 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Encrypt every webhook signing secret under HOOKLINE_SECRET_KEY; prints how many changed.
+    ///
+    /// Secrets are read with HOOKLINE_SECRET_KEY, any key in HOOKLINE_PREVIOUS_SECRET_KEYS, or
+    /// as the plain secrets written before a key was set. To move to a new key: set the new key
+    /// as HOOKLINE_SECRET_KEY and the old one in HOOKLINE_PREVIOUS_SECRET_KEYS, restart every
+    /// Hookline process, run `hookline reencrypt-secrets`, then drop the old key from
+    /// HOOKLINE_PREVIOUS_SECRET_KEYS and restart again. A key is 32 random bytes as base64 or
+    /// 64 hex characters: `openssl rand -base64 32`.
+    ReencryptSecrets,
 }
 
 /// The password for a new user: `HOOKLINE_ADMIN_PASSWORD`, else the first line of stdin.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hookline_core::{AddressPolicy, Settings, UrlPolicy};
+use hookline_core::{AddressPolicy, Keyring, SecretKey, Settings, UrlPolicy};
 use ipnet::IpNet;
 
 #[derive(Clone, Debug)]
@@ -32,6 +32,23 @@ pub struct Config {
     pub per_webhook_concurrency: usize,
     /// Whether this process runs delivery workers at all.
     pub workers: bool,
+    /// Most webhooks one tenant may have (`HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
+    pub max_webhooks_per_tenant: u32,
+    /// Bearer token `/metrics` requires (`HOOKLINE_METRICS_TOKEN`); open when unset.
+    pub metrics_token: Option<String>,
+    /// The dashboard's address as users reach it (`HOOKLINE_PUBLIC_URL`).
+    pub public_url: Option<url::Url>,
+    /// Most client connections held open at once (`HOOKLINE_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// The key that encrypts signing secrets at rest (`HOOKLINE_SECRET_KEY`, or the contents
+    /// of the file `HOOKLINE_SECRET_KEY_FILE` names).
+    pub secret_key: Option<SecretKey>,
+    /// Keys that encrypted secrets before the current one (`HOOKLINE_PREVIOUS_SECRET_KEYS`,
+    /// comma-separated), still read while `hookline reencrypt-secrets` moves them over.
+    pub previous_secret_keys: Vec<SecretKey>,
+    /// How long a client has to send a request's whole body once its headers arrived
+    /// (`HOOKLINE_BODY_TIMEOUT`); raise it with `HOOKLINE_MAX_PAYLOAD` for slow senders.
+    pub body_timeout: Duration,
 }
 
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,8 +134,10 @@ impl Config {
                 .map_err(|m| err("HOOKLINE_ALLOW_HTTP", m))?,
             retry_schedule,
             delivery_timeout,
-            disable_after_failures: parse_number(
+            disable_after_failures: parse_bounded(
                 &get("HOOKLINE_DISABLE_AFTER_FAILURES").unwrap_or_else(|| "20".into()),
+                1,
+                1_000_000,
             )
             .map_err(|m| err("HOOKLINE_DISABLE_AFTER_FAILURES", m))?,
             disable_after_span: parse_duration(
@@ -127,21 +146,65 @@ impl Config {
             .map_err(|m| err("HOOKLINE_DISABLE_AFTER_SPAN", m))?,
             max_payload: parse_size(&get("HOOKLINE_MAX_PAYLOAD").unwrap_or_else(|| "256KiB".into()))
                 .map_err(|m| err("HOOKLINE_MAX_PAYLOAD", m))?,
-            header_prefix: get("HOOKLINE_HEADER_PREFIX")
-                .unwrap_or_else(|| "x-webhooks-".into())
-                .to_ascii_lowercase(),
+            header_prefix: parse_header_prefix(
+                &get("HOOKLINE_HEADER_PREFIX").unwrap_or_else(|| "x-webhooks-".into()),
+            )
+            .map_err(|m| err("HOOKLINE_HEADER_PREFIX", m))?,
             site_root: get("HOOKLINE_SITE_ROOT").map(PathBuf::from).unwrap_or(default_site_root),
-            delivery_concurrency: parse_number(
+            delivery_concurrency: parse_bounded(
                 &get("HOOKLINE_DELIVERY_CONCURRENCY").unwrap_or_else(|| "256".into()),
+                1,
+                100_000,
             )
             .map_err(|m| err("HOOKLINE_DELIVERY_CONCURRENCY", m))? as usize,
-            per_webhook_concurrency: parse_number(
+            per_webhook_concurrency: parse_bounded(
                 &get("HOOKLINE_PER_WEBHOOK_CONCURRENCY").unwrap_or_else(|| "32".into()),
+                1,
+                10_000,
             )
             .map_err(|m| err("HOOKLINE_PER_WEBHOOK_CONCURRENCY", m))?
                 as usize,
             workers: parse_bool(&get("HOOKLINE_WORKERS").unwrap_or_else(|| "true".into()))
                 .map_err(|m| err("HOOKLINE_WORKERS", m))?,
+            max_webhooks_per_tenant: parse_bounded(
+                &get("HOOKLINE_MAX_WEBHOOKS_PER_TENANT").unwrap_or_else(|| "50".into()),
+                1,
+                100_000,
+            )
+            .map_err(|m| err("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", m))?,
+            metrics_token: get("HOOKLINE_METRICS_TOKEN"),
+            public_url: get("HOOKLINE_PUBLIC_URL")
+                .map(|u| parse_public_url(&u))
+                .transpose()
+                .map_err(|m| err("HOOKLINE_PUBLIC_URL", m))?,
+            max_connections: parse_bounded(
+                &get("HOOKLINE_MAX_CONNECTIONS").unwrap_or_else(|| "4096".into()),
+                16,
+                1_000_000,
+            )
+            .map_err(|m| err("HOOKLINE_MAX_CONNECTIONS", m))? as usize,
+            secret_key: match (get("HOOKLINE_SECRET_KEY"), get("HOOKLINE_SECRET_KEY_FILE")) {
+                (Some(key), _) => Some(SecretKey::parse(&key).map_err(|m| err("HOOKLINE_SECRET_KEY", m))?),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {path}: {e}"))
+                        .and_then(|key| SecretKey::parse(&key))
+                        .map_err(|m| err("HOOKLINE_SECRET_KEY_FILE", m))?,
+                ),
+                (None, None) => None,
+            },
+            previous_secret_keys: get("HOOKLINE_PREVIOUS_SECRET_KEYS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .enumerate()
+                .map(|(i, k)| SecretKey::parse(k).map_err(|m| format!("key {}: {m}", i + 1)))
+                .collect::<Result<_, _>>()
+                .map_err(|m| err("HOOKLINE_PREVIOUS_SECRET_KEYS", m))?,
+            body_timeout: parse_duration(&get("HOOKLINE_BODY_TIMEOUT").unwrap_or_else(|| "30s".into()))
+                .and_then(|d| if d.is_zero() { Err("must be more than 0".into()) } else { Ok(d) })
+                .map_err(|m| err("HOOKLINE_BODY_TIMEOUT", m))?,
         })
     }
 
@@ -149,6 +212,8 @@ impl Config {
         Settings {
             url_policy: UrlPolicy { addresses: self.address_policy(), allow_http: self.allow_http },
             max_payload: self.max_payload,
+            max_webhooks_per_tenant: self.max_webhooks_per_tenant,
+            keyring: Keyring::new(self.secret_key.clone(), self.previous_secret_keys.clone()),
             ..Settings::default()
         }
     }
@@ -168,22 +233,32 @@ fn scalar(v: &toml::Value) -> String {
     }
 }
 
-/// `250ms`, `5s`, `2m`, `1h`.
+/// Longest duration any setting takes: a year. Anything longer is a typo, and far longer
+/// would overflow the millisecond timestamps it is added to.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `250ms`, `5s`, `2m`, `1h`, `30d`; at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let wrong = || format!("{s:?} is not a duration like 250ms, 5s, 2m, 1h or 30d");
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{s:?} is not a duration like 250ms, 5s, 2m or 1h")),
+    let n: u64 = n.parse().map_err(|_| wrong())?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(wrong()),
     };
-    Ok(d)
+    let d = n.checked_mul(unit_ms).map(Duration::from_millis).filter(|d| *d <= MAX_DURATION);
+    d.ok_or_else(|| format!("{s:?} is too long: at most 365d"))
 }
 
-/// `262144`, `256KiB`, `1MiB`, `300KB`.
+/// Largest size any setting takes: 1 GiB.
+const MAX_SIZE: usize = 1 << 30;
+
+/// `262144`, `256KiB`, `1MiB`, `300KB`; at most 1 GiB.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
@@ -194,9 +269,21 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "KB" | "kB" => 1000,
         "MiB" => 1024 * 1024,
         "MB" => 1_000_000,
+        "GiB" => 1 << 30,
         _ => return Err(format!("{s:?} is not a size like 256KiB")),
     };
-    Ok(n * mult)
+    n.checked_mul(mult).filter(|size| *size <= MAX_SIZE).ok_or_else(|| format!("{s:?} is too large: at most 1GiB"))
+}
+
+/// The prefix must start a valid header name: `{prefix}event-type` is sent as one.
+fn parse_header_prefix(s: &str) -> Result<String, String> {
+    let prefix = s.to_ascii_lowercase();
+    if prefix.len() > 64 || http::HeaderName::from_bytes(format!("{prefix}event-type").as_bytes()).is_err() {
+        return Err(format!(
+            "{s:?} cannot start a header name: use letters, digits and '-', like x-webhooks-"
+        ));
+    }
+    Ok(prefix)
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -209,6 +296,24 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 
 fn parse_number(s: &str) -> Result<u32, String> {
     s.parse().map_err(|_| format!("{s:?} is not a whole number"))
+}
+
+/// A whole number from `min` to `max`.
+fn parse_bounded(s: &str, min: u32, max: u32) -> Result<u32, String> {
+    let n = parse_number(s)?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range: from {min} to {max}"));
+    }
+    Ok(n)
+}
+
+/// `https://hookline.example` (a path is kept for links; the origin is what browsers send).
+fn parse_public_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{s:?} is not an http:// or https:// address"));
+    }
+    Ok(url)
 }
 
 fn parse_network(s: &str) -> Result<IpNet, String> {
@@ -269,6 +374,21 @@ mod tests {
             ("HOOKLINE_ALLOW_NETWORKS", "not-a-net"),
             ("HOOKLINE_LISTEN", "nowhere"),
             ("HOOKLINE_MAX_PAYLOAD", "big"),
+            ("HOOKLINE_MAX_PAYLOAD", "99999999999999999999KiB"),
+            ("HOOKLINE_MAX_PAYLOAD", "18446744073709551615MiB"),
+            ("HOOKLINE_RETRY_SCHEDULE", "5s,18446744073709551615h"),
+            ("HOOKLINE_DISABLE_AFTER_SPAN", "9999999999d"),
+            ("HOOKLINE_HEADER_PREFIX", "x webhooks "),
+            ("HOOKLINE_HEADER_PREFIX", "x-é-"),
+            ("HOOKLINE_HEADER_PREFIX", "x:"),
+            ("HOOKLINE_DELIVERY_CONCURRENCY", "99999999999"),
+            ("HOOKLINE_PER_WEBHOOK_CONCURRENCY", "0"),
+            ("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", "0"),
+            ("HOOKLINE_PUBLIC_URL", "not a url"),
+            ("HOOKLINE_BODY_TIMEOUT", "0s"),
+            ("HOOKLINE_SECRET_KEY", "hunter2"),
+            ("HOOKLINE_SECRET_KEY_FILE", "/nonexistent/hookline.key"),
+            ("HOOKLINE_PREVIOUS_SECRET_KEYS", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,hunter2"),
         ] {
             let e = config(&[(k, v)]).unwrap_err();
             assert_eq!(e.key, k);

@@ -3,10 +3,12 @@
 //! whole program; tests do the same on port 0.
 
 pub mod api;
+mod browser;
 pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod ops;
+pub mod serve;
 mod web;
 
 use std::future::Future;
@@ -57,6 +59,7 @@ pub struct Application {
     router: Router,
     engine: Option<Engine>,
     services: Services,
+    limits: serve::Limits,
 }
 
 impl Application {
@@ -67,7 +70,7 @@ impl Application {
     }
 
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
         let state = AppState { services: services.clone(), metrics: metrics.clone() };
         let router = Router::new()
             .nest("/api/v1", api::router(cfg.max_payload))
@@ -77,15 +80,16 @@ impl Application {
                 axum::routing::get(|| async { axum::response::Html(api::openapi::reference_html()) }),
             )
             .with_state(state)
-            .merge(web::router(services.clone(), &cfg))
-            .layer(TraceLayer::new_for_http());
+            .merge(web::router(services.clone(), &cfg));
+        let router = browser::protect(router, &cfg).layer(TraceLayer::new_for_http());
         let engine = engine(&cfg, services.clone(), metrics);
         // Resends and test events go through this process's engine even when it runs no
         // workers.
         services.set_dispatcher(Arc::new(engine.clone()));
         let engine = cfg.workers.then_some(engine);
         let listener = TcpListener::bind(cfg.listen).await.map_err(|e| StartError::Listen(cfg.listen, e))?;
-        Ok(Application { listener, router, engine, services })
+        let limits = serve::Limits::from_config(&cfg);
+        Ok(Application { listener, router, engine, services, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -108,7 +112,7 @@ impl Application {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             }))
         });
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let serve = serve::serve(self.listener, self.router, self.limits, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });

@@ -66,23 +66,92 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
             println!("Created merchant {} of store {store}.", user.email);
         }
         Command::CreateApiKey { scope, name } => {
-            let scope = Scope::parse(&scope)
-                .ok_or_else(|| format!("{scope:?} is not a scope: use admin, store:ID or application:ID"))?;
-            let created = services.create_api_key(&scope, &name).await.map_err(fail)?;
+            // As the API does it: the scope must parse and its tenant must exist.
+            if Scope::parse(&scope).is_none() {
+                return Err(format!("{scope:?} is not a scope: use admin, store:ID or application:ID"));
+            }
+            let created = services.create_api_key_as(&Scope::Admin, Some(&scope), &name).await.map_err(fail)?;
             // The key alone on stdout, so scripts can capture it; the note goes to stderr.
             println!("{}", created.key);
             eprintln!("API key {} for {}: shown once, store it now.", created.id, created.scope);
         }
+        Command::DisableUser { email } => {
+            let user = services.set_user_disabled(&Scope::Admin, &email, true).await.map_err(fail)?;
+            println!("Disabled {}; their sessions have ended.", user.email);
+        }
+        Command::EnableUser { email } => {
+            let user = services.set_user_disabled(&Scope::Admin, &email, false).await.map_err(fail)?;
+            println!("Enabled {}.", user.email);
+        }
+        Command::DeleteUser { email } => {
+            services.delete_user(&Scope::Admin, &email).await.map_err(fail)?;
+            println!("Deleted {}.", email.trim().to_lowercase());
+        }
+        Command::EndSessions { email } => {
+            let ended = services.end_user_sessions(&Scope::Admin, &email).await.map_err(fail)?;
+            println!("Ended {ended} sessions of {}.", email.trim().to_lowercase());
+        }
+        Command::ReencryptSecrets => reencrypt_secrets(&services, &cfg).await?,
     }
     Ok(())
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
+    if cfg.secret_key.is_none() {
+        tracing::warn!("signing secrets are stored unencrypted; set HOOKLINE_SECRET_KEY");
+    }
+    raise_open_file_limit(&cfg);
     let services = open_services(&cfg).await.map_err(|e| e.to_string())?;
     bootstrap_admin(&services, &cfg).await?;
     let app = Application::build_with(cfg, services).await.map_err(|e| e.to_string())?;
     println!("Hookline is listening on http://{}", app.local_addr());
     app.run_until_stopped(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// Every client connection, outgoing delivery and database connection holds a file
+/// descriptor; the usual soft limit (1,024) would stop the server answering long before
+/// `HOOKLINE_MAX_CONNECTIONS`.
+fn raise_open_file_limit(cfg: &Config) {
+    match hookline::serve::raise_open_file_limit() {
+        Ok(limit) => {
+            tracing::info!(limit, "open-file limit");
+            // Room for the deliveries in flight and the database pool besides the clients.
+            let needed = (cfg.max_connections + cfg.delivery_concurrency + 64) as u64;
+            if limit < needed {
+                tracing::warn!(
+                    limit,
+                    needed,
+                    "the open-file limit is below HOOKLINE_MAX_CONNECTIONS plus \
+                     HOOKLINE_DELIVERY_CONCURRENCY: raise the hard limit (ulimit -Hn) or lower them"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// `hookline reencrypt-secrets`: every signing secret under the current key (see its help for
+/// the rotation procedure). Fails when a secret could not be read, after moving the others.
+async fn reencrypt_secrets(services: &Services, cfg: &Config) -> Result<(), String> {
+    let Some(key) = &cfg.secret_key else {
+        return Err("reencrypt-secrets needs the key to encrypt with in HOOKLINE_SECRET_KEY (and the \
+                    keys it replaces in HOOKLINE_PREVIOUS_SECRET_KEYS)"
+            .into());
+    };
+    let done = services.reencrypt_secrets().await.map_err(|e| e.to_string())?;
+    println!(
+        "Re-encrypted {} signing secrets under key {}; {} already were.",
+        done.changed,
+        key.id(),
+        done.unchanged
+    );
+    for (webhook, why) in &done.unreadable {
+        eprintln!("hookline: the signing secret of webhook {webhook} was left as it is: {why}");
+    }
+    if !done.unreadable.is_empty() {
+        return Err(format!("{} signing secrets could not be read", done.unreadable.len()));
+    }
+    Ok(())
 }
 
 /// The first start creates an admin: the configured one, or one with a generated password

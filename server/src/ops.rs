@@ -1,7 +1,8 @@
 //! Operations endpoints: `/healthz` (the process is up), `/readyz` (the database answers) and
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the Prometheus text format. A scrape reads counters kept in memory as
+//! deliveries change; it never queries the database, however often it comes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -9,7 +10,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use sea_orm::{ConnectionTrait, Statement};
 
 use crate::AppState;
 
@@ -18,6 +18,10 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 
 
 #[derive(Default)]
 pub struct Metrics {
+    /// What `/metrics` requires as `Authorization: Bearer …`, if anything.
+    token: Option<String>,
+    /// When the oldest due delivery came due (unix ms; 0 for none), as the janitor last saw it.
+    oldest_due_at: AtomicI64,
     attempts_succeeded: AtomicU64,
     attempts_failed: AtomicU64,
     events_published: AtomicU64,
@@ -26,6 +30,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn new(token: Option<String>) -> Self {
+        Metrics { token, ..Default::default() }
+    }
+
+    /// Notes when the oldest due delivery came due (`None`: nothing is due).
+    pub fn set_oldest_due(&self, at: Option<i64>) {
+        self.oldest_due_at.store(at.unwrap_or(0), Ordering::Relaxed);
+    }
+
     pub fn record_attempt(&self, succeeded: bool, duration: Duration) {
         let counter = if succeeded { &self.attempts_succeeded } else { &self.attempts_failed };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -42,7 +55,7 @@ impl Metrics {
         self.events_published.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn render(&self, queue: &[(String, i64)]) -> String {
+    fn render(&self) -> String {
         let ok = self.attempts_succeeded.load(Ordering::Relaxed);
         let failed = self.attempts_failed.load(Ordering::Relaxed);
         let mut out = String::new();
@@ -75,11 +88,14 @@ impl Metrics {
             self.duration_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         ));
         out.push_str(&format!("hookline_delivery_attempt_duration_seconds_count {}\n", ok + failed));
-        out.push_str("# HELP hookline_deliveries Deliveries in the database, by status.\n");
-        out.push_str("# TYPE hookline_deliveries gauge\n");
-        for (status, count) in queue {
-            out.push_str(&format!("hookline_deliveries{{status=\"{status}\"}} {count}\n"));
-        }
+        let oldest = self.oldest_due_at.load(Ordering::Relaxed);
+        let age = if oldest == 0 { 0.0 } else { (hookline_core::now_ms() - oldest).max(0) as f64 / 1000.0 };
+        out.push_str(
+            "# HELP hookline_oldest_due_delivery_age_seconds How long the oldest due delivery has waited \
+             (refreshed every few seconds).\n",
+        );
+        out.push_str("# TYPE hookline_oldest_due_delivery_age_seconds gauge\n");
+        out.push_str(&format!("hookline_oldest_due_delivery_age_seconds {age}\n"));
         out
     }
 }
@@ -92,28 +108,32 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = &state.services.db;
-    match db.execute_unprepared("SELECT 1").await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(e) => {
+    // Within 2 s, whatever the pool does: a load balancer must hear "no" in time.
+    match tokio::time::timeout(Duration::from_secs(2), state.services.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let db = &state.services.db;
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status",
-        ))
-        .await
-        .unwrap_or_default();
-    let queue: Vec<(String, i64)> = rows
-        .into_iter()
-        .filter_map(|r| Some((r.try_get("", "status").ok()?, r.try_get("", "n").ok()?)))
-        .collect();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&queue))
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(token) = &state.metrics.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "Send the metrics token as `Authorization: Bearer <token>`.",
+            )
+                .into_response();
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

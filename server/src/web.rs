@@ -4,9 +4,11 @@
 use axum::Router;
 use hookline_core::Services;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::nonce::Nonce;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
+use crate::browser::ScriptNonce;
 use crate::config::Config;
 
 pub fn router(services: Services, cfg: &Config) -> Router {
@@ -17,12 +19,21 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         .site_addr(cfg.listen)
         .build();
     let routes = generate_route_list(app::App);
-    let context = move || provide_context(services.clone());
+    let context = move || {
+        provide_context(services.clone());
+        // The page's scripts carry the nonce its Content-Security-Policy allows (browser.rs),
+        // in place of the one Leptos made up.
+        let nonce =
+            use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<ScriptNonce>().cloned());
+        if let Some(ScriptNonce(nonce)) = nonce {
+            provide_context(Nonce::from_value(nonce));
+        }
+    };
     Router::new()
-        .leptos_routes_with_context(&options, routes, context, {
+        .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
         .with_state(options)
 }

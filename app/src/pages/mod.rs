@@ -1,6 +1,7 @@
 mod admin;
-mod login;
+pub(crate) mod login;
 mod not_found;
+mod users;
 pub(crate) mod settings;
 mod webhook;
 
@@ -8,4 +9,5 @@ pub use admin::{AdminDeliveriesPage, AdminStoresPage, AdminWebhooksPage};
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use settings::SettingsApiPage;
+pub use users::{AccountPage, AdminUsersPage};
 pub use webhook::WebhookPage;

@@ -176,7 +176,8 @@ fn WebhookForm(
     }
 }
 
-/// The catalog by product group, with "All" per group; `selected` are checked.
+/// The catalog by product group, with "All" per group; `selected` are checked. `/ui.js`
+/// makes "All" check its group, before the WebAssembly has loaded too.
 #[component]
 pub(crate) fn EventGroups(types: Vec<EventTypeInfo>, selected: Vec<String>) -> AnyView {
     let mut groups: Vec<(String, Vec<(usize, EventTypeInfo)>)> = Vec::new();
@@ -195,7 +196,7 @@ pub(crate) fn EventGroups(types: Vec<EventTypeInfo>, selected: Vec<String>) -> A
                         <input
                             type="checkbox"
                             aria-label=format!("All {group} events")
-                            onchange="this.closest('fieldset').querySelectorAll('input[name^=event_types]').forEach(b => { b.checked = this.checked; }); const form = this.closest('form'); const sel = form && form.querySelector('input[name=events][value=selected]'); if (sel) sel.checked = true;"
+                            data-group-all=""
                         />
                         " All " {group.clone()}
                     </label>
@@ -208,7 +209,7 @@ pub(crate) fn EventGroups(types: Vec<EventTypeInfo>, selected: Vec<String>) -> A
                                     name=format!("event_types[{i}]")
                                     value=t.name.clone()
                                     checked=checked
-                                    onchange="const form = this.closest('form'); const sel = form && form.querySelector('input[name=events][value=selected]'); if (sel && this.checked) sel.checked = true;"
+                                    data-event-type=""
                                 />
                                 " " <code>{t.name.clone()}</code>
                             </label>

@@ -12,7 +12,10 @@ pub struct Model {
     pub tenant_id: String,
     pub event_type: String,
     pub status: String,
+    /// Every attempt made, scheduled or on request.
     pub attempts: i32,
+    /// The attempts made on request (manual resends): they never use up the retry schedule.
+    pub manual_attempts: i32,
     pub next_attempt_at: Option<i64>,
     pub leased_by: Option<String>,
     pub last_status_code: Option<i32>,

@@ -14,4 +14,5 @@ pub mod store;
 pub mod target;
 pub mod user;
 pub mod webhook;
+pub mod webhook_purge;
 pub mod webhook_secret;

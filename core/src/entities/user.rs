@@ -12,6 +12,8 @@ pub struct Model {
     pub role: String,
     pub store_id: Option<String>,
     pub created_at: i64,
+    /// Set when an admin disabled the user: no sign-in, no session.
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

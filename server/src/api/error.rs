@@ -13,11 +13,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<&'static str>,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -57,6 +59,12 @@ impl From<hookline_core::Error> for ApiError {
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            E::TooManyRequests { message, retry_after_secs } => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message.clone());
+                error.retry_after = Some(*retry_after_secs);
+                return error;
+            }
+            E::Unavailable(message) => return ApiError::unavailable(message.clone()),
             E::Db(err) => {
                 tracing::error!(error = %err, "database error");
                 return ApiError::new(
@@ -70,13 +78,26 @@ impl From<hookline_core::Error> for ApiError {
             E::NotFound(what) => format!("No such {what}."),
             other => other.to_string(),
         };
-        ApiError { status, code, message, field }
+        ApiError { status, code, message, field, retry_after: None }
+    }
+}
+
+impl ApiError {
+    /// 503 with `Retry-After`: the database or the publish queue cannot take the request now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        error.retry_after = Some(hookline_core::UNAVAILABLE_RETRY_SECS);
+        error
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -2,6 +2,7 @@
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::AppendHeaders;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_core::PublishRequest;
@@ -31,6 +32,9 @@ struct PublishBody<'a> {
     payload: &'a RawValue,
 }
 
+/// `Idempotent-Replayed: true` when the answer is an earlier request's.
+type ReplayedHeader = AppendHeaders<Option<(&'static str, &'static str)>>;
+
 #[derive(Serialize)]
 struct Accepted {
     id: String,
@@ -42,7 +46,7 @@ async fn publish(
     caller: Caller,
     headers: HeaderMap,
     req: Request,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, ReplayedHeader, Json<Accepted>), ApiError> {
     let bytes = read_body(req, &state).await?;
     let body: PublishBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("The body is not a valid event: {e}.")))?;
@@ -61,13 +65,16 @@ async fn publish(
                 event_type: body.event_type,
                 payload: body.payload.get().to_string(),
                 idempotency_key,
+                audience: Default::default(),
             },
         )
         .await?;
     if !published.deduplicated {
         state.metrics.record_published();
     }
-    Ok((StatusCode::ACCEPTED, Json(Accepted { id: published.event_id })))
+    // As the IETF idempotency-key draft suggests: the answer is the first request's.
+    let replayed = AppendHeaders(published.deduplicated.then_some(("idempotent-replayed", "true")));
+    Ok((StatusCode::ACCEPTED, replayed, Json(Accepted { id: published.event_id })))
 }
 
 #[derive(Serialize)]

@@ -463,6 +463,7 @@ pub fn schemas() -> Map<String, Value> {
     let mut detail = delivery.clone();
     detail["webhook_id"] = string();
     detail["payload"] = json!({"description": "The event's payload, as published"});
+    detail["attempt_count"] = json!({"type": "integer"});
     detail["attempts"] = json!({"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}});
     let tenant_record = |extra: Value| {
         let mut props =
@@ -554,7 +555,7 @@ pub fn schemas() -> Map<String, Value> {
         ("Delivery", object(&["id", "event_id", "event_type", "status", "attempts", "created_at"], delivery)),
         (
             "DeliveryDetail",
-            object(&["id", "event_id", "webhook_id", "status", "attempts", "payload"], detail),
+            object(&["id", "event_id", "webhook_id", "status", "attempt_count", "attempts", "payload"], detail),
         ),
         (
             "Attempt",

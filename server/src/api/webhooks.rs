@@ -239,10 +239,19 @@ async fn deliveries(
     Ok(Json(state.services.list_deliveries(&caller.0, &id, &page).await?))
 }
 
+/// One delivery with its attempts. Its fields are the log row's, except that the number of
+/// attempts is `attempt_count` here: `attempts` is the list.
 #[derive(Serialize)]
 struct DeliveryDetail {
-    #[serde(flatten)]
-    delivery: DeliveryView,
+    id: String,
+    event_id: String,
+    event_type: String,
+    status: String,
+    attempt_count: i32,
+    last_status_code: Option<i32>,
+    last_duration_ms: Option<i32>,
+    next_attempt_at: Option<i64>,
+    created_at: i64,
     webhook_id: String,
     payload: Box<RawValue>,
     attempts: Vec<AttemptView>,
@@ -288,9 +297,19 @@ async fn delivery(
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let (delivery, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
     let payload = RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
+    let webhook_id = delivery.webhook_id.clone();
+    let row = DeliveryView::from(delivery);
     Ok(Json(DeliveryDetail {
-        webhook_id: delivery.webhook_id.clone(),
-        delivery: delivery.into(),
+        id: row.id,
+        event_id: row.event_id,
+        event_type: row.event_type,
+        status: row.status,
+        attempt_count: row.attempts,
+        last_status_code: row.last_status_code,
+        last_duration_ms: row.last_duration_ms,
+        next_attempt_at: row.next_attempt_at,
+        created_at: row.created_at,
+        webhook_id,
         payload,
         attempts: attempts.into_iter().map(AttemptView::from).collect(),
     }))

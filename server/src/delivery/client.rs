@@ -12,6 +12,33 @@ use hookline_core::AddressPolicy;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// Most bytes of response headers (names and values) kept with an attempt; a receiver can
+/// send hundreds of kilobytes of them.
+pub const MAX_RESPONSE_HEADERS: usize = 16 * 1024;
+
+/// The response's headers as stored text, up to [`MAX_RESPONSE_HEADERS`] bytes; what does not
+/// fit is counted in a last pseudo-header.
+fn storable_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    let mut size = 0;
+    let mut left_out = 0;
+    for (name, value) in headers {
+        let len = name.as_str().len() + value.len();
+        if left_out > 0 || size + len > MAX_RESPONSE_HEADERS {
+            left_out += 1;
+            continue;
+        }
+        size += len;
+        kept.push((name.to_string(), storable_text(value.as_bytes())));
+    }
+    if left_out > 0 {
+        kept.push((
+            "hookline-truncated".to_string(),
+            format!("{left_out} more headers not stored (over {MAX_RESPONSE_HEADERS} bytes)"),
+        ));
+    }
+    kept
+}
 
 /// What a receiver sent, as text every database can store: invalid UTF-8 and U+0000 (which a
 /// PostgreSQL text column refuses) become U+FFFD.
@@ -28,6 +55,8 @@ pub enum ErrorClass {
     Tls,
     Blocked,
     HttpStatus,
+    /// Not sent: the webhook's signing secret cannot be decrypted with the configured keys.
+    SigningSecret,
 }
 
 impl ErrorClass {
@@ -39,6 +68,7 @@ impl ErrorClass {
             ErrorClass::Tls => "tls",
             ErrorClass::Blocked => "blocked_address",
             ErrorClass::HttpStatus => "http_status",
+            ErrorClass::SigningSecret => "signing_secret",
         }
     }
 }
@@ -162,11 +192,7 @@ impl WebhookClient {
         let exchange = async {
             let mut response = request.send().await?;
             let status = response.status().as_u16();
-            let headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), storable_text(v.as_bytes())))
-                .collect();
+            let headers = storable_headers(response.headers());
             let retry_after = if status == 429 || status == 503 {
                 response
                     .headers()

@@ -2,6 +2,7 @@
 //! lease, send them, record each attempt, and schedule the retry.
 
 mod client;
+mod janitor;
 mod retry;
 pub mod signature;
 mod worker;

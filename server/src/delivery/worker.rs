@@ -25,15 +25,15 @@ use std::time::Duration;
 
 use hookline_core::entities::{delivery, event, webhook};
 use hookline_core::{
-    AttemptResult, AttemptTrigger, BoxFuture, DeliveryStatus, Dispatcher, Handoff, PublishRequest,
-    Reservation, Scope, Services, iso8601, now_ms,
+    AttemptResult, AttemptTrigger, Audience, BoxFuture, DeliveryStatus, Dispatcher, Handoff,
+    PublishRequest, Reservation, Services, iso8601, now_ms,
 };
 use sea_orm::{ColumnTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
 use tokio::sync::Semaphore;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::client::{Outcome, WebhookClient};
+use super::client::{ErrorClass, Outcome, WebhookClient};
 use super::retry::RetryPolicy;
 use super::signature::signature_header;
 use crate::ops::Metrics;
@@ -115,6 +115,22 @@ impl InFlight {
             entry.saturated = true;
         }
         Some(entry.sending.clone())
+    }
+
+    /// Takes a place for an attempt made on request (a resend, a test), whatever the count:
+    /// it then waits for one of the webhook's request permits like any claimed delivery.
+    fn take_waiting(&self, webhook: &str, limit: usize) -> Arc<Semaphore> {
+        let mut map = self.lock();
+        let entry = map.entry(webhook.to_string()).or_insert_with(|| PerWebhook {
+            claimed: 0,
+            saturated: false,
+            sending: Arc::new(Semaphore::new(limit)),
+        });
+        entry.claimed += 1;
+        if entry.claimed >= 2 * limit {
+            entry.saturated = true;
+        }
+        entry.sending.clone()
     }
 
     /// Gives the place back; true when the webhook has just come back into the claims.
@@ -249,6 +265,14 @@ impl Engine {
             }
         }
         let _stopped = Stopped(&self.running);
+        let janitor = tokio::spawn(super::janitor::run(self.services.clone(), self.metrics.clone()));
+        struct AbortOnDrop(tokio::task::JoinHandle<()>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _janitor = AbortOnDrop(janitor);
         let new_work = self.services.new_work();
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
@@ -416,7 +440,7 @@ impl Engine {
              WHERE id IN (SELECT id FROM deliveries \
                  WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
                  ORDER BY next_attempt_at LIMIT $4 {lock}) \
-             RETURNING id, event_id, webhook_id, attempts"
+             RETURNING id, event_id, webhook_id, attempts - manual_attempts AS attempts"
         );
         let mut values: Vec<sea_orm::Value> =
             vec![self.worker_id.clone().into(), lease_end.into(), now.into(), (limit as i64).into()];
@@ -480,7 +504,25 @@ impl Engine {
         secrets: &[String],
     ) -> (Vec<(String, String)>, Outcome) {
         let headers = self.request_headers(claim, ev, secrets);
-        let outcome = self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await;
+        // No secret that opens (see `Services::signing_secrets_of`): an unsigned request would
+        // look forged, so the attempt fails here and is retried on schedule, once the key is back.
+        let outcome = if secrets.is_empty() {
+            Outcome {
+                duration: Duration::ZERO,
+                status: None,
+                headers: Vec::new(),
+                body: None,
+                error: Some((
+                    ErrorClass::SigningSecret,
+                    "not sent: the webhook's signing secret cannot be decrypted with HOOKLINE_SECRET_KEY \
+                     or HOOKLINE_PREVIOUS_SECRET_KEYS (the server log says why)"
+                        .into(),
+                )),
+                retry_after: None,
+            }
+        } else {
+            self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await
+        };
         self.metrics.record_attempt(outcome.succeeded(), outcome.duration);
         (headers, outcome)
     }
@@ -524,7 +566,19 @@ impl Engine {
             return Err(sea_orm::DbErr::RecordNotFound("delivery".into()));
         };
         let secrets = self.services.signing_secrets(&hook.id).await.map_err(db_err)?;
+        // The same per-webhook limit as scheduled attempts: resends cannot flood an endpoint.
+        let limit = self.cfg.per_webhook.max(1);
+        let place = WebhookSlot {
+            sending: self.in_flight.take_waiting(&hook.id, limit),
+            in_flight: self.in_flight.clone(),
+            webhook_id: hook.id.clone(),
+            limit,
+            services: self.services.clone(),
+        };
+        let permit = place.sending.clone().acquire_owned().await;
         let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
+        drop(permit);
+        drop(place);
         let settle = match (trigger, outcome.succeeded()) {
             (AttemptTrigger::Test, true) => Settle::To(DeliveryStatus::Succeeded, None),
             (AttemptTrigger::Test, false) => Settle::To(DeliveryStatus::Failed, None),
@@ -628,6 +682,10 @@ impl Engine {
                 }
                 continue;
             }
+            // The server's keys are at fault, not the endpoint: its health stays as it was.
+            if r.outcome.error.as_ref().is_some_and(|(class, _)| *class == ErrorClass::SigningSecret) {
+                continue;
+            }
             if let Some(i) = succeeded.iter().position(|(w, _)| *w == id) {
                 let (_, at) = succeeded.remove(i);
                 txn.execute_raw(reset(id, at)).await?;
@@ -711,17 +769,17 @@ impl Engine {
             "message": message,
             "disabled_at": iso8601(now),
         });
+        // Only the webhooks that may see this one hear of it: its application's, or the
+        // store's own for a webhook the store made.
         let result = self
             .services
-            .publish(
-                &Scope::Admin,
-                PublishRequest {
-                    tenant: hook.tenant(),
-                    event_type: "webhook.disabled".into(),
-                    payload: payload.to_string(),
-                    idempotency_key: None,
-                },
-            )
+            .emit(PublishRequest {
+                tenant: hook.tenant(),
+                event_type: "webhook.disabled".into(),
+                payload: payload.to_string(),
+                idempotency_key: None,
+                audience: Audience::MadeBy(hook.application_id.clone()),
+            })
             .await;
         if let Err(e) = result {
             tracing::error!(webhook = %hook.id, error = %e, "could not publish webhook.disabled");
@@ -811,8 +869,10 @@ fn count_hours_sql(records: &[Record], offset: usize) -> (String, Vec<sea_orm::V
 /// `WITH`, and the update that reads it.
 fn update_deliveries_sql(records: &[Record], offset: usize) -> (String, String, Vec<sea_orm::Value>) {
     // Per row: id, new status (NULL keeps it), whether next_attempt_at changes, its new value,
-    // whether the lease ends, HTTP status, duration, time.
-    const TYPES: [&str; 8] = ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT"];
+    // whether the lease ends, HTTP status, duration, time, whether the attempt was a manual
+    // resend (counted apart: it does not use up the retry schedule).
+    const TYPES: [&str; 9] =
+        ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "INTEGER"];
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(records.len() * TYPES.len());
     for r in records {
         let (status, set_next, next, release) = match r.settle {
@@ -831,13 +891,15 @@ fn update_deliveries_sql(records: &[Record], offset: usize) -> (String, String, 
             r.outcome.status.map(i32::from).into(),
             (r.outcome.duration.as_millis().min(i32::MAX as u128) as i32).into(),
             r.at.into(),
+            i32::from(r.trigger == AttemptTrigger::Manual).into(),
         ]);
     }
     let rows = placeholders(records.len(), TYPES.len(), offset, |c, p| format!("CAST({p} AS {})", TYPES[c]));
-    let list =
-        format!("v (id, status, set_next, next_at, release_lease, code, duration, at) AS (VALUES {rows})");
+    let list = format!(
+        "v (id, status, set_next, next_at, release_lease, code, duration, at, manual) AS (VALUES {rows})"
+    );
     let update = String::from(
-        "UPDATE deliveries SET attempts = attempts + 1, \
+        "UPDATE deliveries SET attempts = attempts + 1, manual_attempts = manual_attempts + v.manual, \
              status = COALESCE(v.status, deliveries.status), \
              next_attempt_at = CASE WHEN v.set_next = 1 THEN v.next_at ELSE deliveries.next_attempt_at END, \
              leased_by = CASE WHEN v.release_lease = 1 THEN NULL ELSE deliveries.leased_by END, \

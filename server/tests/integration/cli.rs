@@ -151,3 +151,38 @@ async fn sqlite_runs_in_wal_mode_with_several_connections() {
     reader.commit().await.unwrap();
     writer.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn users_are_disabled_and_deleted_from_the_command_line() {
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    assert!(hookline(&url, &["create-admin", "--email", "ops@example.com"], Some("a long password")).status.success());
+    assert!(hookline(&url, &["create-admin", "--email", "two@example.com"], Some("a long password")).status.success());
+
+    // A key for a tenant that does not exist is refused, with a non-zero exit.
+    let out = hookline(&url, &["create-api-key", "--scope", "store:nowhere", "--name", "k"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No tenant"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "no key printed");
+
+    hookline::install_tls_provider();
+    let db = hookline_core::connect(&url).await.unwrap();
+    let services = hookline_core::Services::new(db, hookline_core::Settings::default());
+    let user = services.authenticate_user("two@example.com", "a long password").await.unwrap().unwrap();
+    let token = services.create_session(&user.id).await.unwrap();
+
+    let out = hookline(&url, &["disable-user", "--email", "two@example.com"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(services.session_user(&token).await.unwrap().is_none(), "the session ended at once");
+    assert!(services.authenticate_user("two@example.com", "a long password").await.unwrap().is_none());
+    assert!(hookline(&url, &["enable-user", "--email", "two@example.com"], None).status.success());
+    assert!(services.authenticate_user("two@example.com", "a long password").await.unwrap().is_some());
+
+    assert!(hookline(&url, &["delete-user", "--email", "two@example.com"], None).status.success());
+    assert!(services.user_by_email("two@example.com").await.is_err());
+    // The last admin stays.
+    let out = hookline(&url, &["delete-user", "--email", "ops@example.com"], None);
+    assert!(!out.status.success());
+    let out = hookline(&url, &["disable-user", "--email", "nobody@example.com"], None);
+    assert!(!out.status.success());
+}

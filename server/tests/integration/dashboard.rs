@@ -136,6 +136,7 @@ on_both_databases! {
             event_type: Set("review-created".into()),
             status: Set(status.into()),
             attempts: Set(1),
+            manual_attempts: Set(0),
             next_attempt_at: Set(None),
             leased_by: Set(None),
             last_status_code: Set(None),

@@ -4,14 +4,19 @@
 
 mod common;
 
+mod browser;
 mod cli;
+mod connections;
 mod dashboard;
 mod delivery;
 mod durability;
+mod hardening;
 mod isolation;
 mod openapi;
+mod outage;
 mod publish;
 mod scopes;
+mod secrets;
 mod ssrf;
 mod subscriptions;
 mod tenants;

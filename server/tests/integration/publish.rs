@@ -136,10 +136,13 @@ on_both_databases! {
             let (http, url, api_key) = (app.http.clone(), app.url("/api/v1/events"), app.store_a_key.clone());
             async move {
                 let mut req = http.post(url).bearer_auth(api_key);
+                // One key, one request: the keyed ones send the same payload (another payload
+                // under the same key is refused).
+                let payload = if key.is_some() { -1 } else { i as i64 };
                 if let Some(key) = key {
                     req = req.header("idempotency-key", key);
                 }
-                let res = req.body(format!(r#"{{"event_type": "review-created", "payload": {{"i": {i}}}}}"#)).send().await.unwrap();
+                let res = req.body(format!(r#"{{"event_type": "review-created", "payload": {{"i": {payload}}}}}"#)).send().await.unwrap();
                 assert_eq!(res.status(), 202);
                 serde_json::from_str::<serde_json::Value>(&res.text().await.unwrap()).unwrap()["id"].as_str().unwrap().to_string()
             }

@@ -1,0 +1,100 @@
+//! Housekeeping that runs in the background, in small steps so that none of it holds up
+//! publishing or delivery: removing what deleted webhooks left behind, and expired sessions.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
+
+use crate::entities::{delivery, session, webhook_purge};
+use crate::error::Result;
+use crate::{Services, now_ms};
+
+/// Deliveries (with their attempts) one step removes.
+const PURGE_BATCH: u64 = 500;
+
+impl Services {
+    /// One step of removing deleted webhooks' deliveries, attempts and hourly counters: at
+    /// most [`PURGE_BATCH`] deliveries, in one short transaction. Answers how many rows it
+    /// removed; 0 when nothing is left to do.
+    pub async fn purge_deleted_webhooks_step(&self) -> Result<u64> {
+        let Some(purge) = webhook_purge::Entity::find()
+            .order_by_asc(webhook_purge::Column::RequestedAt)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let ids: Vec<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::WebhookId.eq(&purge.webhook_id))
+            .order_by_asc(delivery::Column::Id)
+            .limit(PURGE_BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let backend = self.db.get_database_backend();
+        let _turn = self.write_turn().await;
+        if ids.is_empty() {
+            // The last step: the hourly counters and the purge's own row.
+            self.db
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    "DELETE FROM webhook_hours WHERE webhook_id = $1",
+                    [purge.webhook_id.clone().into()],
+                ))
+                .await?;
+            webhook_purge::Entity::delete_by_id(&purge.webhook_id).exec(&self.db).await?;
+            return Ok(1);
+        }
+        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let values: Vec<sea_orm::Value> = ids.iter().map(|id| id.clone().into()).collect();
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        let attempts = txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!("DELETE FROM attempts WHERE delivery_id IN ({list})"),
+                values.clone(),
+            ))
+            .await?;
+        let deliveries = txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!("DELETE FROM deliveries WHERE id IN ({list})"),
+                values,
+            ))
+            .await?;
+        txn.commit().await?;
+        Ok(attempts.rows_affected() + deliveries.rows_affected())
+    }
+
+    /// Whether the database answers, now.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// When the oldest due delivery came due, if one is due: one step down the due index.
+    pub async fn oldest_due(&self) -> Result<Option<i64>> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL \
+                 ORDER BY next_attempt_at LIMIT 1",
+            ))
+            .await?;
+        let at: Option<i64> = match row {
+            Some(r) => r.try_get("", "next_attempt_at")?,
+            None => None,
+        };
+        Ok(at.filter(|t| *t <= now_ms()))
+    }
+
+    /// Removes sessions past their end; answers how many.
+    pub async fn purge_expired_sessions(&self) -> Result<u64> {
+        let done = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lte(now_ms()))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+}
