@@ -26,6 +26,22 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
+/// Brings the schema up to date. On PostgreSQL under an advisory lock held for the whole
+/// run, so processes starting together migrate one after the other (the later ones find
+/// nothing left to do) instead of racing on the same tables.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    use sea_orm::{ConnectionTrait, DatabaseBackend, TransactionTrait};
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    // The lock lives in this transaction's session; the migrations run on other connections
+    // of the pool, and the lock ends with the transaction.
+    let lock = db.begin().await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+    let result = Migrator::up(db, None).await;
+    lock.commit().await?;
+    result
 }
+
+/// The advisory lock key of migrations: "hookline" in ASCII, as a number.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;

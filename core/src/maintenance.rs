@@ -66,6 +66,35 @@ impl Services {
         Ok(attempts.rows_affected() + deliveries.rows_affected())
     }
 
+    /// A consistent copy of a SQLite database at `path`, made while Hookline runs
+    /// (`VACUUM INTO`: one read transaction, so the copy is the database at one moment, and
+    /// writers go on meanwhile in WAL mode). PostgreSQL has its own tools (`pg_dump`, base
+    /// backups).
+    pub async fn backup_sqlite(&self, path: &std::path::Path) -> Result<()> {
+        use crate::error::Error;
+        if self.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+            return Err(Error::invalid(
+                "path",
+                "hookline backup copies SQLite databases; back PostgreSQL up with pg_dump or a base backup.",
+            ));
+        }
+        if path.exists() {
+            return Err(Error::invalid("path", format!("{} exists already; name a new file.", path.display())));
+        }
+        let text = path
+            .to_str()
+            .ok_or_else(|| Error::invalid("path", "The backup path must be valid UTF-8."))?;
+        Error::refuse_nul("path", text)?;
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Sqlite,
+                "VACUUM INTO ?",
+                [text.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Whether the database answers, now.
     pub async fn ping(&self) -> Result<()> {
         self.db.execute_unprepared("SELECT 1").await?;

@@ -43,6 +43,11 @@ pub enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Copy a SQLite database to PATH, consistently, while Hookline runs.
+    Backup {
+        /// Where the copy goes (a new file).
+        path: std::path::PathBuf,
+    },
     /// Disable a user: they cannot sign in, and their sessions end at once.
     DisableUser {
         #[arg(long)]

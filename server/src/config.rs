@@ -49,6 +49,36 @@ pub struct Config {
     /// How long a client has to send a request's whole body once its headers arrived
     /// (`HOOKLINE_BODY_TIMEOUT`); raise it with `HOOKLINE_MAX_PAYLOAD` for slow senders.
     pub body_timeout: Duration,
+    /// What this process does (`HOOKLINE_ROLE`): everything, the dashboard and API only, or
+    /// delivery only.
+    pub role: Role,
+    /// How long events, deliveries and attempts are kept (`HOOKLINE_RETENTION`, 30d).
+    pub retention: Duration,
+    /// How long payloads and response bodies are kept (`HOOKLINE_PAYLOAD_RETENTION`, at most
+    /// the retention, which is its default).
+    pub payload_retention: Duration,
+}
+
+/// What one process does: several processes on one PostgreSQL split the work by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Dashboard, REST API and delivery workers (the default).
+    All,
+    /// Dashboard and REST API; publishing queues deliveries for the workers.
+    Api,
+    /// Delivery workers, with only `/healthz`, `/readyz` and `/metrics` served.
+    Worker,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Some(Role::All),
+            "api" => Some(Role::Api),
+            "worker" => Some(Role::Worker),
+            _ => None,
+        }
+    }
 }
 
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,6 +144,32 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let role = match get("HOOKLINE_ROLE").as_deref() {
+            None => {
+                // HOOKLINE_WORKERS=false, from before roles, means an API-only process.
+                let workers = parse_bool(&get("HOOKLINE_WORKERS").unwrap_or_else(|| "true".into()))
+                    .map_err(|m| err("HOOKLINE_WORKERS", m))?;
+                if workers { Role::All } else { Role::Api }
+            }
+            Some(r) => Role::parse(r).ok_or_else(|| err("HOOKLINE_ROLE", format!("{r:?} is not all, api or worker")))?,
+        };
+        let retention = parse_duration(&get("HOOKLINE_RETENTION").unwrap_or_else(|| "30d".into()))
+            .and_then(|d| if d < Duration::from_secs(3600) { Err("must be at least 1h".into()) } else { Ok(d) })
+            .map_err(|m| err("HOOKLINE_RETENTION", m))?;
+        let payload_retention = match get("HOOKLINE_PAYLOAD_RETENTION") {
+            None => retention,
+            Some(v) => parse_duration(&v)
+                .and_then(|d| {
+                    if d > retention {
+                        Err(format!("must be at most HOOKLINE_RETENTION ({v} is longer)"))
+                    } else if d < Duration::from_secs(3600) {
+                        Err("must be at least 1h".into())
+                    } else {
+                        Ok(d)
+                    }
+                })
+                .map_err(|m| err("HOOKLINE_PAYLOAD_RETENTION", m))?,
+        };
         let default_site_root = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().and_then(|p| p.parent()).map(|t| t.join("site")))
@@ -164,8 +220,7 @@ impl Config {
             )
             .map_err(|m| err("HOOKLINE_PER_WEBHOOK_CONCURRENCY", m))?
                 as usize,
-            workers: parse_bool(&get("HOOKLINE_WORKERS").unwrap_or_else(|| "true".into()))
-                .map_err(|m| err("HOOKLINE_WORKERS", m))?,
+            workers: role != Role::Api,
             max_webhooks_per_tenant: parse_bounded(
                 &get("HOOKLINE_MAX_WEBHOOKS_PER_TENANT").unwrap_or_else(|| "50".into()),
                 1,
@@ -205,6 +260,9 @@ impl Config {
             body_timeout: parse_duration(&get("HOOKLINE_BODY_TIMEOUT").unwrap_or_else(|| "30s".into()))
                 .and_then(|d| if d.is_zero() { Err("must be more than 0".into()) } else { Ok(d) })
                 .map_err(|m| err("HOOKLINE_BODY_TIMEOUT", m))?,
+            role,
+            retention,
+            payload_retention,
         })
     }
 
@@ -385,6 +443,9 @@ mod tests {
             ("HOOKLINE_PER_WEBHOOK_CONCURRENCY", "0"),
             ("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", "0"),
             ("HOOKLINE_PUBLIC_URL", "not a url"),
+            ("HOOKLINE_ROLE", "everything"),
+            ("HOOKLINE_RETENTION", "10m"),
+            ("HOOKLINE_PAYLOAD_RETENTION", "400d"),
             ("HOOKLINE_BODY_TIMEOUT", "0s"),
             ("HOOKLINE_SECRET_KEY", "hunter2"),
             ("HOOKLINE_SECRET_KEY_FILE", "/nonexistent/hookline.key"),

@@ -72,15 +72,22 @@ impl Application {
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
         let state = AppState { services: services.clone(), metrics: metrics.clone() };
-        let router = Router::new()
-            .nest("/api/v1", api::router(cfg.max_payload))
-            .merge(ops::router())
-            .route(
-                "/docs/api",
-                axum::routing::get(|| async { axum::response::Html(api::openapi::reference_html()) }),
-            )
-            .with_state(state)
-            .merge(web::router(services.clone(), &cfg));
+        // A worker process serves only what operations need of it; the others serve all.
+        let router = if cfg.role == config::Role::Worker {
+            Router::new().merge(ops::router()).with_state(state).fallback(|| async {
+                (axum::http::StatusCode::NOT_FOUND, "This Hookline process only delivers (HOOKLINE_ROLE=worker).")
+            })
+        } else {
+            Router::new()
+                .nest("/api/v1", api::router(cfg.max_payload))
+                .merge(ops::router())
+                .route(
+                    "/docs/api",
+                    axum::routing::get(|| async { axum::response::Html(api::openapi::reference_html()) }),
+                )
+                .with_state(state)
+                .merge(web::router(services.clone(), &cfg))
+        };
         let router = browser::protect(router, &cfg).layer(TraceLayer::new_for_http());
         let engine = engine(&cfg, services.clone(), metrics);
         // Resends and test events go through this process's engine even when it runs no

@@ -75,6 +75,10 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
             println!("{}", created.key);
             eprintln!("API key {} for {}: shown once, store it now.", created.id, created.scope);
         }
+        Command::Backup { path } => {
+            services.backup_sqlite(&path).await.map_err(fail)?;
+            println!("Copied the database to {}.", path.display());
+        }
         Command::DisableUser { email } => {
             let user = services.set_user_disabled(&Scope::Admin, &email, true).await.map_err(fail)?;
             println!("Disabled {}; their sessions have ended.", user.email);

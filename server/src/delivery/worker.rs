@@ -72,6 +72,8 @@ pub struct Engine {
     /// Whether [`Engine::run`] is running: only then does the engine take hand-offs (its
     /// recorder runs with it).
     running: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the process is stopping: deliveries not yet sent go back to the queue at once.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Deliveries claimed in this process, per webhook: what keeps one slow or dead endpoint from
@@ -225,6 +227,7 @@ impl Engine {
             records,
             recorder: Arc::new(std::sync::Mutex::new(Some(recorder))),
             running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -249,7 +252,7 @@ impl Engine {
         }
     }
 
-    /// Delivers until `shutdown` resolves. Deliveries in flight then are left to their lease.
+    /// Delivers until `shutdown` resolves, then stops gracefully ([`Engine::drain`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let recorder = self.recorder.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -277,7 +280,15 @@ impl Engine {
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
             let notified = new_work.notified();
-            let more = match self.claim_and_start().await {
+            // Wait for capacity before claiming: a claimed delivery must not sit in memory.
+            let first = tokio::select! {
+                permit = self.permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = &mut shutdown => break,
+            };
+            let more = match self.claim_and_start(first).await {
                 Ok(more) => more,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed");
@@ -288,19 +299,36 @@ impl Engine {
                 continue;
             }
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = notified => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
+        }
+        self.drain().await;
+    }
+
+    /// A graceful stop: no more claims or hand-offs; deliveries claimed but not yet sent go
+    /// back to the queue at once (due now, for any process); those being sent finish, up to
+    /// the delivery timeout, and are recorded. What is still out after that is left to its
+    /// lease.
+    async fn drain(&self) {
+        self.running.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.stopping.send_replace(true);
+        // Every delivery holds one of the permits until its attempt is written.
+        let all = u32::try_from(self.cfg.concurrency.max(1)).unwrap_or(u32::MAX);
+        let deadline = self.cfg.timeout + Duration::from_secs(5);
+        match tokio::time::timeout(deadline, self.permits.acquire_many(all)).await {
+            Ok(_) => tracing::info!("deliveries in flight finished and recorded; the engine stopped"),
+            Err(_) => tracing::warn!(
+                in_flight = all as usize - self.permits.available_permits(),
+                "deliveries still in flight at the deadline are left to their lease"
+            ),
         }
     }
 
     /// Claims what is due and starts sending it, as far as free capacity allows. True when
     /// the claim got all it asked for: more may be due at once.
-    async fn claim_and_start(&self) -> Result<bool, sea_orm::DbErr> {
-        // Wait for capacity before claiming: a claimed delivery must not sit in memory.
-        let first =
-            self.permits.clone().acquire_owned().await.map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+    async fn claim_and_start(&self, first: OwnedSemaphorePermit) -> Result<bool, sea_orm::DbErr> {
         let room = (self.permits.available_permits() + 1).min(CLAIM_BATCH);
         let limit = self.cfg.per_webhook.max(1);
         let claims = self.claim(room, &self.in_flight.full()).await?;
@@ -468,7 +496,19 @@ impl Engine {
         if !hook.enabled {
             return self.skip(claim).await;
         }
-        let Ok(out) = slot.webhook.sending.clone().acquire_owned().await else { return };
+        // Stopping: what has not started goes back to the queue instead of waiting its turn.
+        let mut stopping = self.stopping.subscribe();
+        let stopped = *stopping.borrow_and_update();
+        if stopped {
+            return self.release_unstarted(claim).await;
+        }
+        let out = tokio::select! {
+            permit = slot.webhook.sending.clone().acquire_owned() => permit.ok(),
+            _ = stopping.wait_for(|stop| *stop) => None,
+        };
+        let Some(out) = out else {
+            return self.release_unstarted(claim).await;
+        };
         let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
         // The endpoint has answered: its next delivery may go out while this one is written.
         drop(out);
@@ -486,6 +526,13 @@ impl Engine {
         };
         // The recorder lives as long as the engine's run loop; without it the lease runs out.
         let _ = self.records.send(record);
+    }
+
+    /// Gives a claimed delivery that was never sent back to the queue, due now.
+    async fn release_unstarted(&self, claim: Claim) {
+        if let Err(e) = self.unclaim(std::slice::from_ref(&claim.id)).await {
+            tracing::warn!(delivery = %claim.id, error = %e, "a delivery could not be released; its lease will run out");
+        }
     }
 
     /// A delivery whose webhook was turned off (or deleted) since it was queued.

@@ -14,6 +14,7 @@ mod hardening;
 mod isolation;
 mod openapi;
 mod outage;
+mod processes;
 mod publish;
 mod scopes;
 mod secrets;
