@@ -10,6 +10,10 @@
 //! `HOOKLINE_BENCH_POSTGRES_URL` (or `HOOKLINE_TEST_POSTGRES_URL`) names a server.
 //! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look; `HOOKLINE_BENCH_ONLY=ab`
 //! runs only those scenarios, `HOOKLINE_BENCH_DATABASES=postgres` only that database.
+//!
+//! `HOOKLINE_BENCH_WORKERS=1,2,3` adds the multi-process mode on PostgreSQL: scenario (a)
+//! published through one API process (`HOOKLINE_ROLE=api`) and delivered by 1, 2 and 3 worker
+//! processes (`HOOKLINE_ROLE=worker`), as `deploy/docker-compose.yml` runs it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -64,8 +68,13 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str) -> Server {
+        Self::start_as(database_url, "all")
+    }
+
+    fn start_as(database_url: &str, role: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
             .arg("serve")
+            .env("HOOKLINE_ROLE", role)
             .env("HOOKLINE_DATABASE_URL", database_url)
             .env("HOOKLINE_LISTEN", "127.0.0.1:0")
             .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
@@ -285,6 +294,34 @@ async fn scenario(
     }
 }
 
+/// Scenario (a) with one API process and `workers` worker processes: deliveries per second,
+/// p99 latency, and CPU µs per delivery of all the Hookline processes together.
+async fn multi_process(pg: &str, workers: usize, events: usize) -> (f64, f64, f64) {
+    let (sink, target) = start_sink().await;
+    let database_url = fresh_database("postgres", Some(pg)).await;
+    let key = prepare(&database_url, &target, 1).await;
+    let api = Server::start_as(&database_url, "api");
+    let delivering: Vec<Server> = (0..workers).map(|_| Server::start_as(&database_url, "worker")).collect();
+    let cpu = |api: &Server, delivering: &[Server]| {
+        api.cpu_seconds() + delivering.iter().map(Server::cpu_seconds).sum::<f64>()
+    };
+    let cpu_before = cpu(&api, &delivering);
+    let start = Instant::now();
+    publish(&api.url, &key, events, 32, None).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while sink.count.load(Ordering::Relaxed) < events && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let got = sink.count.load(Ordering::Relaxed);
+    assert!(got >= events, "{got} of {events} deliveries arrived");
+    let cpu_us = (cpu(&api, &delivering) - cpu_before) * 1e6 / got as f64;
+    let mut lat = sink.latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let p99 = lat[((lat.len() as f64 - 1.0) * 0.99) as usize] as f64 / 1000.0;
+    (got as f64 / elapsed, p99, cpu_us)
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench targets too; only `cargo bench` passes --bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -336,6 +373,15 @@ fn main() {
                 f.bench_cpu_us,
                 f.machine_cpu_us
             );
+        }
+    }
+    if let (Ok(counts), Some(pg)) = (std::env::var("HOOKLINE_BENCH_WORKERS"), pg.as_deref()) {
+        println!();
+        println!("| PostgreSQL, scenario (a), 1 API process + | deliveries/s | p99 ms | CPU µs/delivery, all Hookline processes |");
+        println!("| --- | ---: | ---: | ---: |");
+        for workers in counts.split(',').filter_map(|w| w.trim().parse::<usize>().ok()) {
+            let (rate, p99, cpu) = runtime.block_on(multi_process(pg, workers, n(20_000)));
+            println!("| {workers} worker processes | {rate:.0} | {p99:.1} | {cpu:.0} |");
         }
     }
 }
