@@ -36,4 +36,7 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
         .with_state(options)
+        // Pages, CSS, JavaScript and the WebAssembly, brotli or gzip as the browser accepts:
+        // the release WebAssembly is a third of its size compressed.
+        .layer(tower_http::compression::CompressionLayer::new().br(true).gzip(true))
 }

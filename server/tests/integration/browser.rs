@@ -322,3 +322,22 @@ async fn behind_an_https_proxy_the_forwarded_scheme_counts() {
         sign_in_with(&app, &[("origin", own.as_str()), ("x-forwarded-proto", "https")]).await;
     assert!(status < 400 && cookie.is_some(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_assets_are_sent_compressed() {
+    // The built dashboard (scripts/hookline builds it before the tests).
+    let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site");
+    let app = spawn_with(Backend::Sqlite, &[("HOOKLINE_SITE_ROOT", site)]).await;
+    for (path, encoding) in [("/login", "br"), ("/login", "gzip"), ("/pkg/hookline.css", "gzip")] {
+        let res = app.http.get(app.url(path)).header("accept-encoding", encoding).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(
+            res.headers().get("content-encoding").and_then(|v| v.to_str().ok()),
+            Some(encoding),
+            "{path} with {encoding}"
+        );
+    }
+    // The REST API is left as it is.
+    let res = app.http.get(app.url("/api/v1/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert!(res.headers().get("content-encoding").is_none());
+}

@@ -211,7 +211,7 @@ async fn one_api_and_two_workers_share_the_queue_and_survive_a_kill() {
     let url = fresh_database(Backend::Postgres, &dir).await;
     let receiver = Receiver::start().await.unwrap();
     receiver.configure(Behaviour { delay_ms: Some(5), ..Default::default() });
-    let (services, key) = prepared(&url, &receiver).await;
+    let (_services, key) = prepared(&url, &receiver).await;
     let api = Process::start(&url, "api", &[]).await;
     let mut worker_1 = Process::start(&url, "worker", &[]).await;
     let _worker_2 = Process::start(&url, "worker", &[]).await;
