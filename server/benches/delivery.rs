@@ -6,8 +6,12 @@
 //! - (c) 1 webhook, 200 events/s for 30 s.
 //!
 //! It prints deliveries per second, publish-to-receive latency percentiles and the server's
-//! peak RSS. `cargo bench -p hookline --bench delivery`; PostgreSQL runs when
-//! `HOOKLINE_BENCH_POSTGRES_URL` (or `HOOKLINE_TEST_POSTGRES_URL`) names a server.
+//! peak RSS. `cargo bench -p hookline --bench delivery`. PostgreSQL runs as production runs
+//! it: the bench starts a cluster of its own with fsync, synchronous commit and full-page
+//! writes on, reached over TLS (a self-signed certificate, `sslmode=require`);
+//! `HOOKLINE_BENCH_POSTGRES_URL` names another server instead (say which in BENCHMARKS.md).
+//! Each run first measures a "receiver only" baseline: the same producers posting straight
+//! to the receiver, the machine's ceiling. Each line says how busy the machine was.
 //! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look; `HOOKLINE_BENCH_ONLY=ab`
 //! runs only those scenarios, `HOOKLINE_BENCH_DATABASES=postgres` only that database.
 //!
@@ -26,6 +30,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
 use sea_orm::{ConnectionTrait, Database};
+
+#[path = "../tests/support/own_postgres.rs"]
+mod own_postgres;
+use own_postgres::{Durability, OwnPostgres};
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
@@ -153,6 +161,60 @@ fn machine_busy_seconds() -> f64 {
     busy / clock_ticks()
 }
 
+fn cores() -> f64 {
+    std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
+}
+
+/// CPU seconds a PostgreSQL cluster has used: the postmaster with its reaped children, and
+/// its live children (the backends), from /proc.
+fn postgres_cpu_seconds(postmaster: Option<&str>) -> f64 {
+    let Some(pid) = postmaster else { return f64::NAN };
+    let fields = |pid: &str| -> Vec<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    };
+    let ticks = |f: &[String], range: std::ops::Range<usize>| -> f64 {
+        f.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0)
+    };
+    // After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
+    let mut total = ticks(&fields(pid), 11..15);
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.chars().all(|c| c.is_ascii_digit()) {
+                let f = fields(&name);
+                if f.get(1).map(String::as_str) == Some(pid) {
+                    total += ticks(&f, 11..13);
+                }
+            }
+        }
+    }
+    total / clock_ticks()
+}
+
+/// The machine's ceiling: the same producers posting straight to a receiver; requests/s.
+async fn receiver_only(events: usize) -> f64 {
+    let (sink, target) = start_sink().await;
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, next, url) = (client.clone(), next.clone(), target.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < events {
+                    let body = format!(r#"{{"t":{},"data":{{"rating":5,"title":"Great fit"}}}}"#, now_us());
+                    client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    sink.count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
 async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
     match kind {
         "sqlite" => {
@@ -165,8 +227,9 @@ async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
             let name = format!("hookline_bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(admin_url).await.unwrap();
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, _) = admin_url.rsplit_once('/').unwrap();
-            format!("{base}/{name}")
+            let (base, query) = admin_url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((admin_url, String::new()));
+            let (base, _) = base.rsplit_once('/').unwrap();
+            format!("{base}/{name}{query}")
         }
     }
 }
@@ -244,11 +307,15 @@ struct Figures {
     server_cpu_us: f64,
     bench_cpu_us: f64,
     machine_cpu_us: f64,
+    postgres_cpu_us: f64,
+    /// Share of the machine's CPU time that was busy during the run.
+    busy_percent: f64,
 }
 
 async fn scenario(
     kind: &str,
     pg: Option<&str>,
+    postmaster: Option<&str>,
     webhooks: usize,
     events: usize,
     rate: Option<f64>,
@@ -261,6 +328,7 @@ async fn scenario(
     let busy_before = machine_busy_seconds();
     let server_before = server.cpu_seconds();
     let bench_before = process_cpu_seconds("self");
+    let pg_before = postgres_cpu_seconds(postmaster);
     let start = Instant::now();
     let producers = if rate.is_some() { 8 } else { 32 };
     publish(&server.url, &key, events, producers, rate).await;
@@ -276,6 +344,7 @@ async fn scenario(
     let server_cpu = server.cpu_seconds() - server_before;
     let machine_cpu = machine_busy_seconds() - busy_before;
     let bench_cpu = process_cpu_seconds("self") - bench_before;
+    let pg_cpu = postgres_cpu_seconds(postmaster) - pg_before;
     drop(server);
     let mut lat = sink.latencies.lock().unwrap().clone();
     lat.sort_unstable();
@@ -291,6 +360,8 @@ async fn scenario(
         server_cpu_us: server_cpu * 1e6 / got as f64,
         bench_cpu_us: bench_cpu * 1e6 / got as f64,
         machine_cpu_us: machine_cpu * 1e6 / got as f64,
+        postgres_cpu_us: if kind == "sqlite" { 0.0 } else { pg_cpu * 1e6 / got as f64 },
+        busy_percent: 100.0 * machine_cpu / (elapsed * cores()),
     }
 }
 
@@ -331,23 +402,31 @@ fn main() {
     hookline::install_tls_provider();
     let scale: f64 = std::env::var("HOOKLINE_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let n = |x: usize| ((x as f64 * scale) as usize).max(10);
-    let pg = std::env::var("HOOKLINE_BENCH_POSTGRES_URL")
-        .or_else(|_| std::env::var("HOOKLINE_TEST_POSTGRES_URL"))
-        .ok();
+    // PostgreSQL as shipped (durable, TLS) in a cluster of the bench's own, unless a server is
+    // named.
+    let given = std::env::var("HOOKLINE_BENCH_POSTGRES_URL").ok();
+    let own = if given.is_none() { OwnPostgres::start_new(Durability { durable: true, tls: true }) } else { None };
+    let pg = given.clone().or_else(|| own.as_ref().map(OwnPostgres::url));
+    let postmaster = own.as_ref().and_then(OwnPostgres::pid);
+    match (&given, &own) {
+        (Some(url), _) => eprintln!("(PostgreSQL: the server at {url}, with its own settings)"),
+        (None, Some(_)) => eprintln!("(PostgreSQL: a cluster of the bench's own, fsync and synchronous_commit on, over TLS)"),
+        (None, None) => eprintln!("(PostgreSQL skipped: not installed, and HOOKLINE_BENCH_POSTGRES_URL unset)"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut backends = vec!["sqlite"];
     if pg.is_some() {
         backends.push("postgres");
-    } else {
-        eprintln!("(PostgreSQL skipped: set HOOKLINE_BENCH_POSTGRES_URL)");
     }
     if let Ok(only) = std::env::var("HOOKLINE_BENCH_DATABASES") {
         backends.retain(|b| only.split(',').any(|o| o.trim() == *b));
     }
+    let baseline = runtime.block_on(receiver_only(n(20_000)));
+    println!("Receiver only (the producers straight to the receiver): {baseline:.0} requests/s\n");
     println!(
-        "| database | scenario | events published/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | load generator | machine |"
+        "| database | scenario | events published/s | deliveries/s | of receiver only | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | PostgreSQL | load generator | machine | machine busy |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for kind in backends {
         let runs = [
             (format!("(a) 1 webhook x {} events", n(20_000)), 1, n(20_000), None),
@@ -359,19 +438,22 @@ fn main() {
             if !only.is_empty() && !only.chars().any(|c| name.starts_with(&format!("({c})"))) {
                 continue;
             }
-            let f = runtime.block_on(scenario(kind, pg.as_deref(), webhooks, events, rate));
+            let f = runtime.block_on(scenario(kind, pg.as_deref(), postmaster.as_deref(), webhooks, events, rate));
             println!(
-                "| {kind} | {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {kind} | {name} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
                 f.published_per_second,
                 f.per_second,
+                100.0 * f.per_second / baseline,
                 f.p50,
                 f.p90,
                 f.p99,
                 f.max,
                 f.rss,
                 f.server_cpu_us,
+                f.postgres_cpu_us,
                 f.bench_cpu_us,
-                f.machine_cpu_us
+                f.machine_cpu_us,
+                f.busy_percent
             );
         }
     }

@@ -4,96 +4,23 @@
 //! lost. A cluster of the test's own, so no other test sees it go.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hookline::Application;
 use serde_json::json;
 use test_receiver::Receiver;
 
-use crate::common::{TempDir, test_config};
+use crate::common::test_config;
 
-struct OwnPostgres {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl OwnPostgres {
-    fn pg(&self, tool: &str, args: &[&str]) -> bool {
-        let mut cmd = if unsafe_is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
-            c
-        } else {
-            Command::new(self.bin.join(tool))
-        };
-        cmd.args(args).current_dir("/").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        cmd.status().is_ok_and(|s| s.success())
-    }
-
-    fn start(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.data.parent().unwrap().display()
-        );
-        let log = self.data.parent().unwrap().join("log");
-        assert!(
-            self.pg("pg_ctl", &["-D", self.data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "start", "-o", &opts]),
-            "PostgreSQL starts: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
-
-    fn stop(&self) {
-        assert!(self.pg("pg_ctl", &["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"]));
-    }
-
-    fn new() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is installed (scripts/hookline test installs it)")
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("initdb").exists())
-            .max()
-            .expect("a PostgreSQL version with initdb");
-        let dir = TempDir::new();
-        if unsafe_is_root() {
-            Command::new("chown").args(["-R", "postgres"]).arg(&dir.0).status().unwrap();
-        }
-        let data = dir.0.join("data");
-        let port = free_port();
-        let pg = OwnPostgres { bin, data, port, _dir: dir };
-        assert!(pg.pg("initdb", &["-D", pg.data.to_str().unwrap(), "-A", "trust", "-U", "postgres"]), "initdb");
-        pg.start();
-        pg
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let _ = self.pg("pg_ctl", &["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"]);
-    }
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[path = "../support/own_postgres.rs"]
+mod own_postgres;
+use own_postgres::{Durability, OwnPostgres};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
     hookline::install_tls_provider();
-    let pg = OwnPostgres::new();
+    let pg = OwnPostgres::start_new(Durability { durable: false, tls: false })
+        .expect("PostgreSQL is installed (scripts/hookline test installs it)");
     let app = Application::build(test_config(&pg.url(), &[("HOOKLINE_METRICS_TOKEN", "scrape-me")]))
         .await
         .expect("Hookline starts");
@@ -161,6 +88,8 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
     // Metrics are read from memory: they answer while the database is away.
     let metrics = http.get(format!("http://{addr}/metrics")).bearer_auth("scrape-me").send().await.unwrap();
     assert_eq!(metrics.status(), 200);
+    // The pool's figures too: the pool counts its connections in memory.
+    assert!(metrics.text().await.unwrap().contains("hookline_db_pool_max_connections"));
     assert_eq!(http.get(format!("http://{addr}/metrics")).send().await.unwrap().status(), 401);
 
     tokio::time::sleep(Duration::from_secs(4).saturating_sub(stopped_at.elapsed())).await;
