@@ -152,6 +152,8 @@ pub struct DeliveryInfo {
     pub row: DeliveryRow,
     pub event_id: String,
     pub payload: String,
+    /// What the log says instead of the payload once the payload retention removed it.
+    pub payload_removed: Option<String>,
     pub attempts: Vec<AttemptInfo>,
 }
 
@@ -169,7 +171,9 @@ pub(crate) mod ssr {
             use hookline_core::Error as E;
             let error = match e {
                 E::NotFound(_) | E::Forbidden(_) => AppError::NotFound,
-                E::TooManyRequests { message, retry_after_secs } => AppError::Throttled { message, retry_after_secs },
+                E::TooManyRequests { message, retry_after_secs } => {
+                    AppError::Throttled { message, retry_after_secs }
+                }
                 E::Unavailable(message) => AppError::Unavailable(message),
                 E::Db(err) => {
                     tracing::error!(error = %err, "database error in a server function");
@@ -229,12 +233,13 @@ pub(crate) mod ssr {
         error
     }
 
-    /// The client's address, as the connection gives it.
+    /// The client's address, as the server worked it out (behind a trusted proxy, the
+    /// address it forwards), else as the connection gives it.
     pub fn client_address() -> Option<std::net::IpAddr> {
-        request_parts()?
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip())
+        let parts = request_parts()?;
+        parts.extensions.get::<hookline_core::ClientAddress>().map(|c| c.0).or_else(|| {
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip())
+        })
     }
 
     pub fn services() -> Result<Services, AppError> {
@@ -574,7 +579,9 @@ fn delivery_row(d: hookline_core::DeliveryView) -> DeliveryRow {
 pub async fn load_delivery(delivery_id: String) -> Result<DeliveryInfo, AppError> {
     use ssr::*;
     let user = signed_in().await?;
-    let (delivery, event, attempts) = services()?.delivery_detail(&user.scope(), &delivery_id).await?;
+    let services = services()?;
+    let (delivery, event, attempts) = services.delivery_detail(&user.scope(), &delivery_id).await?;
+    let payload_removed = event.payload_pruned_at.map(|at| services.payload_removed_note(at));
     let pairs = |json: Option<String>| -> Vec<(String, String)> {
         json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()
     };
@@ -585,6 +592,7 @@ pub async fn load_delivery(delivery_id: String) -> Result<DeliveryInfo, AppError
         row: delivery_row(delivery.into()),
         event_id: event.id,
         payload,
+        payload_removed,
         attempts: attempts
             .into_iter()
             .map(|a| AttemptInfo {
@@ -774,19 +782,31 @@ pub struct StoreInfo {
     pub name: String,
     pub created: String,
     pub users: Vec<String>,
+    /// The store's own retention (`7d`), if an admin shortened it.
+    pub retention: Option<String>,
+}
+
+/// The stores, with the global retention they are kept for unless shortened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreList {
+    pub stores: Vec<StoreInfo>,
+    pub retention: String,
 }
 
 #[server(prefix = "/ui", endpoint = "admin_stores")]
-pub async fn admin_stores() -> Result<Vec<StoreInfo>, AppError> {
+pub async fn admin_stores() -> Result<StoreList, AppError> {
     use ssr::*;
     require_admin().await?;
     let services = services()?;
     let users = services.list_users().await?;
-    Ok(services
+    let stores = services
         .list_stores()
         .await?
         .into_iter()
         .map(|s| StoreInfo {
+            retention: s.retention_ms.map(|ms| {
+                hookline_core::format_retention(std::time::Duration::from_millis(ms.max(0) as u64))
+            }),
             users: users
                 .iter()
                 .filter(|u| u.store_id.as_deref() == Some(&s.id))
@@ -796,7 +816,33 @@ pub async fn admin_stores() -> Result<Vec<StoreInfo>, AppError> {
             id: s.id,
             name: s.name,
         })
-        .collect())
+        .collect();
+    Ok(StoreList { stores, retention: hookline_core::format_retention(services.settings.retention) })
+}
+
+/// Sets how long a store's events, deliveries and attempts are kept (`7d`; empty for the
+/// global retention).
+#[server(prefix = "/ui", endpoint = "admin_store_retention")]
+pub async fn admin_set_store_retention(store: String, retention: String) -> Result<String, AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    let done = services()?.set_store_retention(&me.scope(), &store, Some(&retention)).await?;
+    Ok(done.id)
+}
+
+/// Deletes a store and all of its data; `confirm` must be "yes" (the form's confirmation box).
+#[server(prefix = "/ui", endpoint = "admin_delete_store")]
+pub async fn admin_delete_store(store: String, confirm: Option<String>) -> Result<String, AppError> {
+    use ssr::*;
+    let me = require_admin().await?;
+    if confirm.as_deref() != Some("yes") {
+        return Err(refused(AppError::Invalid {
+            field: Some("confirm".into()),
+            message: "Tick the box to confirm the deletion.".into(),
+        }));
+    }
+    services()?.delete_store(&me.scope(), &store).await?;
+    Ok(store)
 }
 
 #[server(prefix = "/ui", endpoint = "admin_create_store")]
@@ -1026,7 +1072,10 @@ pub async fn admin_set_user_disabled(email: String, disabled: bool) -> Result<()
     use ssr::*;
     let me = require_admin().await?;
     if disabled && me.email == email.trim().to_lowercase() {
-        return Err(refused(AppError::Invalid { field: None, message: "You cannot disable yourself.".into() }));
+        return Err(refused(AppError::Invalid {
+            field: None,
+            message: "You cannot disable yourself.".into(),
+        }));
     }
     services()?.set_user_disabled(&me.scope(), &email, disabled).await?;
     Ok(())
@@ -1052,7 +1101,10 @@ pub async fn admin_delete_user(email: String, confirm: Option<String>) -> Result
         }));
     }
     if me.email == email.trim().to_lowercase() {
-        return Err(refused(AppError::Invalid { field: None, message: "You cannot delete yourself.".into() }));
+        return Err(refused(AppError::Invalid {
+            field: None,
+            message: "You cannot delete yourself.".into(),
+        }));
     }
     services()?.delete_user(&me.scope(), &email).await?;
     Ok(())
@@ -1063,8 +1115,6 @@ pub async fn admin_delete_user(email: String, confirm: Option<String>) -> Result
 pub async fn change_password(current_password: String, new_password: String) -> Result<String, AppError> {
     use ssr::*;
     let me = signed_in().await?;
-    services()?
-        .change_password(&me.id, session_token().as_deref(), &current_password, &new_password)
-        .await?;
+    services()?.change_password(&me.id, session_token().as_deref(), &current_password, &new_password).await?;
     Ok("Your password is changed. Your other sessions have ended.".into())
 }

@@ -16,7 +16,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::entities::{api_key, session, store, user};
+use crate::entities::{api_key, session, user};
 use crate::error::{Error, Result};
 use crate::page::{Page, PageRequest};
 use crate::scope::Scope;
@@ -127,7 +127,9 @@ async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
         let _ = reply.send(work());
     });
     pool.try_send(job).map_err(|e| match e {
-        TrySendError::Full(_) => Error::Unavailable("Too many sign-ins at once; try again in a few seconds.".into()),
+        TrySendError::Full(_) => {
+            Error::Unavailable("Too many sign-ins at once; try again in a few seconds.".into())
+        }
         TrySendError::Disconnected(_) => Error::Unavailable("Password hashing stopped.".into()),
     })?;
     answer.await.map_err(|_| Error::Unavailable("Password hashing stopped.".into()))
@@ -140,7 +142,10 @@ async fn hash_password_pooled(password: &str) -> Result<String> {
 
 fn check_new_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(Error::invalid("password", format!("A password has at least {MIN_PASSWORD_LEN} characters.")));
+        return Err(Error::invalid(
+            "password",
+            format!("A password has at least {MIN_PASSWORD_LEN} characters."),
+        ));
     }
     if password.len() > MAX_PASSWORD_LEN {
         return Err(Error::invalid("password", format!("A password has at most {MAX_PASSWORD_LEN} bytes.")));
@@ -191,7 +196,7 @@ impl Services {
     }
 
     pub async fn create_merchant(&self, email: &str, password: &str, store_id: &str) -> Result<user::Model> {
-        if store::Entity::find_by_id(store_id).one(&self.db).await?.is_none() {
+        if self.live_store(store_id).await?.is_none() {
             return Err(Error::unprocessable("store", format!("No store has id {store_id}.")));
         }
         self.create_user(email, password, Role::Merchant, Some(store_id.to_string())).await
@@ -256,10 +261,7 @@ impl Services {
     ) -> Result<Option<SessionUser>> {
         let account = email.trim().to_lowercase();
         let attempt = self.throttle.begin(&account, client).map_err(|wait| Error::TooManyRequests {
-            message: format!(
-                "Too many failed sign-ins. Try again in {}.",
-                crate::time::human_duration(wait)
-            ),
+            message: format!("Too many failed sign-ins. Try again in {}.", crate::time::human_duration(wait)),
             retry_after_secs: wait.as_secs().max(1),
         })?;
         let result = self.authenticate_user(&account, password).await;
@@ -288,7 +290,8 @@ impl Services {
             retry_after_secs: wait.as_secs().max(1),
         })?;
         let (hash, typed) = (found.password_hash.clone(), current.to_string());
-        let ok = current.len() <= MAX_PASSWORD_LEN && on_hashing_pool(move || verify_password(&typed, &hash)).await?;
+        let ok = current.len() <= MAX_PASSWORD_LEN
+            && on_hashing_pool(move || verify_password(&typed, &hash)).await?;
         self.throttle.finish(attempt, ok);
         if !ok {
             return Err(Error::invalid("current_password", "The current password is not right."));
@@ -363,7 +366,10 @@ impl Services {
             return Err(Error::Forbidden("Only admins manage users.".into()));
         }
         let found = self.user_by_email(email).await?;
-        let done = session::Entity::delete_many().filter(session::Column::UserId.eq(&found.id)).exec(&self.db).await?;
+        let done = session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(&found.id))
+            .exec(&self.db)
+            .await?;
         Ok(done.rows_affected)
     }
 
@@ -377,7 +383,9 @@ impl Services {
             .count(&self.db)
             .await?;
         if admins <= 1 {
-            return Err(Error::Conflict("This is the last admin who can sign in; create another admin first.".into()));
+            return Err(Error::Conflict(
+                "This is the last admin who can sign in; create another admin first.".into(),
+            ));
         }
         Ok(())
     }
@@ -425,8 +433,7 @@ impl Services {
     /// The session's one-time message, if it has one; it is cleared, so it is shown once.
     pub async fn take_session_flash(&self, token: &str) -> Result<Option<String>> {
         let id = sha256_hex(token);
-        let Some(sealed) = session::Entity::find_by_id(&id).one(&self.db).await?.and_then(|s| s.flash)
-        else {
+        let Some(sealed) = session::Entity::find_by_id(&id).one(&self.db).await?.and_then(|s| s.flash) else {
             return Ok(None);
         };
         // Cleared only if still the same message: of two pages racing, one shows it.

@@ -1,9 +1,9 @@
 //! What the hot path would otherwise read on every request: tenants that exist, catalog
-//! entries, and API keys. Tenants and event types are never deleted, so a positive answer
-//! stays true; API keys are kept briefly, so that a key revoked in another process stops
-//! working within [`KEY_TTL`] (in this process, at once).
+//! entries, and API keys. Event types are never deleted, so a positive answer stays true;
+//! tenants and API keys are kept briefly, so that a store deleted or a key revoked in another
+//! process is refused there within [`TENANT_TTL`] and [`KEY_TTL`] (in this process, at once).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,12 @@ use crate::scope::Scope;
 use crate::tenants::Tenant;
 
 pub(crate) const KEY_TTL: Duration = Duration::from_secs(2);
+pub(crate) const TENANT_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 pub(crate) struct Caches {
-    tenants: Mutex<HashSet<Tenant>>,
+    /// When each tenant was last found to exist.
+    tenants: Mutex<HashMap<Tenant, Instant>>,
     catalog: Mutex<HashMap<String, event_type::Model>>,
     /// By the key's SHA-256: its scope and when it was checked.
     keys: Mutex<HashMap<String, (Scope, Instant)>>,
@@ -27,11 +29,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Caches {
     pub(crate) fn tenant_known(&self, tenant: &Tenant) -> bool {
-        lock(&self.tenants).contains(tenant)
+        lock(&self.tenants).get(tenant).is_some_and(|at| at.elapsed() < TENANT_TTL)
     }
 
     pub(crate) fn remember_tenant(&self, tenant: &Tenant) {
-        lock(&self.tenants).insert(tenant.clone());
+        lock(&self.tenants).insert(tenant.clone(), Instant::now());
+    }
+
+    pub(crate) fn forget_tenant(&self, tenant: &Tenant) {
+        lock(&self.tenants).remove(tenant);
     }
 
     pub(crate) fn event_type(&self, name: &str) -> Option<event_type::Model> {

@@ -32,15 +32,49 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     use sea_orm::{ConnectionTrait, DatabaseBackend, TransactionTrait};
     if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Migrator::up(db, None).await;
+        return migrate_unless_newer(db).await;
     }
     // The lock lives in this transaction's session; the migrations run on other connections
-    // of the pool, and the lock ends with the transaction.
-    let lock = db.begin().await?;
-    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
-    let result = Migrator::up(db, None).await;
+    // of the pool, and the lock ends with the transaction. The waiting is done by polling,
+    // not in a blocking statement: a statement waiting for the lock would hold a snapshot,
+    // and `CREATE INDEX CONCURRENTLY` in the winner's migrations waits for every older
+    // snapshot to end, so the two would wait for each other forever.
+    let lock = loop {
+        let txn = db.begin().await?;
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                DatabaseBackend::Postgres,
+                format!("SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK}) AS locked"),
+            ))
+            .await?;
+        if row.map(|r| r.try_get::<bool>("", "locked")).transpose()?.unwrap_or(false) {
+            break txn;
+        }
+        txn.rollback().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let result = migrate_unless_newer(db).await;
     lock.commit().await?;
     result
+}
+
+/// Runs the migrations this version has not applied yet. A database that a newer Hookline
+/// has migrated further is left as it is: every migration only adds (columns with defaults,
+/// tables, indexes), so this version runs on it, which is what lets a rolling upgrade roll
+/// back, or an old process restart while new ones run.
+async fn migrate_unless_newer(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let known: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_string()).collect();
+    let applied = Migrator::get_migration_models(db).await?;
+    let newer: Vec<&str> =
+        applied.iter().map(|m| m.version.as_str()).filter(|v| !known.iter().any(|k| k == v)).collect();
+    if !newer.is_empty() {
+        tracing::warn!(
+            newer = ?newer,
+            "the database was migrated by a newer Hookline; this version runs on it without migrating"
+        );
+        return Ok(());
+    }
+    Migrator::up(db, None).await
 }
 
 /// The advisory lock key of migrations: "hookline" in ASCII, as a number.

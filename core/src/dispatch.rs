@@ -80,21 +80,24 @@ pub struct Handoff {
 
 impl Services {
     /// The engine of this process, if it delivers.
-    pub(crate) fn engine(&self) -> Option<&dyn Dispatcher> {
-        self.dispatcher.get().map(|d| d.as_ref())
+    pub(crate) fn engine(&self) -> Option<std::sync::Arc<dyn Dispatcher>> {
+        self.dispatcher.get().and_then(std::sync::Weak::upgrade)
     }
 
-    fn dispatcher(&self) -> Result<&dyn Dispatcher> {
-        self.dispatcher
-            .get()
-            .map(|d| d.as_ref())
-            .ok_or_else(|| Error::Conflict("This Hookline process does not send deliveries.".into()))
+    fn dispatcher(&self) -> Result<std::sync::Arc<dyn Dispatcher>> {
+        self.engine().ok_or_else(|| Error::Conflict("This Hookline process does not send deliveries.".into()))
     }
 
     /// One more attempt of a delivery, now, recorded as manual. It is an extra attempt: it
     /// never uses up the delivery's automatic retries.
     pub async fn resend(&self, scope: &Scope, delivery_id: &str) -> Result<AttemptResult> {
-        let (found, _, _) = self.delivery_detail(scope, delivery_id).await?;
+        let (found, event, _) = self.delivery_detail(scope, delivery_id).await?;
+        if event.payload_pruned_at.is_some() {
+            return Err(Error::Conflict(
+                "This event's payload was removed after the payload retention; there is nothing left to send again."
+                    .into(),
+            ));
+        }
         self.limit_on_request(&crate::Tenant::from_fields(&found.tenant_type, &found.tenant_id)?)?;
         self.dispatcher()?.attempt_now(&found.id, AttemptTrigger::Manual).await
     }
@@ -154,6 +157,7 @@ impl Services {
             idempotency_key: Set(None),
             sequence: Set(sequence),
             received_at: Set(now),
+            payload_pruned_at: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;

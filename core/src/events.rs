@@ -177,7 +177,9 @@ impl Services {
             mpsc::error::TrySendError::Full(_) => Error::Unavailable(
                 "Hookline is writing as many events as it can hold; try again in a few seconds.".into(),
             ),
-            mpsc::error::TrySendError::Closed(_) => Error::Db(DbErr::Custom("the event writer stopped".into())),
+            mpsc::error::TrySendError::Closed(_) => {
+                Error::Db(DbErr::Custom("the event writer stopped".into()))
+            }
         })?;
         answer.await.map_err(|_| Error::Db(DbErr::Custom("the event writer stopped".into())))?
     }
@@ -240,10 +242,8 @@ impl Services {
                     // and a request that lost a race for its idempotency key (to another
                     // writer or process) now finds the winner's event.
                     for job in batch.drain(..) {
-                        let answer = self
-                            .write_batch(std::slice::from_ref(&job))
-                            .await
-                            .and_then(|mut a| a.remove(0));
+                        let answer =
+                            self.write_batch(std::slice::from_ref(&job)).await.and_then(|mut a| a.remove(0));
                         let _ = job.reply.send(answer);
                     }
                     drop(turn);
@@ -328,7 +328,9 @@ impl Services {
                 continue;
             }
             let bound = self.events_by_idempotency_key(conn, caller, key).await?;
-            let same_tenant = bound.iter().find(|e| e.tenant_type == job.req.tenant.kind.as_str() && e.tenant_id == job.req.tenant.id);
+            let same_tenant = bound
+                .iter()
+                .find(|e| e.tenant_type == job.req.tenant.kind.as_str() && e.tenant_id == job.req.tenant.id);
             answers[i] = match (same_tenant, bound.is_empty()) {
                 (Some(e), _) if e.event_type == job.req.event_type && e.payload == job.req.payload => {
                     Some(Ok(Published { event_id: e.id.clone(), deduplicated: true }))
@@ -342,7 +344,8 @@ impl Services {
             (0..jobs.len()).filter(|i| answers[*i].is_none() && !repeated.contains(i)).collect();
         let fresh: Vec<(&PublishRequest, &str, i64)> =
             fresh_index.iter().map(|&i| (&jobs[i].req, jobs[i].group.as_str(), sequences[i])).collect();
-        let mut planned = lay_out(&fresh, recipients, self.engine());
+        let engine = self.engine();
+        let mut planned = lay_out(&fresh, recipients, engine.as_deref());
         for (&i, e) in fresh_index.iter().zip(&planned.events) {
             answers[i] = Some(Ok(Published { event_id: e.id.clone(), deduplicated: false }));
         }
@@ -444,6 +447,7 @@ fn lay_out(
             idempotency_key: req.idempotency_key.clone(),
             sequence: *sequence,
             received_at: now,
+            payload_pruned_at: None,
         });
         for w in recipients.of(req, group) {
             let id = new_id();

@@ -6,7 +6,6 @@
 pub mod entities;
 
 mod access;
-mod maintenance;
 mod auth;
 mod cache;
 mod crypto;
@@ -14,8 +13,10 @@ mod db;
 mod dispatch;
 mod error;
 mod events;
+mod maintenance;
 mod net;
 mod page;
+mod retention;
 mod scope;
 mod secrets;
 mod subscriptions;
@@ -33,9 +34,11 @@ pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SE
 pub use events::{Audience, DeliveryStatus, OPERATIONAL_PREFIX, PublishRequest, Published};
 pub use net::{AddressPolicy, is_public_ip};
 pub use page::{Page, PageRequest};
+pub use retention::{PruneReport, Pruner, format_retention, parse_retention};
 pub use scope::Scope;
 pub use secrets::Reencrypted;
 pub use tenants::{Tenant, TenantType};
+pub use throttle::{ClientAddress, client_behind};
 pub use time::{human_duration, iso8601, now_ms, parse_date_ms};
 pub use url::{UrlPolicy, WebhookUrl};
 pub use webhooks::{
@@ -65,6 +68,12 @@ pub struct Settings {
     /// Most webhooks (subscriptions included) one tenant may have: one event fans out to
     /// at most this many requests.
     pub max_webhooks_per_tenant: u32,
+    /// How long events, deliveries and attempts are kept (`HOOKLINE_RETENTION`); an admin
+    /// may shorten it per store.
+    pub retention: Duration,
+    /// How long payloads and response bodies are kept (`HOOKLINE_PAYLOAD_RETENTION`, at most
+    /// `retention`): past it they are cleared and the rows keep the rest.
+    pub payload_retention: Duration,
 }
 
 impl Default for Settings {
@@ -76,6 +85,8 @@ impl Default for Settings {
             secret_grace: Duration::from_secs(24 * 3600),
             keyring: Keyring::default(),
             max_webhooks_per_tenant: 50,
+            retention: retention::DEFAULT_RETENTION,
+            payload_retention: retention::DEFAULT_RETENTION,
         }
     }
 }
@@ -93,7 +104,9 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
-    dispatcher: Arc<OnceLock<Arc<dyn Dispatcher>>>,
+    /// Held weakly: the engine holds the services, and a strong link both ways would keep
+    /// the database pool open after the process's server is gone (tests start hundreds).
+    dispatcher: Arc<OnceLock<std::sync::Weak<dyn Dispatcher>>>,
     publisher: Arc<OnceLock<tokio::sync::mpsc::Sender<events::PublishJob>>>,
     cache: Arc<cache::Caches>,
     throttle: Arc<throttle::SignInThrottle>,
@@ -114,16 +127,19 @@ impl Services {
             cache: Arc::new(cache::Caches::default()),
             throttle: Arc::new(throttle::SignInThrottle::default()),
             on_request_limit: Arc::new(governor::RateLimiter::keyed(
-                governor::Quota::per_second(std::num::NonZeroU32::new(ON_REQUEST_PER_SECOND).expect("non-zero"))
-                    .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
+                governor::Quota::per_second(
+                    std::num::NonZeroU32::new(ON_REQUEST_PER_SECOND).expect("non-zero"),
+                )
+                .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
             )),
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Registers what makes attempts on request (the delivery engine); the first one stays.
-    pub fn set_dispatcher(&self, dispatcher: Arc<dyn Dispatcher>) {
-        let _ = self.dispatcher.set(dispatcher);
+    /// The caller keeps `dispatcher` alive for as long as it should serve.
+    pub fn set_dispatcher(&self, dispatcher: &Arc<dyn Dispatcher>) {
+        let _ = self.dispatcher.set(Arc::downgrade(dispatcher));
     }
 
     /// Resolves when deliveries may have become due (an event was published, a resend asked).

@@ -1,9 +1,10 @@
 //! Housekeeping that runs in the background, in small steps so that none of it holds up
-//! publishing or delivery: removing what deleted webhooks left behind, and expired sessions.
+//! publishing or delivery: removing what deleted webhooks and stores left behind, and expired
+//! sessions. Retention has its own module (`retention`).
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
 
-use crate::entities::{delivery, session, webhook_purge};
+use crate::entities::{delivery, session, store, webhook_purge};
 use crate::error::Result;
 use crate::{Services, now_ms};
 
@@ -79,11 +80,13 @@ impl Services {
             ));
         }
         if path.exists() {
-            return Err(Error::invalid("path", format!("{} exists already; name a new file.", path.display())));
+            return Err(Error::invalid(
+                "path",
+                format!("{} exists already; name a new file.", path.display()),
+            ));
         }
-        let text = path
-            .to_str()
-            .ok_or_else(|| Error::invalid("path", "The backup path must be valid UTF-8."))?;
+        let text =
+            path.to_str().ok_or_else(|| Error::invalid("path", "The backup path must be valid UTF-8."))?;
         Error::refuse_nul("path", text)?;
         self.db
             .execute_raw(Statement::from_sql_and_values(
@@ -93,6 +96,42 @@ impl Services {
             ))
             .await?;
         Ok(())
+    }
+
+    /// One step of removing a deleted store's events: at most [`PURGE_BATCH`], by the
+    /// tenant's index. Once none is left, and other processes have stopped taking events for
+    /// it (they may have known it for [`crate::cache::TENANT_TTL`]), the store's row goes.
+    /// Its webhooks' deliveries go with their webhook purges. Answers how many rows it removed.
+    pub async fn purge_deleted_stores_step(&self) -> Result<u64> {
+        let Some(gone) = store::Entity::find()
+            .filter(store::Column::DeletedAt.is_not_null())
+            .order_by_asc(store::Column::DeletedAt)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let backend = self.db.get_database_backend();
+        let _turn = self.write_turn().await;
+        let events = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE tenant_type = 'store' \
+                     AND tenant_id = $1 ORDER BY id LIMIT {PURGE_BATCH})"
+                ),
+                [gone.id.clone().into()],
+            ))
+            .await?
+            .rows_affected();
+        let settled =
+            gone.deleted_at.unwrap_or(0) + 3 * crate::cache::TENANT_TTL.as_millis() as i64 <= now_ms();
+        if events > 0 || !settled {
+            return Ok(events);
+        }
+        store::Entity::delete_by_id(&gone.id).exec(&self.db).await?;
+        Ok(1)
     }
 
     /// Whether the database answers, now.
@@ -107,8 +146,10 @@ impl Services {
             .db
             .query_one_raw(Statement::from_string(
                 self.db.get_database_backend(),
-                "SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL \
-                 ORDER BY next_attempt_at LIMIT 1",
+                // A pending delivery that came due, or a claimed one whose lease ran out (its
+                // process died): both are waiting, as the claim sees them.
+                "SELECT next_attempt_at FROM deliveries WHERE status IN ('pending', 'delivering') \
+                 AND next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT 1",
             ))
             .await?;
         let at: Option<i64> = match row {

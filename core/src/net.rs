@@ -53,7 +53,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) translates to addresses of the operator's
     // choosing, and IPv4-translated addresses (::ffff:0:0:0/96, RFC 2765) carry an IPv4
     // address some stacks reach: neither is ever a public endpoint.
-    if (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) {
+    if (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+        || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0)
+    {
         return false;
     }
     // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.

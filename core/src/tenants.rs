@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::entities::{application, event_type, installation, store, webhook};
+use crate::entities::{api_key, application, event_type, installation, store, webhook};
 use crate::error::{Error, Result};
 use crate::events::PublishRequest;
 use crate::page::{Page, PageRequest};
@@ -118,7 +118,7 @@ impl Services {
             return Ok(true);
         }
         let exists = match tenant.kind {
-            TenantType::Store => store::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some(),
+            TenantType::Store => self.live_store(&tenant.id).await?.is_some(),
             TenantType::Application => {
                 application::Entity::find_by_id(&tenant.id).one(&self.db).await?.is_some()
             }
@@ -132,19 +132,30 @@ impl Services {
     pub async fn create_store(&self, id: &str, name: &str) -> Result<store::Model> {
         check_tenant_id("id", id)?;
         check_name(name)?;
-        if store::Entity::find_by_id(id).one(&self.db).await?.is_some() {
-            return Err(Error::Conflict(format!("A store with id {id} already exists.")));
+        match store::Entity::find_by_id(id).one(&self.db).await? {
+            Some(s) if s.deleted_at.is_some() => {
+                return Err(Error::Conflict(format!(
+                    "The store {id} was deleted and its data is still being removed; try again in a few minutes."
+                )));
+            }
+            Some(_) => return Err(Error::Conflict(format!("A store with id {id} already exists."))),
+            None => {}
         }
         let model = store::ActiveModel {
             id: Set(id.to_string()),
             name: Set(name.trim().to_string()),
             created_at: Set(now_ms()),
+            retention_ms: Set(None),
+            deleted_at: Set(None),
         };
         Ok(model.insert(&self.db).await?)
     }
 
     pub async fn stores_page(&self, page: &PageRequest) -> Result<Page<store::Model>> {
-        let mut query = store::Entity::find().order_by_asc(store::Column::Id).limit(page.limit() + 1);
+        let mut query = store::Entity::find()
+            .filter(store::Column::DeletedAt.is_null())
+            .order_by_asc(store::Column::Id)
+            .limit(page.limit() + 1);
         if let Some(cursor) = &page.cursor {
             query = query.filter(store::Column::Id.gt(cursor));
         }
@@ -168,7 +179,80 @@ impl Services {
     }
 
     pub async fn list_stores(&self) -> Result<Vec<store::Model>> {
-        Ok(store::Entity::find().all(&self.db).await?)
+        Ok(store::Entity::find().filter(store::Column::DeletedAt.is_null()).all(&self.db).await?)
+    }
+
+    /// Deletes a store and all of its data (admins only). At once, in one transaction: the
+    /// store leaves every list and nothing more is published for it, and its webhooks with
+    /// their secrets, targets, filters, sequence counters, installations, API keys, users and
+    /// their sessions go. What can be large is removed in the background in small steps, so
+    /// a store with a long history never holds up publishing: its webhooks' deliveries,
+    /// attempts and hourly counters as for a deleted webhook, then its events and last its
+    /// row ([`Services::purge_deleted_stores_step`]).
+    pub async fn delete_store(&self, scope: &Scope, id: &str) -> Result<()> {
+        if !scope.is_admin() {
+            return Err(Error::Forbidden("Only admins delete stores.".into()));
+        }
+        let found = self.live_store(id).await?.ok_or(Error::NotFound("store"))?;
+        let tenant = Tenant::store(found.id.clone());
+        let key_scope = Scope::Store(found.id.clone()).to_string();
+        let key_hashes: Vec<String> = api_key::Entity::find()
+            .select_only()
+            .column(api_key::Column::KeyHash)
+            .filter(api_key::Column::Scope.eq(&key_scope))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let backend = self.db.get_database_backend();
+        let now = now_ms();
+        let of_store = "tenant_type = 'store' AND tenant_id = $1";
+        let store_id = || -> Vec<sea_orm::Value> { vec![found.id.clone().into()] };
+        let id_and_now = || -> Vec<sea_orm::Value> { vec![found.id.clone().into(), now.into()] };
+        let statements: [(String, Vec<sea_orm::Value>); 11] = [
+            ("UPDATE stores SET deleted_at = $2 WHERE id = $1".into(), id_and_now()),
+            (
+                format!(
+                    "DELETE FROM webhook_secrets WHERE webhook_id IN (SELECT id FROM webhooks WHERE {of_store})"
+                ),
+                store_id(),
+            ),
+            (
+                format!(
+                    "INSERT INTO webhook_purges (webhook_id, requested_at) SELECT id, $2 FROM webhooks \
+                     WHERE {of_store} ON CONFLICT (webhook_id) DO NOTHING"
+                ),
+                id_and_now(),
+            ),
+            (format!("DELETE FROM webhooks WHERE {of_store}"), store_id()),
+            (format!("DELETE FROM targets WHERE {of_store}"), store_id()),
+            (format!("DELETE FROM filters WHERE {of_store}"), store_id()),
+            (format!("DELETE FROM sequences WHERE {of_store}"), store_id()),
+            ("DELETE FROM installations WHERE store_id = $1".into(), store_id()),
+            (
+                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE store_id = $1)".into(),
+                store_id(),
+            ),
+            ("DELETE FROM users WHERE store_id = $1".into(), store_id()),
+            ("DELETE FROM api_keys WHERE scope = $1".into(), vec![key_scope.clone().into()]),
+        ];
+        let turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        self.lock_tenant(&txn, &tenant).await?;
+        for (sql, values) in statements {
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        }
+        txn.commit().await?;
+        drop(turn);
+        self.cache.forget_tenant(&tenant);
+        for hash in key_hashes {
+            self.cache.forget_key(&hash);
+        }
+        Ok(())
+    }
+
+    /// The store, unless it does not exist or was deleted.
+    pub async fn live_store(&self, id: &str) -> Result<Option<store::Model>> {
+        Ok(store::Entity::find_by_id(id).one(&self.db).await?.filter(|s| s.deleted_at.is_none()))
     }
 
     pub async fn create_application(&self, id: &str, name: &str) -> Result<application::Model> {
@@ -196,7 +280,7 @@ impl Services {
         if application::Entity::find_by_id(application_id).one(&self.db).await?.is_none() {
             return Err(Error::NotFound("application"));
         }
-        if store::Entity::find_by_id(store_id).one(&self.db).await?.is_none() {
+        if self.live_store(store_id).await?.is_none() {
             return Err(Error::unprocessable("store_id", format!("No store has id {store_id}.")));
         }
         let lines = product_lines.unwrap_or_else(|| vec!["Reviews".to_string()]);

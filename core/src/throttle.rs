@@ -26,6 +26,29 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// costs this much memory at most.
 const MAX_ENTRIES: usize = 100_000;
 
+/// The address of the client a request came from, as the server worked it out (the
+/// connection's peer, or behind a trusted proxy the address the proxy reports): the HTTP
+/// layer puts it in each request's extensions for the sign-in throttle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The client behind `peer`: `peer` itself, unless it is one of the `trusted` proxies; then
+/// the rightmost address of `X-Forwarded-For` (`forwarded`, every header value in order)
+/// that is not a trusted proxy itself. Addresses a client wrote further left are not
+/// believed.
+pub fn client_behind(peer: IpAddr, forwarded: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&ip.to_canonical()));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = forwarded
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect();
+    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Account(String),
@@ -154,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn only_a_trusted_proxy_is_believed_about_the_client() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_behind(ip("203.0.113.5"), &["198.51.100.1"], &trusted), ip("203.0.113.5"));
+        assert_eq!(client_behind(ip("10.0.0.2"), &["198.51.100.1"], &trusted), ip("198.51.100.1"));
+        // What the client wrote itself is left of what the proxy appended.
+        assert_eq!(client_behind(ip("10.0.0.2"), &["1.2.3.4, 198.51.100.1"], &trusted), ip("198.51.100.1"));
+        assert_eq!(client_behind(ip("10.0.0.2"), &["198.51.100.1, 10.0.0.7"], &trusted), ip("198.51.100.1"));
+        assert_eq!(client_behind(ip("10.0.0.2"), &["garbage"], &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
     fn a_few_failures_are_free_then_each_try_waits_longer() {
         let t = SignInThrottle::default();
         let now = Instant::now();
@@ -199,7 +234,8 @@ mod tests {
     fn concurrent_attempts_count_before_they_finish() {
         let t = SignInThrottle::default();
         let now = Instant::now();
-        let held: Vec<_> = (0..FREE_PER_ACCOUNT).map(|_| t.begin_at("a@x.test", None, now).unwrap()).collect();
+        let held: Vec<_> =
+            (0..FREE_PER_ACCOUNT).map(|_| t.begin_at("a@x.test", None, now).unwrap()).collect();
         assert!(t.begin_at("a@x.test", None, now).is_err());
         for a in held {
             t.finish_at(a, false, now);

@@ -175,7 +175,10 @@ impl Services {
         if types.len() > MAX_EVENT_TYPES {
             return Err(Error::unprocessable(
                 "event_types",
-                format!("A webhook or filter names at most {MAX_EVENT_TYPES} event types; this one names {}.", types.len()),
+                format!(
+                    "A webhook or filter names at most {MAX_EVENT_TYPES} event types; this one names {}.",
+                    types.len()
+                ),
             ));
         }
         let mut names: Vec<String> = types.iter().map(|t| t.trim().to_string()).collect();
@@ -435,7 +438,9 @@ impl Services {
             .await?;
         // The current secret (no expiry) first, then the rotated ones, newest first.
         Ok(self.open_secrets(
-            rows.iter().filter(|s| s.expires_at.is_none()).chain(rows.iter().filter(|s| s.expires_at.is_some())),
+            rows.iter()
+                .filter(|s| s.expires_at.is_none())
+                .chain(rows.iter().filter(|s| s.expires_at.is_some())),
         ))
     }
 
@@ -478,7 +483,8 @@ impl Services {
     }
 
     /// Queues again every delivery the webhook skipped while it was off; answers how many.
-    /// The webhook must be on.
+    /// The webhook must be on. Events whose payload retention removed the payload have
+    /// nothing left to send and stay skipped.
     pub async fn replay_skipped(&self, scope: &Scope, webhook_id: &str) -> Result<u64> {
         let found = self.webhook(scope, webhook_id).await?;
         if !found.enabled {
@@ -491,6 +497,9 @@ impl Services {
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::WebhookId.eq(&found.id))
             .filter(status_is(DeliveryStatus::Skipped))
+            .filter(Expr::cust(
+                "NOT EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.payload_pruned_at IS NOT NULL)",
+            ))
             .exec(&self.db)
             .await?;
         self.wake_workers();
@@ -680,7 +689,10 @@ impl Services {
         if name.starts_with(crate::OPERATIONAL_PREFIX) {
             return Err(Error::invalid(
                 "name",
-                format!("Names starting with {:?} are kept for the events Hookline emits itself.", crate::OPERATIONAL_PREFIX),
+                format!(
+                    "Names starting with {:?} are kept for the events Hookline emits itself.",
+                    crate::OPERATIONAL_PREFIX
+                ),
             ));
         }
         if new.description.chars().count() > 500 {

@@ -9,6 +9,7 @@ mod m20261122_000002_app_owners;
 mod m20261123_000003_session_flash;
 mod m20261123_000004_lean_indexes;
 mod m20261203_000005_hardening;
+mod m20261204_000006_retention;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_session_flash::Migration),
             Box::new(m20261123_000004_lean_indexes::Migration),
             Box::new(m20261203_000005_hardening::Migration),
+            Box::new(m20261204_000006_retention::Migration),
         ]
     }
 }

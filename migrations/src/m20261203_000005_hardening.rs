@@ -45,10 +45,8 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("webhook_purges").to_owned()).await?;
-        m.drop_index(
-            Index::drop().name("events_by_idempotency_key_alone").table("events").to_owned(),
-        )
-        .await?;
+        m.drop_index(Index::drop().name("events_by_idempotency_key_alone").table("events").to_owned())
+            .await?;
         m.alter_table(Table::alter().table("deliveries").drop_column("manual_attempts").to_owned()).await?;
         m.alter_table(Table::alter().table("users").drop_column("disabled_at").to_owned()).await
     }

@@ -42,12 +42,14 @@ async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) {
         _ => "lpad(i::text, 12, '0')",
     };
     let start = hookline_core::now_ms() - 20 * 3_600_000;
+    // UUIDv7s of `start`: pruning takes ids for times, and these are within the retention.
+    let ids = format!("{:08x}-{:04x}-7000-8000-", start >> 16, start & 0xffff);
     let series = format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})");
     let statuses = "CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'succeeded' END";
     let sql = format!(
         "{series} INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, event_type, status, attempts, \
          next_attempt_at, leased_by, last_status_code, last_duration_ms, created_at, updated_at) \
-         SELECT '00000000-0000-7000-8000-' || {pad}, 'ev-' || {pad}, $1, 'store', 'bench', \
+         SELECT '{ids}' || {pad}, 'ev-' || {pad}, $1, 'store', 'bench', \
          CASE WHEN i % 5 = 0 THEN 'review-updated' ELSE 'review-created' END, {statuses}, 1, NULL, NULL, \
          CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, 12, $2 + i, $2 + i FROM n"
     );
@@ -57,7 +59,7 @@ async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) {
     let sql = format!(
         "{series} INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
          request_headers, response_status, response_headers, response_body, error_class, error_message) \
-         SELECT 'at-' || {pad}, '00000000-0000-7000-8000-' || {pad}, $1, 'scheduled', $2 + i, 12, 'https://bench.example.com/h', \
+         SELECT 'at-' || {pad}, '{ids}' || {pad}, $1, 'scheduled', $2 + i, 12, 'https://bench.example.com/h', \
          '[[\"content-type\",\"application/json\"]]', CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, '[]', 'ok', NULL, NULL FROM n"
     );
     db.execute_raw(Statement::from_sql_and_values(backend, sql, [webhook.into(), start.into()]))

@@ -171,7 +171,9 @@ fn postgres_cpu_seconds(postmaster: Option<&str>) -> f64 {
     let Some(pid) = postmaster else { return f64::NAN };
     let fields = |pid: &str| -> Vec<String> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+        stat.rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
     };
     let ticks = |f: &[String], range: std::ops::Range<usize>| -> f64 {
         f.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0)
@@ -204,7 +206,13 @@ async fn receiver_only(events: usize) -> f64 {
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < events {
                     let body = format!(r#"{{"t":{},"data":{{"rating":5,"title":"Great fit"}}}}"#, now_us());
-                    client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -227,7 +235,10 @@ async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
             let name = format!("hookline_bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(admin_url).await.unwrap();
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, query) = admin_url.split_once('?').map(|(b, q)| (b, format!("?{q}"))).unwrap_or((admin_url, String::new()));
+            let (base, query) = admin_url
+                .split_once('?')
+                .map(|(b, q)| (b, format!("?{q}")))
+                .unwrap_or((admin_url, String::new()));
             let (base, _) = base.rsplit_once('/').unwrap();
             format!("{base}/{name}{query}")
         }
@@ -405,13 +416,18 @@ fn main() {
     // PostgreSQL as shipped (durable, TLS) in a cluster of the bench's own, unless a server is
     // named.
     let given = std::env::var("HOOKLINE_BENCH_POSTGRES_URL").ok();
-    let own = if given.is_none() { OwnPostgres::start_new(Durability { durable: true, tls: true }) } else { None };
+    let own =
+        if given.is_none() { OwnPostgres::start_new(Durability { durable: true, tls: true }) } else { None };
     let pg = given.clone().or_else(|| own.as_ref().map(OwnPostgres::url));
     let postmaster = own.as_ref().and_then(OwnPostgres::pid);
     match (&given, &own) {
         (Some(url), _) => eprintln!("(PostgreSQL: the server at {url}, with its own settings)"),
-        (None, Some(_)) => eprintln!("(PostgreSQL: a cluster of the bench's own, fsync and synchronous_commit on, over TLS)"),
-        (None, None) => eprintln!("(PostgreSQL skipped: not installed, and HOOKLINE_BENCH_POSTGRES_URL unset)"),
+        (None, Some(_)) => {
+            eprintln!("(PostgreSQL: a cluster of the bench's own, fsync and synchronous_commit on, over TLS)")
+        }
+        (None, None) => {
+            eprintln!("(PostgreSQL skipped: not installed, and HOOKLINE_BENCH_POSTGRES_URL unset)")
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut backends = vec!["sqlite"];
@@ -426,7 +442,9 @@ fn main() {
     println!(
         "| database | scenario | events published/s | deliveries/s | of receiver only | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | PostgreSQL | load generator | machine | machine busy |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for kind in backends {
         let runs = [
             (format!("(a) 1 webhook x {} events", n(20_000)), 1, n(20_000), None),
@@ -438,7 +456,14 @@ fn main() {
             if !only.is_empty() && !only.chars().any(|c| name.starts_with(&format!("({c})"))) {
                 continue;
             }
-            let f = runtime.block_on(scenario(kind, pg.as_deref(), postmaster.as_deref(), webhooks, events, rate));
+            let f = runtime.block_on(scenario(
+                kind,
+                pg.as_deref(),
+                postmaster.as_deref(),
+                webhooks,
+                events,
+                rate,
+            ));
             println!(
                 "| {kind} | {name} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
                 f.published_per_second,
@@ -459,7 +484,9 @@ fn main() {
     }
     if let (Ok(counts), Some(pg)) = (std::env::var("HOOKLINE_BENCH_WORKERS"), pg.as_deref()) {
         println!();
-        println!("| PostgreSQL, scenario (a), 1 API process + | deliveries/s | p99 ms | CPU µs/delivery, all Hookline processes |");
+        println!(
+            "| PostgreSQL, scenario (a), 1 API process + | deliveries/s | p99 ms | CPU µs/delivery, all Hookline processes |"
+        );
         println!("| --- | ---: | ---: | ---: |");
         for workers in counts.split(',').filter_map(|w| w.trim().parse::<usize>().ok()) {
             let (rate, p99, cpu) = runtime.block_on(multi_process(pg, workers, n(20_000)));

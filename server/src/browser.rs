@@ -51,12 +51,31 @@ pub fn protect(router: Router, cfg: &Config) -> Router {
         public_origin: cfg.public_url.as_ref().map(Url::origin),
         error_key: Arc::new(rand::random()),
     };
+    let trusted = Arc::new(cfg.trusted_proxies.clone());
     // The last layer runs first: headers go on every answer, refusals included.
     router
         .layer(from_fn(limit_dashboard_body))
+        .layer(from_fn_with_state(trusted, note_client_address))
         .layer(from_fn_with_state(guard.clone(), tag_form_errors))
         .layer(from_fn_with_state(guard, refuse_cross_site))
         .layer(from_fn(security_headers))
+}
+
+/// Notes who the client is (the sign-in throttle counts per client): the connection's peer,
+/// or behind a proxy in `HOOKLINE_TRUSTED_PROXIES`, the address it forwards.
+async fn note_client_address(
+    State(trusted): State<Arc<Vec<ipnet::IpNet>>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let forwarded: Vec<&str> =
+            req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let client = hookline_core::client_behind(peer, &forwarded, &trusted);
+        req.extensions_mut().insert(hookline_core::ClientAddress(client));
+    }
+    next.run(req).await
 }
 
 /// A request the dashboard answers by changing something: not a read, and not the API.

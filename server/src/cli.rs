@@ -43,6 +43,14 @@ pub enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Delete what is past HOOKLINE_RETENTION (and stores' own retentions) and clear payloads
+    /// past HOOKLINE_PAYLOAD_RETENTION, now, to the end; prints how many rows of each table.
+    /// Deliveries still retrying and their events are kept.
+    Prune {
+        /// Only count what would be deleted and cleared; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy a SQLite database to PATH, consistently, while Hookline runs.
     Backup {
         /// Where the copy goes (a new file).
@@ -85,6 +93,33 @@ pub enum Command {
     /// HOOKLINE_PREVIOUS_SECRET_KEYS and restart again. A key is 32 random bytes as base64 or
     /// 64 hex characters: `openssl rand -base64 32`.
     ReencryptSecrets,
+}
+
+/// What `hookline prune` prints: per table, the rows deleted and the payloads or response
+/// bodies cleared (or in a dry run, those that would be).
+pub fn prune_report(cfg: &crate::config::Config, done: &hookline_core::PruneReport, dry_run: bool) -> String {
+    use hookline_core::format_retention;
+    let (delete, clear) = if dry_run { ("would delete", "would clear") } else { ("deleted", "cleared") };
+    let mut out = format!(
+        "{} (retention {}, payload retention {}):\n",
+        if dry_run { "Dry run, nothing was changed" } else { "Pruned" },
+        format_retention(cfg.retention),
+        format_retention(cfg.payload_retention)
+    );
+    let rows = [
+        ("events", done.events, Some(("payloads", done.payloads))),
+        ("deliveries", done.deliveries, None),
+        ("attempts", done.attempts, Some(("response bodies", done.response_bodies))),
+        ("webhook_hours", done.webhook_hours, None),
+    ];
+    for (table, deleted, cleared) in rows {
+        out.push_str(&format!("{table:<14} {delete} {deleted}"));
+        if let Some((what, n)) = cleared {
+            out.push_str(&format!(", {clear} {n} {what}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The password for a new user: `HOOKLINE_ADMIN_PASSWORD`, else the first line of stdin.

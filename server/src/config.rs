@@ -49,6 +49,8 @@ pub struct Config {
     /// How long a client has to send a request's whole body once its headers arrived
     /// (`HOOKLINE_BODY_TIMEOUT`); raise it with `HOOKLINE_MAX_PAYLOAD` for slow senders.
     pub body_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (`HOOKLINE_TRUSTED_PROXIES`, CIDRs).
+    pub trusted_proxies: Vec<IpNet>,
     /// What this process does (`HOOKLINE_ROLE`): everything, the dashboard and API only, or
     /// delivery only.
     pub role: Role,
@@ -151,10 +153,13 @@ impl Config {
                     .map_err(|m| err("HOOKLINE_WORKERS", m))?;
                 if workers { Role::All } else { Role::Api }
             }
-            Some(r) => Role::parse(r).ok_or_else(|| err("HOOKLINE_ROLE", format!("{r:?} is not all, api or worker")))?,
+            Some(r) => Role::parse(r)
+                .ok_or_else(|| err("HOOKLINE_ROLE", format!("{r:?} is not all, api or worker")))?,
         };
         let retention = parse_duration(&get("HOOKLINE_RETENTION").unwrap_or_else(|| "30d".into()))
-            .and_then(|d| if d < Duration::from_secs(3600) { Err("must be at least 1h".into()) } else { Ok(d) })
+            .and_then(
+                |d| if d < Duration::from_secs(3600) { Err("must be at least 1h".into()) } else { Ok(d) },
+            )
             .map_err(|m| err("HOOKLINE_RETENTION", m))?;
         let payload_retention = match get("HOOKLINE_PAYLOAD_RETENTION") {
             None => retention,
@@ -260,6 +265,15 @@ impl Config {
             body_timeout: parse_duration(&get("HOOKLINE_BODY_TIMEOUT").unwrap_or_else(|| "30s".into()))
                 .and_then(|d| if d.is_zero() { Err("must be more than 0".into()) } else { Ok(d) })
                 .map_err(|m| err("HOOKLINE_BODY_TIMEOUT", m))?,
+            trusted_proxies: get("HOOKLINE_TRUSTED_PROXIES")
+                .map(|s| {
+                    s.split(',')
+                        .filter(|p| !p.trim().is_empty())
+                        .map(|p| parse_network(p.trim()).map_err(|m| err("HOOKLINE_TRUSTED_PROXIES", m)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
             role,
             retention,
             payload_retention,
@@ -272,6 +286,8 @@ impl Config {
             max_payload: self.max_payload,
             max_webhooks_per_tenant: self.max_webhooks_per_tenant,
             keyring: Keyring::new(self.secret_key.clone(), self.previous_secret_keys.clone()),
+            retention: self.retention,
+            payload_retention: self.payload_retention,
             ..Settings::default()
         }
     }
@@ -330,7 +346,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "GiB" => 1 << 30,
         _ => return Err(format!("{s:?} is not a size like 256KiB")),
     };
-    n.checked_mul(mult).filter(|size| *size <= MAX_SIZE).ok_or_else(|| format!("{s:?} is too large: at most 1GiB"))
+    n.checked_mul(mult)
+        .filter(|size| *size <= MAX_SIZE)
+        .ok_or_else(|| format!("{s:?} is too large: at most 1GiB"))
 }
 
 /// The prefix must start a valid header name: `{prefix}event-type` is sent as one.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod ops;
 pub mod serve;
+pub mod telemetry;
 mod web;
 
 use std::future::Future;
@@ -58,6 +59,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     engine: Option<Engine>,
+    /// The engine as the services reach it for resends and test events; they hold it only
+    /// weakly, so it lives here as long as the application serves.
+    dispatcher: Arc<dyn hookline_core::Dispatcher>,
     services: Services,
     limits: serve::Limits,
 }
@@ -71,11 +75,14 @@ impl Application {
 
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
-        let state = AppState { services: services.clone(), metrics: metrics.clone() };
+        let state = AppState { services: services.clone(), metrics };
         // A worker process serves only what operations need of it; the others serve all.
         let router = if cfg.role == config::Role::Worker {
             Router::new().merge(ops::router()).with_state(state).fallback(|| async {
-                (axum::http::StatusCode::NOT_FOUND, "This Hookline process only delivers (HOOKLINE_ROLE=worker).")
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    "This Hookline process only delivers (HOOKLINE_ROLE=worker).",
+                )
             })
         } else {
             Router::new()
@@ -89,14 +96,15 @@ impl Application {
                 .merge(web::router(services.clone(), &cfg))
         };
         let router = browser::protect(router, &cfg).layer(TraceLayer::new_for_http());
-        let engine = engine(&cfg, services.clone(), metrics);
+        let engine = engine(&cfg, services.clone());
         // Resends and test events go through this process's engine even when it runs no
         // workers.
-        services.set_dispatcher(Arc::new(engine.clone()));
+        let dispatcher: Arc<dyn hookline_core::Dispatcher> = Arc::new(engine.clone());
+        services.set_dispatcher(&dispatcher);
         let engine = cfg.workers.then_some(engine);
         let listener = TcpListener::bind(cfg.listen).await.map_err(|e| StartError::Listen(cfg.listen, e))?;
         let limits = serve::Limits::from_config(&cfg);
-        Ok(Application { listener, router, engine, services, limits })
+        Ok(Application { listener, router, engine, dispatcher, services, limits })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -127,11 +135,12 @@ impl Application {
         if let Some(workers) = workers {
             let _ = workers.await;
         }
+        drop(self.dispatcher);
         result
     }
 }
 
-pub fn engine(cfg: &Config, services: Services, metrics: Arc<Metrics>) -> Engine {
+pub fn engine(cfg: &Config, services: Services) -> Engine {
     let client = WebhookClient::new(cfg.address_policy(), cfg.allow_http, cfg.delivery_timeout);
     Engine::new(
         services,
@@ -145,6 +154,5 @@ pub fn engine(cfg: &Config, services: Services, metrics: Arc<Metrics>) -> Engine
             concurrency: cfg.delivery_concurrency,
             per_webhook: cfg.per_webhook_concurrency,
         },
-        metrics,
     )
 }

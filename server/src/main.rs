@@ -5,11 +5,10 @@ use hookline::cli::{Cli, Command, read_password};
 use hookline::config::Config;
 use hookline::{Application, install_tls_provider, open_services};
 use hookline_core::{Scope, Services};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
+    let _telemetry = hookline::telemetry::init_logging();
     let cli = Cli::parse();
     let cfg = match Config::from_env() {
         Ok(cfg) => cfg,
@@ -24,18 +23,6 @@ async fn main() -> ExitCode {
             eprintln!("hookline: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_http=warn")
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -70,10 +57,15 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
             if Scope::parse(&scope).is_none() {
                 return Err(format!("{scope:?} is not a scope: use admin, store:ID or application:ID"));
             }
-            let created = services.create_api_key_as(&Scope::Admin, Some(&scope), &name).await.map_err(fail)?;
+            let created =
+                services.create_api_key_as(&Scope::Admin, Some(&scope), &name).await.map_err(fail)?;
             // The key alone on stdout, so scripts can capture it; the note goes to stderr.
             println!("{}", created.key);
             eprintln!("API key {} for {}: shown once, store it now.", created.id, created.scope);
+        }
+        Command::Prune { dry_run } => {
+            let done = services.prune(dry_run).await.map_err(fail)?;
+            print!("{}", hookline::cli::prune_report(&cfg, &done, dry_run));
         }
         Command::Backup { path } => {
             services.backup_sqlite(&path).await.map_err(fail)?;

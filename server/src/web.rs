@@ -39,4 +39,10 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         // Pages, CSS, JavaScript and the WebAssembly, brotli or gzip as the browser accepts:
         // the release WebAssembly is a third of its size compressed.
         .layer(tower_http::compression::CompressionLayer::new().br(true).gzip(true))
+        // Asset names carry no hash and pages carry a user's data: every use revalidates
+        // (a 304 when unchanged), and no shared cache keeps a copy.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("private, no-cache"),
+        ))
 }

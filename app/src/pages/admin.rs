@@ -8,9 +8,9 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    AdminCreateApplication, AdminCreateMerchant, AdminCreateStore, AdminDisconnect, AdminInstall, AppError,
-    ApplicationInfo, DeliveryHistory, DisabledWebhook, StoreInfo, ToggleWebhook, admin_applications,
-    admin_deliveries, admin_disabled_webhooks, admin_stores,
+    AdminCreateApplication, AdminCreateMerchant, AdminCreateStore, AdminDeleteStore, AdminDisconnect,
+    AdminInstall, AdminSetStoreRetention, AppError, ApplicationInfo, DeliveryHistory, DisabledWebhook,
+    StoreList, ToggleWebhook, admin_applications, admin_deliveries, admin_disabled_webhooks, admin_stores,
 };
 use crate::components::{ErrorBox, Frame};
 
@@ -90,8 +90,19 @@ fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>
 pub fn AdminStoresPage() -> impl IntoView {
     let create_store = ServerAction::<AdminCreateStore>::new();
     let create_user = ServerAction::<AdminCreateMerchant>::new();
+    let store_actions = StoreActions {
+        retention: ServerAction::<AdminSetStoreRetention>::new(),
+        delete: ServerAction::<AdminDeleteStore>::new(),
+    };
     let stores = Resource::new(
-        move || (create_store.version().get(), create_user.version().get()),
+        move || {
+            (
+                create_store.version().get(),
+                create_user.version().get(),
+                store_actions.retention.version().get(),
+                store_actions.delete.version().get(),
+            )
+        },
         |_| admin_stores(),
     );
     let create_app = ServerAction::<AdminCreateApplication>::new();
@@ -104,6 +115,7 @@ pub fn AdminStoresPage() -> impl IntoView {
                 install.version().get(),
                 disconnect.version().get(),
                 create_store.version().get(),
+                store_actions.delete.version().get(),
             )
         },
         |_| admin_applications(),
@@ -116,7 +128,7 @@ pub fn AdminStoresPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match stores.await {
-                        Ok(stores) => view! { <StoresBody stores create_store create_user/> }.into_any(),
+                        Ok(stores) => view! { <StoresBody stores create_store create_user store_actions/> }.into_any(),
                         Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
@@ -125,7 +137,7 @@ pub fn AdminStoresPage() -> impl IntoView {
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     let stores: Vec<String> = match stores.await {
-                        Ok(s) => s.into_iter().map(|s| s.id).collect(),
+                        Ok(s) => s.stores.into_iter().map(|s| s.id).collect(),
                         Err(_) => return ().into_any(),
                     };
                     match apps.await {
@@ -138,29 +150,76 @@ pub fn AdminStoresPage() -> impl IntoView {
     }
 }
 
+/// What an admin does to one store: shorten its retention, delete it.
+#[derive(Clone, Copy)]
+struct StoreActions {
+    retention: ServerAction<AdminSetStoreRetention>,
+    delete: ServerAction<AdminDeleteStore>,
+}
+
 #[component]
 fn StoresBody(
-    stores: Vec<StoreInfo>,
+    stores: StoreList,
     create_store: ServerAction<AdminCreateStore>,
     create_user: ServerAction<AdminCreateMerchant>,
+    store_actions: StoreActions,
 ) -> impl IntoView {
+    let StoreActions { retention, delete } = store_actions;
     let store_error = move || create_store.value().get().and_then(Result::err);
     let user_error = move || create_user.value().get().and_then(Result::err);
+    let row_error = move || {
+        retention.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err))
+    };
+    let StoreList { stores, retention: global } = stores;
     let options: Vec<(String, String)> = stores.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+    let hint = format!(
+        "Events, deliveries and attempts are kept {global} (HOOKLINE_RETENTION); a store's own retention can only be shorter."
+    );
     view! {
         <section class="card">
+            <p class="hint">{hint}</p>
+            {move || row_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+            {move || delete.value().get().and_then(Result::ok).map(|id| view! {
+                <p class="result ok" role="status">{format!("Store {id} is deleted; its data is being removed in the background.")}</p>
+            })}
             <table class="admin-table" aria-label="Stores">
-                <thead><tr><th>"Store"</th><th>"Id"</th><th>"Created"</th><th>"Users"</th><th></th></tr></thead>
+                <thead><tr><th>"Store"</th><th>"Id"</th><th>"Created"</th><th>"Users"</th><th>"Retention"</th><th></th></tr></thead>
                 <tbody>
                     {stores.into_iter().map(|s| {
                         let href = format!("/settings/api?store={}", s.id);
+                        let retention_label = format!("Retention of {}", s.id);
+                        let delete_label = format!("Delete store {}", s.id);
+                        let confirm_text = format!(" Delete {} with all of its webhooks, events, deliveries, users and API keys", s.id);
+                        let (id_1, id_2) = (s.id.clone(), s.id.clone());
+                        let (form_label, placeholder) = (retention_label.clone(), global.clone());
                         view! {
                             <tr data-store-id=s.id.clone()>
                                 <td>{s.name.clone()}</td>
                                 <td><code>{s.id.clone()}</code></td>
                                 <td>{s.created.clone()}</td>
                                 <td>{if s.users.is_empty() { "None".to_string() } else { s.users.join(", ") }}</td>
-                                <td><A href=href>"Settings › API"</A></td>
+                                <td>
+                                    <ActionForm action=retention attr:class="inline" attr:aria-label=form_label>
+                                        <input type="hidden" name="store" value=id_1/>
+                                        <input type="text" name="retention" size="5" maxlength="16" aria-label=retention_label
+                                            value=s.retention.clone().unwrap_or_default() placeholder=placeholder/>
+                                        <button type="submit">"Save"</button>
+                                    </ActionForm>
+                                </td>
+                                <td class="actions">
+                                    <A href=href>"Settings › API"</A>
+                                    <details class="confirm-delete">
+                                        <summary>"Delete…"</summary>
+                                        <ActionForm action=delete attr:class="confirm" attr:aria-label=delete_label>
+                                            <input type="hidden" name="store" value=id_2/>
+                                            <label class="check">
+                                                <input type="checkbox" name="confirm" value="yes" required/>
+                                                {confirm_text}
+                                            </label>
+                                            <button type="submit" class="danger">"Delete store"</button>
+                                        </ActionForm>
+                                    </details>
+                                </td>
                             </tr>
                         }
                     }).collect_view()}

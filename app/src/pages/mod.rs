@@ -1,8 +1,8 @@
 mod admin;
 pub(crate) mod login;
 mod not_found;
-mod users;
 pub(crate) mod settings;
+mod users;
 mod webhook;
 
 pub use admin::{AdminDeliveriesPage, AdminStoresPage, AdminWebhooksPage};

@@ -381,12 +381,15 @@ fn DeliveryDetail(info: DeliveryInfo, resend: ServerAction<ResendDelivery>) -> i
         <div class="delivery-detail" aria-label="Delivery detail">
             <div class="section-head">
                 <h3>"Delivery of " <code>{info.row.event_type.clone()}</code></h3>
-                <ActionForm action=resend attr:class="inline">
-                    <input type="hidden" name="delivery_id" value=info.row.id.clone()/>
-                    <button type="submit" id="resend" disabled=move || resend.pending().get()>
-                        {move || if resend.pending().get() { "Resending…" } else { "Resend" }}
-                    </button>
-                </ActionForm>
+                // A payload the retention removed cannot be sent again.
+                {info.payload_removed.is_none().then(|| view! {
+                    <ActionForm action=resend attr:class="inline">
+                        <input type="hidden" name="delivery_id" value=info.row.id.clone()/>
+                        <button type="submit" id="resend" disabled=move || resend.pending().get()>
+                            {move || if resend.pending().get() { "Resending…" } else { "Resend" }}
+                        </button>
+                    </ActionForm>
+                })}
             </div>
             {move || result().map(|r| match r {
                 Ok(o) => view! { <p class=if o.succeeded { "result ok" } else { "result bad" } role="status">{o.summary}</p> }.into_any(),
@@ -394,7 +397,10 @@ fn DeliveryDetail(info: DeliveryInfo, resend: ServerAction<ResendDelivery>) -> i
             })}
             <p class="hint">"Event " <code>{info.event_id.clone()}</code> " · status " {info.row.status.clone()}</p>
             <h4>"Payload"</h4>
-            <pre class="body">{info.payload.clone()}</pre>
+            {match info.payload_removed.clone() {
+                Some(note) => view! { <p class="notice payload-removed">{note}</p> }.into_any(),
+                None => view! { <pre class="body">{info.payload.clone()}</pre> }.into_any(),
+            }}
             {info.attempts.into_iter().enumerate().map(|(i, a)| view! {
                 <article class="attempt">
                     <h4>{format!("Attempt {} · {} · {}", i + 1, a.started, a.trigger)}</h4>

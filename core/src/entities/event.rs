@@ -13,6 +13,8 @@ pub struct Model {
     pub idempotency_key: Option<String>,
     pub sequence: i64,
     pub received_at: i64,
+    /// When the payload was cleared after the payload retention; it is then `null`.
+    pub payload_pruned_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

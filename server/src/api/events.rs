@@ -70,7 +70,7 @@ async fn publish(
         )
         .await?;
     if !published.deduplicated {
-        state.metrics.record_published();
+        metrics::counter!(crate::telemetry::EVENTS_PUBLISHED, "source" => "api").increment(1);
     }
     // As the IETF idempotency-key draft suggests: the answer is the first request's.
     let replayed = AppendHeaders(published.deduplicated.then_some(("idempotent-replayed", "true")));
@@ -83,7 +83,10 @@ struct EventView {
     tenant_type: String,
     tenant_id: String,
     event_type: String,
+    /// `null` once the payload retention removed it (see `payload_pruned_at`).
     payload: Box<RawValue>,
+    /// When the payload retention removed the payload; `null` while it is kept.
+    payload_pruned_at: Option<String>,
     idempotency_key: Option<String>,
     sequence: i64,
     received_at: String,
@@ -126,6 +129,7 @@ async fn get_event(
         tenant_id: ev.tenant_id,
         event_type: ev.event_type,
         payload,
+        payload_pruned_at: ev.payload_pruned_at.map(time),
         idempotency_key: ev.idempotency_key,
         sequence: ev.sequence,
         received_at: time(ev.received_at),

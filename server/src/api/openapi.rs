@@ -294,7 +294,7 @@ pub const OPERATIONS: &[Operation] = &[
         201,
         Some("EventType"),
     ),
-    op("get", "/stores", "listStores", "Every store (admin)", "Tenants", None, 200, Some("Page<Tenant>")),
+    op("get", "/stores", "listStores", "Every store (admin)", "Tenants", None, 200, Some("Page<Store>")),
     op(
         "post",
         "/stores",
@@ -303,7 +303,28 @@ pub const OPERATIONS: &[Operation] = &[
         "Tenants",
         Some("NewTenant"),
         201,
-        Some("Tenant"),
+        Some("Store"),
+    ),
+    op("get", "/stores/{id}", "getStore", "A store (admin)", "Tenants", None, 200, Some("Store")),
+    op(
+        "patch",
+        "/stores/{id}",
+        "updateStore",
+        "Shorten (or with null restore) how long a store's events, deliveries and attempts are kept (admin)",
+        "Tenants",
+        Some("StorePatch"),
+        200,
+        Some("Store"),
+    ),
+    op(
+        "delete",
+        "/stores/{id}",
+        "deleteStore",
+        "Delete a store and all of its data (admin); the data is removed in the background",
+        "Tenants",
+        None,
+        204,
+        None,
     ),
     op(
         "post",
@@ -462,7 +483,9 @@ pub fn schemas() -> Map<String, Value> {
     });
     let mut detail = delivery.clone();
     detail["webhook_id"] = string();
-    detail["payload"] = json!({"description": "The event's payload, as published"});
+    detail["payload"] = json!({"description": "The event's payload, as published; null once the payload retention removed it"});
+    detail["payload_pruned_at"] = json!({"type": ["string", "null"], "format": "date-time",
+        "description": "When the payload retention (HOOKLINE_PAYLOAD_RETENTION) removed the payload and the attempts' response bodies and headers"});
     detail["attempt_count"] = json!({"type": "integer"});
     detail["attempts"] = json!({"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}});
     let tenant_record = |extra: Value| {
@@ -512,7 +535,10 @@ pub fn schemas() -> Map<String, Value> {
                 ],
                 json!({
                     "id": string(), "tenant_type": string(), "tenant_id": string(), "event_type": string(),
-                    "payload": {}, "idempotency_key": nullable("string"), "sequence": {"type": "integer"}, "received_at": time(),
+                    "payload": {"description": "As published; null once the payload retention removed it"},
+                    "payload_pruned_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "When the payload retention (HOOKLINE_PAYLOAD_RETENTION) removed the payload"},
+                    "idempotency_key": nullable("string"), "sequence": {"type": "integer"}, "received_at": time(),
                     "deliveries": {"type": "array", "items": object(&["id", "webhook_id", "status", "attempts"], json!({
                         "id": string(), "webhook_id": string(), "status": string(), "attempts": {"type": "integer"},
                         "last_status_code": nullable("integer"),
@@ -555,7 +581,10 @@ pub fn schemas() -> Map<String, Value> {
         ("Delivery", object(&["id", "event_id", "event_type", "status", "attempts", "created_at"], delivery)),
         (
             "DeliveryDetail",
-            object(&["id", "event_id", "webhook_id", "status", "attempt_count", "attempts", "payload"], detail),
+            object(
+                &["id", "event_id", "webhook_id", "status", "attempt_count", "attempts", "payload"],
+                detail,
+            ),
         ),
         (
             "Attempt",
@@ -622,6 +651,19 @@ pub fn schemas() -> Map<String, Value> {
                 &["id", "name", "created_at"],
                 json!({"id": string(), "name": string(), "created_at": time()}),
             ),
+        ),
+        (
+            "Store",
+            object(
+                &["id", "name", "created_at", "retention"],
+                json!({"id": string(), "name": string(), "created_at": time(), "retention": {"type": ["string", "null"],
+                    "description": "The store's own retention, e.g. \"7d\"; null: HOOKLINE_RETENTION"}}),
+            ),
+        ),
+        (
+            "StorePatch",
+            json!({"type": "object", "properties": {"retention": {"type": ["string", "null"],
+                "description": "7d, 12h, 90m: at least 1h and at most HOOKLINE_RETENTION (422 beyond); null: HOOKLINE_RETENTION"}}}),
         ),
         ("NewTenant", object(&["id", "name"], json!({"id": string(), "name": string()}))),
         (

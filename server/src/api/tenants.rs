@@ -1,4 +1,7 @@
-//! Admin routes for tenants (stores, applications, installations) and the event catalog.
+//! Admin routes for tenants (stores with their retention and deletion, applications,
+//! installations) and the event catalog.
+
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,12 +13,13 @@ use serde_json::value::RawValue;
 use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, time};
 use crate::AppState;
-use hookline_core::entities::{event_type, installation};
-use hookline_core::{NewEventType, Page, PageRequest};
+use hookline_core::entities::{event_type, installation, store};
+use hookline_core::{NewEventType, Page, PageRequest, format_retention};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/stores", post(create_store).get(list_stores))
+        .route("/stores/{id}", get(read_store).patch(update_store).delete(delete_store))
         .route("/applications", post(create_application))
         .route("/applications/{id}/installations", post(install).get(installations))
         .route("/applications/{id}/installations/{store_id}", delete(disconnect))
@@ -35,14 +39,83 @@ struct TenantView {
     created_at: String,
 }
 
+/// A store, with how long its events, deliveries and attempts are kept when an admin made it
+/// shorter than `HOOKLINE_RETENTION` (`null`: the global retention).
+#[derive(Serialize)]
+struct StoreView {
+    id: String,
+    name: String,
+    created_at: String,
+    retention: Option<String>,
+}
+
+impl From<store::Model> for StoreView {
+    fn from(s: store::Model) -> Self {
+        StoreView {
+            retention: s.retention_ms.map(|ms| format_retention(Duration::from_millis(ms.max(0) as u64))),
+            id: s.id,
+            name: s.name,
+            created_at: time(s.created_at),
+        }
+    }
+}
+
 async fn create_store(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<TenantBody>,
-) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+) -> Result<(StatusCode, Json<StoreView>), ApiError> {
     caller.require_admin()?;
     let s = state.services.create_store(&body.id, &body.name).await?;
-    Ok((StatusCode::CREATED, Json(TenantView { id: s.id, name: s.name, created_at: time(s.created_at) })))
+    Ok((StatusCode::CREATED, Json(s.into())))
+}
+
+async fn read_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StoreView>, ApiError> {
+    caller.require_admin()?;
+    let found = state.services.live_store(&id).await?.ok_or_else(|| ApiError::not_found("store"))?;
+    Ok(Json(found.into()))
+}
+
+#[derive(Deserialize)]
+struct StorePatch {
+    /// `"7d"`, or `null` for the global retention; absent leaves it as it is.
+    #[serde(default, deserialize_with = "present")]
+    retention: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Changes a store (admins only): its retention, at most `HOOKLINE_RETENTION` (422 beyond).
+async fn update_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<StorePatch>,
+) -> Result<Json<StoreView>, ApiError> {
+    caller.require_admin()?;
+    let updated = match body.retention {
+        Some(retention) => state.services.set_store_retention(&caller.0, &id, retention.as_deref()).await?,
+        None => state.services.live_store(&id).await?.ok_or_else(|| ApiError::not_found("store"))?,
+    };
+    Ok(Json(updated.into()))
+}
+
+/// Deletes a store and all of its data (admins only): 204 at once, the large tables emptied
+/// in the background.
+async fn delete_store(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    state.services.delete_store(&caller.0, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn create_application(
@@ -59,10 +132,10 @@ async fn list_stores(
     State(state): State<AppState>,
     caller: Caller,
     Query(page): Query<PageRequest>,
-) -> Result<Json<Page<TenantView>>, ApiError> {
+) -> Result<Json<Page<StoreView>>, ApiError> {
     caller.require_admin()?;
     let found = state.services.stores_page(&page).await?;
-    Ok(Json(found.map(|s| TenantView { id: s.id, name: s.name, created_at: time(s.created_at) })))
+    Ok(Json(found.map(StoreView::from)))
 }
 
 #[derive(Deserialize)]

@@ -253,7 +253,11 @@ struct DeliveryDetail {
     next_attempt_at: Option<i64>,
     created_at: i64,
     webhook_id: String,
+    /// `null` once the payload retention removed it (see `payload_pruned_at`).
     payload: Box<RawValue>,
+    /// When the payload retention removed the payload and the attempts' response bodies and
+    /// headers; `null` while they are kept.
+    payload_pruned_at: Option<String>,
     attempts: Vec<AttemptView>,
 }
 
@@ -297,6 +301,7 @@ async fn delivery(
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let (delivery, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
     let payload = RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
+    let payload_pruned_at = event.payload_pruned_at.map(time);
     let webhook_id = delivery.webhook_id.clone();
     let row = DeliveryView::from(delivery);
     Ok(Json(DeliveryDetail {
@@ -311,6 +316,7 @@ async fn delivery(
         created_at: row.created_at,
         webhook_id,
         payload,
+        payload_pruned_at,
         attempts: attempts.into_iter().map(AttemptView::from).collect(),
     }))
 }

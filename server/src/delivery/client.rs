@@ -60,6 +60,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, for the metrics' label values.
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::Timeout,
+        ErrorClass::Connect,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::Blocked,
+        ErrorClass::HttpStatus,
+        ErrorClass::SigningSecret,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Timeout => "timeout",

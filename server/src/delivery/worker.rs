@@ -25,18 +25,19 @@ use std::time::Duration;
 
 use hookline_core::entities::{delivery, event, webhook};
 use hookline_core::{
-    AttemptResult, AttemptTrigger, Audience, BoxFuture, DeliveryStatus, Dispatcher, Handoff,
-    PublishRequest, Reservation, Services, iso8601, now_ms,
+    AttemptResult, AttemptTrigger, Audience, BoxFuture, DeliveryStatus, Dispatcher, Handoff, PublishRequest,
+    Reservation, Services, iso8601, now_ms,
 };
 use sea_orm::{ColumnTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, Statement, TransactionTrait};
 use tokio::sync::Semaphore;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::Instrument;
 
 use super::client::{ErrorClass, Outcome, WebhookClient};
 use super::retry::RetryPolicy;
 use super::signature::signature_header;
-use crate::ops::Metrics;
+use crate::telemetry;
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: usize = 64;
@@ -63,7 +64,6 @@ pub struct Engine {
     services: Services,
     client: WebhookClient,
     cfg: Arc<EngineConfig>,
-    metrics: Arc<Metrics>,
     worker_id: String,
     permits: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
@@ -213,14 +213,13 @@ enum Settle {
 }
 
 impl Engine {
-    pub fn new(services: Services, client: WebhookClient, cfg: EngineConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(services: Services, client: WebhookClient, cfg: EngineConfig) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let (records, recorder) = mpsc::unbounded_channel();
         Engine {
             services,
             client,
             cfg: Arc::new(cfg),
-            metrics,
             worker_id: uuid::Uuid::new_v4().to_string(),
             permits,
             in_flight: Arc::new(InFlight::default()),
@@ -268,7 +267,9 @@ impl Engine {
             }
         }
         let _stopped = Stopped(&self.running);
-        let janitor = tokio::spawn(super::janitor::run(self.services.clone(), self.metrics.clone()));
+        let (permits, capacity) = (self.permits.clone(), self.cfg.concurrency.max(1));
+        let in_flight = move || capacity.saturating_sub(permits.available_permits());
+        let janitor = tokio::spawn(super::janitor::run(self.services.clone(), capacity, in_flight));
         struct AbortOnDrop(tokio::task::JoinHandle<()>);
         impl Drop for AbortOnDrop {
             fn drop(&mut self) {
@@ -509,7 +510,7 @@ impl Engine {
         let Some(out) = out else {
             return self.release_unstarted(claim).await;
         };
-        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
+        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets, AttemptTrigger::Scheduled).await;
         // The endpoint has answered: its next delivery may go out while this one is written.
         drop(out);
         drop(slot.webhook);
@@ -542,14 +543,23 @@ impl Engine {
         }
     }
 
-    /// Signs and sends the event to the webhook.
+    /// Signs and sends the event to the webhook, in the attempt's span: what is logged about
+    /// it carries the event's, the delivery's and the webhook's ids.
     async fn send(
         &self,
         claim: &Claim,
         hook: &webhook::Model,
         ev: &event::Model,
         secrets: &[String],
+        trigger: AttemptTrigger,
     ) -> (Vec<(String, String)>, Outcome) {
+        let span = tracing::info_span!(
+            "attempt",
+            event_id = %ev.id,
+            delivery_id = %claim.id,
+            webhook_id = %hook.id,
+            trigger = trigger.as_str()
+        );
         let headers = self.request_headers(claim, ev, secrets);
         // No secret that opens (see `Services::signing_secrets_of`): an unsigned request would
         // look forged, so the attempt fails here and is retried on schedule, once the key is back.
@@ -568,9 +578,25 @@ impl Engine {
                 retry_after: None,
             }
         } else {
-            self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await
+            self.client
+                .post(&hook.url, &headers, ev.payload.clone().into_bytes())
+                .instrument(span.clone())
+                .await
         };
-        self.metrics.record_attempt(outcome.succeeded(), outcome.duration);
+        telemetry::attempt_made(&outcome, trigger, ev.received_at, now_ms());
+        span.in_scope(|| {
+            let duration_ms = outcome.duration.as_millis() as u64;
+            match &outcome.error {
+                Some((class, why)) => tracing::info!(
+                    status = outcome.status,
+                    duration_ms,
+                    error_class = class.as_str(),
+                    error = %why,
+                    "attempt failed"
+                ),
+                None => tracing::debug!(status = outcome.status, duration_ms, "attempt answered"),
+            }
+        });
         (headers, outcome)
     }
 
@@ -623,7 +649,7 @@ impl Engine {
             services: self.services.clone(),
         };
         let permit = place.sending.clone().acquire_owned().await;
-        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets).await;
+        let (headers, outcome) = self.send(&claim, &hook, &ev, &secrets, trigger).await;
         drop(permit);
         drop(place);
         let settle = match (trigger, outcome.succeeded()) {
@@ -800,8 +826,9 @@ impl Engine {
     }
 
     /// Publishes `webhook.disabled` to the tenant, for its other webhooks that subscribe to it.
-    async fn announce_disabled(&self, hook: &webhook::Model, reason: &str, now: i64) {
+    async fn announce_disabled(&self, hook: &webhook::Model, reason: &'static str, now: i64) {
         tracing::warn!(webhook = %hook.id, reason, "webhook turned off");
+        metrics::counter!(telemetry::WEBHOOKS_DISABLED, "reason" => reason).increment(1);
         let message = match reason {
             "gone" => "The endpoint answered 410 Gone.".to_string(),
             _ => format!(
@@ -828,8 +855,12 @@ impl Engine {
                 audience: Audience::MadeBy(hook.application_id.clone()),
             })
             .await;
-        if let Err(e) = result {
-            tracing::error!(webhook = %hook.id, error = %e, "could not publish webhook.disabled");
+        match result {
+            Ok(published) if !published.deduplicated => {
+                metrics::counter!(telemetry::EVENTS_PUBLISHED, "source" => "internal").increment(1)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(webhook = %hook.id, error = %e, "could not publish webhook.disabled"),
         }
     }
 }

@@ -336,8 +336,14 @@ async fn pages_and_assets_are_sent_compressed() {
             Some(encoding),
             "{path} with {encoding}"
         );
+        assert_eq!(res.headers().get("vary").and_then(|v| v.to_str().ok()), Some("accept-encoding"));
+        assert_eq!(
+            res.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("private, no-cache")
+        );
     }
     // The REST API is left as it is.
-    let res = app.http.get(app.url("/api/v1/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
+    let res =
+        app.http.get(app.url("/api/v1/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
     assert!(res.headers().get("content-encoding").is_none());
 }

@@ -156,13 +156,25 @@ async fn sqlite_runs_in_wal_mode_with_several_connections() {
 async fn users_are_disabled_and_deleted_from_the_command_line() {
     let dir = TempDir::new();
     let url = fresh_database(Backend::Sqlite, &dir).await;
-    assert!(hookline(&url, &["create-admin", "--email", "ops@example.com"], Some("a long password")).status.success());
-    assert!(hookline(&url, &["create-admin", "--email", "two@example.com"], Some("a long password")).status.success());
+    assert!(
+        hookline(&url, &["create-admin", "--email", "ops@example.com"], Some("a long password"))
+            .status
+            .success()
+    );
+    assert!(
+        hookline(&url, &["create-admin", "--email", "two@example.com"], Some("a long password"))
+            .status
+            .success()
+    );
 
     // A key for a tenant that does not exist is refused, with a non-zero exit.
     let out = hookline(&url, &["create-api-key", "--scope", "store:nowhere", "--name", "k"], None);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No tenant"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No tenant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "no key printed");
 
     hookline::install_tls_provider();
@@ -185,4 +197,23 @@ async fn users_are_disabled_and_deleted_from_the_command_line() {
     assert!(!out.status.success());
     let out = hookline(&url, &["disable-user", "--email", "nobody@example.com"], None);
     assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn a_database_a_newer_version_migrated_still_opens() {
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    assert!(hookline(&url, &["migrate"], None).status.success());
+    // A migration this version does not know, as a newer release would leave it.
+    let db = hookline_core::connect(&url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000099_future', 0)",
+    )
+    .await
+    .unwrap();
+    let out = hookline(&url, &["migrate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hookline(&url, &["create-store", "--id", "after-upgrade", "--name", "Still works"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

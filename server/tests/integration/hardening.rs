@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hookline_core::entities::{delivery, session, webhook};
 use hookline_core::Scope;
+use hookline_core::entities::{delivery, session, webhook};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use test_receiver::{Behaviour, Receiver};
@@ -23,14 +23,20 @@ async fn try_sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Res
 }
 
 async fn deliveries_of(app: &TestApp, event_id: &str) -> Vec<delivery::Model> {
-    delivery::Entity::find().filter(delivery::Column::EventId.eq(event_id)).all(&app.services.db).await.unwrap()
+    delivery::Entity::find()
+        .filter(delivery::Column::EventId.eq(event_id))
+        .all(&app.services.db)
+        .await
+        .unwrap()
 }
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
@@ -485,7 +491,8 @@ async fn header_flood_receiver() -> std::net::SocketAddr {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 let _ = socket.read(&mut buf).await;
-                let mut response = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n");
+                let mut response =
+                    String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n");
                 for i in 0..40 {
                     response.push_str(&format!("x-flood-{i:05}: {}\r\n", "v".repeat(9000)));
                 }
@@ -503,7 +510,11 @@ async fn a_receivers_response_headers_are_capped_like_its_body() {
     let addr = header_flood_receiver().await;
     app.create_webhook("store-a", &format!("http://{addr}/flood"), None).await;
     let event_id = app.publish("store-a", "review-created", json!({})).await;
-    assert!(app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].attempts > 0).await);
+    assert!(
+        app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].attempts
+            > 0)
+            .await
+    );
     let stored = hookline_core::entities::attempt::Entity::find().all(&app.services.db).await.unwrap();
     assert_eq!(stored[0].response_status, Some(200), "{:?}", stored[0].error_message);
     let headers = stored[0].response_headers.clone().unwrap_or_default();

@@ -36,7 +36,10 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
             .post(format!("http://{addr}/api/v1/webhooks"))
             .bearer_auth(&key)
             .header("content-type", "application/json")
-            .body(json!({"tenant_type": "store", "tenant_id": "store-a", "url": receiver.url("/r")}).to_string())
+            .body(
+                json!({"tenant_type": "store", "tenant_id": "store-a", "url": receiver.url("/r")})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -64,8 +67,15 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
                 let Ok(res) = res else { continue };
                 let status = res.status().as_u16();
                 let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
-                let body: serde_json::Value = serde_json::from_str(&res.text().await.unwrap_or_default()).unwrap_or_default();
-                answers.push((status, retry_after, body["id"].as_str().map(str::to_string), asked.elapsed(), started.elapsed()));
+                let body: serde_json::Value =
+                    serde_json::from_str(&res.text().await.unwrap_or_default()).unwrap_or_default();
+                answers.push((
+                    status,
+                    retry_after,
+                    body["id"].as_str().map(str::to_string),
+                    asked.elapsed(),
+                    started.elapsed(),
+                ));
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             answers
@@ -81,7 +91,12 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
     assert_eq!(ready.status(), 503);
     assert!(asked.elapsed() < Duration::from_secs(5));
     let asked = Instant::now();
-    let res = http.get(format!("http://{addr}/api/v1/webhooks?tenant_type=store&tenant_id=store-a")).bearer_auth(&key).send().await.unwrap();
+    let res = http
+        .get(format!("http://{addr}/api/v1/webhooks?tenant_type=store&tenant_id=store-a"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
     assert!(matches!(res.status().as_u16(), 503), "an API call while the database is away: {}", res.status());
     assert!(res.headers().contains_key("retry-after"));
@@ -98,11 +113,18 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
     let answers = producer.await.unwrap();
 
     let slowest = answers.iter().map(|a| a.3).max().unwrap();
-    assert!(slowest < Duration::from_secs(5) + Duration::from_millis(500), "every answer within 5 s: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(5) + Duration::from_millis(500),
+        "every answer within 5 s: {slowest:?}"
+    );
     let refused: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
     assert!(!refused.is_empty(), "publishing answered 503 while the database was away");
     assert!(refused.iter().all(|a| a.1.is_some()), "every 503 has Retry-After");
-    assert!(answers.iter().all(|a| a.0 == 202 || a.0 == 503), "only 202 or 503: {:?}", answers.iter().map(|a| a.0).collect::<HashSet<_>>());
+    assert!(
+        answers.iter().all(|a| a.0 == 202 || a.0 == 503),
+        "only 202 or 503: {:?}",
+        answers.iter().map(|a| a.0).collect::<HashSet<_>>()
+    );
     // Within 5 s of the database's return, publishing is accepted again.
     let resumed = answers
         .iter()
@@ -112,7 +134,8 @@ async fn a_database_outage_answers_503_and_loses_nothing_accepted() {
     assert!(resumed < Duration::from_secs(3) + back_at + Duration::from_secs(5), "resumed after {resumed:?}");
 
     // Every event answered 202 arrives.
-    let accepted: HashSet<String> = answers.iter().filter(|a| a.0 == 202).filter_map(|a| a.2.clone()).collect();
+    let accepted: HashSet<String> =
+        answers.iter().filter(|a| a.0 == 202).filter_map(|a| a.2.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got: HashSet<String> =

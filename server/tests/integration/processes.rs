@@ -56,7 +56,8 @@ impl Process {
     }
 
     fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap().success();
+        let ok =
+            Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap().success();
         assert!(ok, "kill {signal}");
     }
 
@@ -85,13 +86,18 @@ async fn prepared(database_url: &str, receiver: &Receiver) -> (Services, String)
     hookline::install_tls_provider();
     let db = hookline_core::connect(database_url).await.unwrap();
     hookline_core::migrate(&db).await.unwrap();
-    let services = Services::new(db, hookline_core::Settings {
-        url_policy: hookline_core::UrlPolicy {
-            addresses: hookline_core::AddressPolicy { allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] },
-            allow_http: true,
+    let services = Services::new(
+        db,
+        hookline_core::Settings {
+            url_policy: hookline_core::UrlPolicy {
+                addresses: hookline_core::AddressPolicy {
+                    allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+                },
+                allow_http: true,
+            },
+            ..Default::default()
         },
-        ..Default::default()
-    });
+    );
     services.create_store("store-a", "Store A").await.unwrap();
     let key = services.create_api_key(&Scope::Admin, "producer").await.unwrap().key;
     let created = services

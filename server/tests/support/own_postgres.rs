@@ -39,7 +39,17 @@ impl OwnPostgres {
         let pg = OwnPostgres { bin, dir, port, durability };
         if durability.tls {
             let ok = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                ])
                 .arg("-keyout")
                 .arg(pg.dir.join("server.key"))
                 .arg("-out")
@@ -89,7 +99,11 @@ impl OwnPostgres {
         }
         if self.durability.tls {
             let file = |name: &str| -> String { self.dir.join(name).display().to_string() };
-            opts.push_str(&format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", file("server.crt"), file("server.key")));
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                file("server.crt"),
+                file("server.key")
+            ));
         }
         let log = self.dir.join("log");
         let data = self.data();
