@@ -14,13 +14,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
 use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
 use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
 
@@ -31,37 +28,9 @@ use own_postgres::{Durability, OwnPostgres};
 const DAY: i64 = 86_400_000;
 const EVENTS: usize = 20_000;
 
-fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
-}
-
-#[derive(Clone, Default)]
-struct Sink {
-    latencies: Arc<Mutex<Vec<u64>>>,
-    count: Arc<AtomicUsize>,
-}
-
-async fn receive(State(sink): State<Sink>, body: Bytes) -> &'static str {
-    let now = now_us();
-    let sent = body
-        .strip_prefix(b"{\"t\":")
-        .and_then(|rest| rest.iter().position(|b| !b.is_ascii_digit()).map(|end| &rest[..end]))
-        .and_then(|digits| std::str::from_utf8(digits).ok())
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(now);
-    sink.latencies.lock().unwrap().push(now.saturating_sub(sent));
-    sink.count.fetch_add(1, Ordering::Relaxed);
-    "ok"
-}
-
-async fn start_sink() -> (Sink, String) {
-    let sink = Sink::default();
-    let app = Router::new().fallback(receive).with_state(sink.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (sink, url)
-}
+#[path = "support/sink.rs"]
+mod sink;
+use sink::{Sink, now_us, start_sink};
 
 struct Server {
     child: Child,
