@@ -1,17 +1,22 @@
 //! Pieces the pages share: the frame with its top bar, the on/off switch, the health badge.
 
+use hookline_domain::WebhookUrl;
 use leptos::prelude::*;
 use leptos_router::components::{A, Redirect};
 
-use crate::api::{AppError, HealthKind, Logout, ToggleWebhook, Viewer, current_viewer};
+use crate::error::AppError;
+use crate::pages::login::SignOut;
+use crate::pages::webhook::SwitchWebhook;
+use crate::pages::webhook::server::HealthKind;
+use crate::session::{Viewer, signed_in_viewer};
 
 /// The page frame: the top bar with the signed-in user, and the page. Anyone not signed in
 /// is sent to the login page. The page's own content is created outside the user check, so
 /// its resources belong to a stable owner.
 #[component]
 pub fn Frame(children: Children) -> impl IntoView {
-    let me = Resource::new(|| (), |_| current_viewer());
-    let logout = ServerAction::<Logout>::new();
+    let me = Resource::new(|| (), |_| signed_in_viewer());
+    let logout = ServerAction::<SignOut>::new();
     view! {
         <header class="topbar">
             <A href="/settings/api" attr:class="brand">"Hookline"</A>
@@ -33,7 +38,7 @@ pub fn Frame(children: Children) -> impl IntoView {
 }
 
 #[component]
-fn WhoAmI(viewer: Viewer, logout: ServerAction<Logout>) -> impl IntoView {
+fn WhoAmI(viewer: Viewer, logout: ServerAction<SignOut>) -> impl IntoView {
     view! {
         {viewer.is_admin.then(|| view! {
             <nav class="admin-nav" aria-label="Admin">
@@ -81,7 +86,7 @@ pub fn WebhookSwitch(
     url: String,
     #[prop(into)] on_change: Callback<()>,
 ) -> impl IntoView {
-    let toggle = ServerAction::<ToggleWebhook>::new();
+    let toggle = ServerAction::<SwitchWebhook>::new();
     let state = RwSignal::new(enabled);
     Effect::new(move |_| {
         if let Some(Ok(now)) = toggle.value().get() {
@@ -131,7 +136,7 @@ pub fn UrlField(
 ) -> impl IntoView {
     let typed = RwSignal::new(None::<String>);
     let message =
-        move || typed.get().and_then(|t| crate::validate::url_problem(&t)).or_else(|| server_error.get());
+        move || typed.get().and_then(|t| WebhookUrl::problem_while_typing(&t)).or_else(|| server_error.get());
     let error_id = format!("{id}-error");
     view! {
         <label for=id>"Endpoint URL"</label>

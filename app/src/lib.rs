@@ -1,11 +1,20 @@
 //! Hookline's dashboard: Settings > API for merchants, and the admin views. Components render
 //! on the server and hydrate in the browser; every form is an `ActionForm` over a server
 //! function, so it also works as a plain HTML form before the WebAssembly has loaded.
+//!
+//! `pages/<page>.rs` is a page's view and `pages/<page>/server.rs` its server functions, each
+//! a thin call of a `hookline_core` service with the signed-in user's scope. `session.rs`
+//! knows who is signed in (once per request) and which store is viewed, `error.rs` is the
+//! server functions' one error, `paging.rs` the lists' page links, `components.rs` the
+//! pieces pages share.
 
-pub mod api;
 mod components;
+mod error;
+#[cfg(feature = "ssr")]
+mod format;
 mod pages;
-mod validate;
+mod paging;
+mod session;
 
 use leptos::nonce::use_nonce;
 use leptos::prelude::*;
@@ -38,6 +47,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Every part of the page asks who is signed in; the request looks it up once.
+    #[cfg(feature = "ssr")]
+    session::provide_request_session();
     view! {
         <Stylesheet id="hookline" href="/pkg/hookline.css"/>
         <Title formatter=|page: String| if page.is_empty() { "Hookline".to_string() } else { format!("{page} · Hookline") }/>

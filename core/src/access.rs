@@ -7,8 +7,7 @@ use sea_orm::EntityTrait;
 use crate::Services;
 use crate::entities::installation;
 use crate::error::{Error, Result};
-use crate::scope::Scope;
-use crate::tenants::{Tenant, TenantType};
+use hookline_domain::{Scope, Tenant, TenantType};
 
 /// How a caller reaches a tenant it may manage.
 #[derive(Clone, Debug, PartialEq, Eq)]

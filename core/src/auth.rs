@@ -13,35 +13,17 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::entities::{api_key, session, user};
 use crate::error::{Error, Result};
-use crate::page::{Page, PageRequest};
-use crate::scope::Scope;
 use crate::{Services, new_id, now_ms};
+use hookline_domain::{Page, PageRequest, Role, Scope, human_duration};
 
 pub const API_KEY_PREFIX: &str = "hkl_";
 const MIN_PASSWORD_LEN: usize = 10;
 /// Longer passwords are refused rather than hashed: hashing cost grows with the input.
 const MAX_PASSWORD_LEN: usize = 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Merchant,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Merchant => "merchant",
-        }
-    }
-}
 
 /// The user behind a valid session.
 #[derive(Clone, Debug)]
@@ -63,8 +45,7 @@ impl SessionUser {
     }
 
     fn from_model(u: user::Model) -> Self {
-        let role = if u.role == "admin" { Role::Admin } else { Role::Merchant };
-        SessionUser { id: u.id, email: u.email, role, store_id: u.store_id }
+        SessionUser { id: u.id, email: u.email, role: u.role, store_id: u.store_id }
     }
 }
 
@@ -182,9 +163,22 @@ fn normalize_email(email: &str) -> Result<String> {
 }
 
 impl Services {
-    /// Every user, by email (for the admin's stores page).
-    pub async fn list_users(&self) -> Result<Vec<user::Model>> {
-        Ok(user::Entity::find().order_by_asc(user::Column::Email).all(&self.db).await?)
+    /// A page of users by email (for the admin's users page); the cursor is the last email.
+    pub async fn users_page(&self, page: &PageRequest) -> Result<Page<user::Model>> {
+        let mut query = user::Entity::find().order_by_asc(user::Column::Email).limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(user::Column::Email.gt(cursor));
+        }
+        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |u| u.email.clone()))
+    }
+
+    /// The users of these stores, by email (for a page of the admin's stores page).
+    pub async fn users_of_stores(&self, store_ids: &[String]) -> Result<Vec<user::Model>> {
+        Ok(user::Entity::find()
+            .filter(user::Column::StoreId.is_in(store_ids.iter().cloned()))
+            .order_by_asc(user::Column::Email)
+            .all(&self.db)
+            .await?)
     }
 
     pub async fn user_count(&self) -> Result<u64> {
@@ -218,7 +212,7 @@ impl Services {
             id: Set(new_id()),
             email: Set(email),
             password_hash: Set(hash_password_pooled(password).await?),
-            role: Set(role.as_str().to_string()),
+            role: Set(role),
             store_id: Set(store_id),
             created_at: Set(now_ms()),
             disabled_at: Set(None),
@@ -261,7 +255,7 @@ impl Services {
     ) -> Result<Option<SessionUser>> {
         let account = email.trim().to_lowercase();
         let attempt = self.throttle.begin(&account, client).map_err(|wait| Error::TooManyRequests {
-            message: format!("Too many failed sign-ins. Try again in {}.", crate::time::human_duration(wait)),
+            message: format!("Too many failed sign-ins. Try again in {}.", human_duration(wait)),
             retry_after_secs: wait.as_secs().max(1),
         })?;
         let result = self.authenticate_user(&account, password).await;
@@ -286,7 +280,7 @@ impl Services {
     ) -> Result<()> {
         let found = user::Entity::find_by_id(user_id).one(&self.db).await?.ok_or(Error::NotFound("user"))?;
         let attempt = self.throttle.begin(&found.email, None).map_err(|wait| Error::TooManyRequests {
-            message: format!("Too many wrong passwords. Try again in {}.", crate::time::human_duration(wait)),
+            message: format!("Too many wrong passwords. Try again in {}.", human_duration(wait)),
             retry_after_secs: wait.as_secs().max(1),
         })?;
         let (hash, typed) = (found.password_hash.clone(), current.to_string());
@@ -374,11 +368,11 @@ impl Services {
     }
 
     async fn keep_one_admin(&self, leaving: &user::Model) -> Result<()> {
-        if leaving.role != Role::Admin.as_str() || leaving.disabled_at.is_some() {
+        if leaving.role != Role::Admin || leaving.disabled_at.is_some() {
             return Ok(());
         }
         let admins = user::Entity::find()
-            .filter(user::Column::Role.eq(Role::Admin.as_str()))
+            .filter(user::Column::Role.eq(Role::Admin))
             .filter(user::Column::DisabledAt.is_null())
             .count(&self.db)
             .await?;

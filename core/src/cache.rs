@@ -8,8 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::entities::event_type;
-use crate::scope::Scope;
-use crate::tenants::Tenant;
+use hookline_domain::{Scope, Tenant};
 
 pub(crate) const KEY_TTL: Duration = Duration::from_secs(2);
 pub(crate) const TENANT_TTL: Duration = Duration::from_secs(10);

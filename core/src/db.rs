@@ -6,22 +6,32 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
-/// Connects to `sqlite://...` or `postgres://...`. SQLite runs in WAL mode with a pool of
-/// connections, so readers never wait for the delivery workers' writes.
+/// Connections a pool opens at most unless told otherwise (`HOOKLINE_DATABASE_POOL_SIZE`):
+/// tuned for 2 cores, where more connections only queue for the CPU.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// Connects to `sqlite://...` or `postgres://...` with the default pool size.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
+}
+
+/// Connects with a pool of at most `pool_size` connections. SQLite runs in WAL mode with a
+/// pool of connections, so readers never wait for the delivery workers' writes.
+pub async fn connect_with_pool_size(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    let pool_size = pool_size.max(1);
     let mut opts = ConnectOptions::new(url.to_string());
     // A request waits at most a few seconds for a connection, then answers 503: a database
     // that is down or saturated must not hold every request for half a minute.
     opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(4)).connect_timeout(Duration::from_secs(4));
     if url.starts_with("sqlite:") {
-        opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+        opts.max_connections(pool_size).min_connections(1).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
     } else {
-        opts.max_connections(8).min_connections(1);
+        opts.max_connections(pool_size).min_connections(1);
     }
     Database::connect(opts).await
 }

@@ -1,36 +1,27 @@
-//! Attempts made on request rather than on schedule: a manual resend and a test event. The
-//! delivery engine lives in the server; it registers itself here as the [`Dispatcher`], so the
-//! REST API and the dashboard reach it through the same tenant-checked services.
+//! The delivery engine as the services see it. The engine lives in the server; it registers
+//! itself here as the [`Dispatcher`], so the REST API and the dashboard reach it through the
+//! same tenant-checked services for attempts made on request (a manual resend, a test event),
+//! and publishing hands it fresh deliveries ([`Reservation`], [`Handoff`], each carrying the
+//! engine's [`Slot`]). Also what a claim's attempts need, loaded at once
+//! ([`Services::load_claimed`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::entities::{delivery, event, event_type};
+use crate::entities::{delivery, event, event_type, webhook};
 use crate::error::{Error, Result};
-use crate::events::{DeliveryStatus, next_sequence};
-use crate::scope::Scope;
+use crate::events::next_sequence;
+use crate::slots::Slot;
+use crate::store::queue::{Claimed, Loaded};
 use crate::{Services, new_id, now_ms};
+use hookline_domain::{DeliveryStatus, Scope, human_duration};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttemptTrigger {
-    Scheduled,
-    Manual,
-    Test,
-}
-
-impl AttemptTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptTrigger::Scheduled => "scheduled",
-            AttemptTrigger::Manual => "manual",
-            AttemptTrigger::Test => "test",
-        }
-    }
-}
+pub use hookline_domain::AttemptTrigger;
 
 /// What one attempt made on request came to.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -67,24 +58,58 @@ pub trait Dispatcher: Send + Sync + 'static {
 pub struct Reservation {
     pub leased_by: String,
     pub lease_until: i64,
-    pub hold: Box<dyn std::any::Any + Send>,
+    pub hold: Slot,
 }
 
 /// A delivery written leased to the engine, with what its first attempt needs.
 pub struct Handoff {
     pub delivery_id: String,
-    pub event: std::sync::Arc<event::Model>,
-    pub webhook: std::sync::Arc<crate::entities::webhook::Model>,
-    pub hold: Box<dyn std::any::Any + Send>,
+    pub event: Arc<event::Model>,
+    pub webhook: Arc<webhook::Model>,
+    pub hold: Slot,
+}
+
+/// A claimed delivery with what its attempt needs: its event and webhook (`None` when gone
+/// since it was queued) and the webhook's signing secrets.
+pub struct ClaimedDelivery {
+    pub claim: Claimed,
+    pub webhook: Option<Arc<webhook::Model>>,
+    pub event: Option<Arc<event::Model>>,
+    pub secrets: Arc<Vec<String>>,
 }
 
 impl Services {
+    /// Loads what the attempts of a claim need: three queries however many deliveries it
+    /// holds (events, webhooks, signing secrets). In the claim's order.
+    pub async fn load_claimed(&self, claims: Vec<Claimed>) -> Result<Vec<ClaimedDelivery>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let webhook_ids = crate::store::queue::webhook_ids(&claims);
+        let Loaded { events, webhooks } = self.store().load(&claims, &webhook_ids).await?;
+        let secrets: HashMap<String, Arc<Vec<String>>> = self
+            .signing_secrets_of(&webhook_ids)
+            .await?
+            .into_iter()
+            .map(|(id, s)| (id, Arc::new(s)))
+            .collect();
+        Ok(claims
+            .into_iter()
+            .map(|claim| ClaimedDelivery {
+                webhook: webhooks.get(&claim.webhook_id).cloned(),
+                event: events.get(&claim.event_id).cloned(),
+                secrets: secrets.get(&claim.webhook_id).cloned().unwrap_or_default(),
+                claim,
+            })
+            .collect())
+    }
+
     /// The engine of this process, if it delivers.
-    pub(crate) fn engine(&self) -> Option<std::sync::Arc<dyn Dispatcher>> {
+    pub(crate) fn engine(&self) -> Option<Arc<dyn Dispatcher>> {
         self.dispatcher.get().and_then(std::sync::Weak::upgrade)
     }
 
-    fn dispatcher(&self) -> Result<std::sync::Arc<dyn Dispatcher>> {
+    fn dispatcher(&self) -> Result<Arc<dyn Dispatcher>> {
         self.engine().ok_or_else(|| Error::Conflict("This Hookline process does not send deliveries.".into()))
     }
 
@@ -98,7 +123,7 @@ impl Services {
                     .into(),
             ));
         }
-        self.limit_on_request(&crate::Tenant::from_fields(&found.tenant_type, &found.tenant_id)?)?;
+        self.limit_on_request(&crate::Tenant { kind: found.tenant_type, id: found.tenant_id.clone() })?;
         self.dispatcher()?.attempt_now(&found.id, AttemptTrigger::Manual).await
     }
 
@@ -111,7 +136,7 @@ impl Services {
             Error::TooManyRequests {
                 message: format!(
                     "Too many resends and test events for {tenant}; try again in {}.",
-                    crate::time::human_duration(wait)
+                    human_duration(wait)
                 ),
                 retry_after_secs: wait.as_secs().max(1),
             }
@@ -150,7 +175,7 @@ impl Services {
         let sequence = next_sequence(&txn, &tenant, &kind.resource).await?;
         event::Entity::insert(event::ActiveModel {
             id: Set(event_id.clone()),
-            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_type: Set(tenant.kind),
             tenant_id: Set(tenant.id.clone()),
             event_type: Set(kind.name.clone()),
             payload: Set(kind.example_payload.clone()),
@@ -166,10 +191,10 @@ impl Services {
             id: Set(delivery_id.clone()),
             event_id: Set(event_id),
             webhook_id: Set(hook.id.clone()),
-            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_type: Set(tenant.kind),
             tenant_id: Set(tenant.id.clone()),
             event_type: Set(kind.name.clone()),
-            status: Set(DeliveryStatus::Delivering.as_str().to_string()),
+            status: Set(DeliveryStatus::Delivering),
             attempts: Set(0),
             manual_attempts: Set(0),
             next_attempt_at: Set(None),

@@ -52,6 +52,13 @@ pub(crate) fn is_hidden_control(c: char) -> bool {
             | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+impl From<hookline_domain::InputError> for Error {
+    /// A value of the vocabulary that would not parse: the caller's mistake, a 400.
+    fn from(e: hookline_domain::InputError) -> Self {
+        Error::Invalid { field: Some(e.field), message: e.message }
+    }
+}
+
 impl From<DbErr> for Error {
     /// A storage failure, except text PostgreSQL refuses for holding U+0000: that is the
     /// caller's input, a 400 like any other. (The statement failed, so nothing was written.)

@@ -9,47 +9,17 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dispatch::{Dispatcher, Handoff};
 use crate::entities::{delivery, event, installation, webhook};
 use crate::error::{Error, Result};
-use crate::scope::Scope;
-use crate::tenants::{Tenant, TenantType};
 use crate::{Services, new_id, now_ms};
+use hookline_domain::{DeliveryStatus, EventFilter, Scope, Tenant, TenantType};
 
 /// How long an `Idempotency-Key` stays bound to the event it first published.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivering,
-    Succeeded,
-    Failed,
-    Skipped,
-}
-
-impl DeliveryStatus {
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivering, Self::Succeeded, Self::Failed, Self::Skipped]
-            .into_iter()
-            .find(|status| status.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivering => "delivering",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Skipped => "skipped",
-        }
-    }
-}
 
 pub struct PublishRequest {
     pub tenant: Tenant,
@@ -330,7 +300,7 @@ impl Services {
             let bound = self.events_by_idempotency_key(conn, caller, key).await?;
             let same_tenant = bound
                 .iter()
-                .find(|e| e.tenant_type == job.req.tenant.kind.as_str() && e.tenant_id == job.req.tenant.id);
+                .find(|e| e.tenant_type == job.req.tenant.kind && e.tenant_id == job.req.tenant.id);
             answers[i] = match (same_tenant, bound.is_empty()) {
                 (Some(e), _) if e.event_type == job.req.event_type && e.payload == job.req.payload => {
                     Some(Ok(Published { event_id: e.id.clone(), deduplicated: true }))
@@ -371,8 +341,7 @@ impl Services {
         let found = event::Entity::find().filter(event::Column::IdempotencyKey.eq(key)).all(txn).await?;
         let mut bound = Vec::new();
         for e in found {
-            let Some(kind) = TenantType::parse(&e.tenant_type) else { continue };
-            if !caller.allows(&Tenant { kind, id: e.tenant_id.clone() }) {
+            if !caller.allows(&Tenant { kind: e.tenant_type, id: e.tenant_id.clone() }) {
                 continue;
             }
             if now_ms() - e.received_at < IDEMPOTENCY_WINDOW_MS {
@@ -440,7 +409,7 @@ fn lay_out(
     for (req, group, sequence) in fresh {
         let ev = Arc::new(event::Model {
             id: new_id(),
-            tenant_type: req.tenant.kind.as_str().to_string(),
+            tenant_type: req.tenant.kind,
             tenant_id: req.tenant.id.clone(),
             event_type: req.event_type.clone(),
             payload: req.payload.clone(),
@@ -469,10 +438,10 @@ fn lay_out(
                 id,
                 event_id: ev.id.clone(),
                 webhook_id: w.id.clone(),
-                tenant_type: ev.tenant_type.clone(),
+                tenant_type: ev.tenant_type,
                 tenant_id: ev.tenant_id.clone(),
                 event_type: ev.event_type.clone(),
-                status: status.as_str().to_string(),
+                status,
                 attempts: 0,
                 manual_attempts: 0,
                 next_attempt_at: next,
@@ -518,7 +487,8 @@ fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant
 /// its stores: who may receive each event.
 #[derive(Default)]
 struct Recipients {
-    webhooks: HashMap<Tenant, Vec<Arc<webhook::Model>>>,
+    /// Each with its event filter, read once for the whole batch.
+    webhooks: HashMap<Tenant, Vec<(Arc<webhook::Model>, EventFilter)>>,
     /// (application, store) to the product lines it is installed for.
     lines: HashMap<(String, String), Vec<String>>,
 }
@@ -535,7 +505,8 @@ impl Recipients {
             .get(&req.tenant)
             .into_iter()
             .flatten()
-            .filter(move |w| w.subscribes_to(&req.event_type) && self.may_receive(w, req, group))
+            .filter(move |(w, filter)| filter.matches(&req.event_type) && self.may_receive(w, req, group))
+            .map(|(w, _)| w)
     }
 
     fn may_receive(&self, w: &webhook::Model, req: &PublishRequest, group: &str) -> bool {
@@ -571,13 +542,14 @@ async fn recipients(conn: &impl ConnectionTrait, tenants: &[Tenant]) -> Result<R
     }
     let mut installed: Vec<(String, String)> = Vec::new();
     for w in webhook::Entity::find().filter(any).all(conn).await? {
-        if let (Some(app), "store") = (&w.application_id, w.tenant_type.as_str()) {
+        if let (Some(app), TenantType::Store) = (&w.application_id, w.tenant_type) {
             let key = (app.clone(), w.tenant_id.clone());
             if !installed.contains(&key) {
                 installed.push(key);
             }
         }
-        out.webhooks.entry(w.tenant()).or_default().push(Arc::new(w));
+        let filter = w.subscription();
+        out.webhooks.entry(w.tenant()).or_default().push((Arc::new(w), filter));
     }
     if !installed.is_empty() {
         let mut pairs = sea_orm::Condition::any();
@@ -640,7 +612,7 @@ async fn write_rows_postgres(
     for e in events {
         values.extend([
             e.id.clone().into(),
-            e.tenant_type.clone().into(),
+            e.tenant_type.into(),
             e.tenant_id.clone().into(),
             e.event_type.clone().into(),
             e.payload.clone().into(),
@@ -652,7 +624,7 @@ async fn write_rows_postgres(
     let mut sql = format!(
         "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
          received_at) VALUES {}",
-        row_placeholders(events.len(), EVENT_COLS, 0)
+        crate::store::placeholders(events.len(), EVENT_COLS, 0)
     );
     if !deliveries.is_empty() {
         let offset = values.len();
@@ -661,10 +633,10 @@ async fn write_rows_postgres(
                 d.id.clone().into(),
                 d.event_id.clone().into(),
                 d.webhook_id.clone().into(),
-                d.tenant_type.clone().into(),
+                d.tenant_type.into(),
                 d.tenant_id.clone().into(),
                 d.event_type.clone().into(),
-                d.status.clone().into(),
+                d.status.into(),
                 d.attempts.into(),
                 d.next_attempt_at.into(),
                 d.leased_by.clone().into(),
@@ -676,28 +648,11 @@ async fn write_rows_postgres(
             "WITH new_events AS ({sql}) INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, \
              tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at) \
              VALUES {}",
-            row_placeholders(deliveries.len(), DELIVERY_COLS, offset)
+            crate::store::placeholders(deliveries.len(), DELIVERY_COLS, offset)
         );
     }
     db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
     Ok(())
-}
-
-/// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders, numbered from `offset + 1`.
-fn row_placeholders(rows: usize, cols: usize, offset: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 6);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(offset + r * cols + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
 }
 
 /// Sequence numbers for each item, one upsert per (tenant, resource) however many items share
@@ -744,4 +699,47 @@ async fn advance_sequence(
 /// The next number of the tenant's counter for this resource.
 pub(crate) async fn next_sequence(txn: &DatabaseTransaction, tenant: &Tenant, resource: &str) -> Result<i64> {
     advance_sequence(txn, tenant, resource, 1).await
+}
+
+impl Services {
+    /// An event with its deliveries, seen as every other record is: the tenant's own keys see
+    /// all of it; an application installed on a store sees a store's event through the
+    /// webhooks it made there, with only their deliveries. What the scope cannot see is not
+    /// found.
+    pub async fn event_detail(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+    ) -> Result<(event::Model, Vec<delivery::Model>)> {
+        use sea_orm::QueryOrder;
+        let found =
+            event::Entity::find_by_id(event_id).one(&self.db).await?.ok_or(Error::NotFound("event"))?;
+        let tenant = Tenant { kind: found.tenant_type, id: found.tenant_id.clone() };
+        let mut deliveries = delivery::Entity::find()
+            .filter(delivery::Column::EventId.eq(&found.id))
+            .order_by_asc(delivery::Column::Id)
+            .all(&self.db)
+            .await?;
+        if !scope.allows(&tenant) {
+            let Scope::Application(app) = scope else {
+                return Err(Error::NotFound("event"));
+            };
+            if !self.sees(scope, &tenant, Some(app)).await? {
+                return Err(Error::NotFound("event"));
+            }
+            let own: std::collections::HashSet<String> = webhook::Entity::find()
+                .filter(webhook::Column::Id.is_in(deliveries.iter().map(|d| d.webhook_id.clone())))
+                .filter(webhook::Column::ApplicationId.eq(app.as_str()))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|w| w.id)
+                .collect();
+            deliveries.retain(|d| own.contains(&d.webhook_id));
+            if deliveries.is_empty() {
+                return Err(Error::NotFound("event"));
+            }
+        }
+        Ok((found, deliveries))
+    }
 }

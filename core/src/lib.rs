@@ -4,47 +4,50 @@
 //! caller's [`Scope`] or the [`Tenant`], so a handler cannot forget whose data it touches.
 
 pub mod entities;
+pub mod slots;
+pub mod store;
 
 mod access;
 mod auth;
 mod cache;
+mod catalog;
 mod crypto;
 mod db;
 mod dispatch;
 mod error;
 mod events;
 mod maintenance;
-mod net;
-mod page;
 mod retention;
-mod scope;
 mod secrets;
 mod subscriptions;
 mod tenants;
 mod throttle;
 mod time;
-mod url;
 mod webhooks;
 
-pub use auth::{ApiKeyCreated, Role, SessionUser};
+pub use auth::{ApiKeyCreated, SessionUser};
+pub use catalog::NewEventType;
 pub use crypto::{Keyring, SecretKey, UnreadableSecret};
-pub use db::{connect, migrate};
-pub use dispatch::{AttemptResult, AttemptTrigger, BoxFuture, Dispatcher, Handoff, Reservation};
+pub use db::{DEFAULT_POOL_SIZE, connect, connect_with_pool_size, migrate};
+pub use dispatch::{AttemptResult, BoxFuture, ClaimedDelivery, Dispatcher, Handoff, Reservation};
 pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SECS, is_unavailable};
-pub use events::{Audience, DeliveryStatus, OPERATIONAL_PREFIX, PublishRequest, Published};
-pub use net::{AddressPolicy, is_public_ip};
-pub use page::{Page, PageRequest};
+pub use events::{Audience, OPERATIONAL_PREFIX, PublishRequest, Published};
 pub use retention::{PruneReport, Pruner, format_retention, parse_retention};
-pub use scope::Scope;
 pub use secrets::Reencrypted;
-pub use tenants::{Tenant, TenantType};
 pub use throttle::{ClientAddress, client_behind};
-pub use time::{human_duration, iso8601, now_ms, parse_date_ms};
-pub use url::{UrlPolicy, WebhookUrl};
+pub use time::now_ms;
 pub use webhooks::{
-    DeliveryFilter, DeliveryTotals, DeliveryView, HOUR_MS, NewEventType, NewWebhook, SECRET_PREFIX,
-    TOTALS_WINDOW, WebhookPatch, WebhookWithSecret, generate_secret,
+    DeliveryFilter, DeliveryTotals, DeliveryView, HOUR_MS, NewWebhook, SECRET_PREFIX, TOTALS_WINDOW,
+    WebhookPatch, WebhookWithSecret, generate_secret,
 };
+// The vocabulary lives in `hookline-domain` (it builds for the browser too); these are the
+// names it always had here.
+pub use hookline_domain::{
+    AddressPolicy, AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, EventFilter, Health,
+    InputError, Page, PageRequest, Role, Scope, Tenant, TenantType, UrlPolicy, WebhookUrl, human_duration,
+    human_time, is_public_ip, iso8601, parse_date_ms,
+};
+pub use hookline_domain::{ApiKeyId, ApplicationId, AttemptId, DeliveryId, EventId, StoreId, WebhookId};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -95,13 +98,13 @@ impl Default for Settings {
 const ON_REQUEST_BURST: u32 = 20;
 const ON_REQUEST_PER_SECOND: u32 = 2;
 
-type OnRequestLimiter = governor::DefaultKeyedRateLimiter<tenants::Tenant>;
+type OnRequestLimiter = governor::DefaultKeyedRateLimiter<Tenant>;
 
 /// The handle every service call goes through: the database, the settings, and the signal
 /// that wakes the delivery workers when new work is written.
 #[derive(Clone)]
 pub struct Services {
-    pub db: DatabaseConnection,
+    db: DatabaseConnection,
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
     /// Held weakly: the engine holds the services, and a strong link both ways would keep
@@ -117,6 +120,13 @@ pub struct Services {
 }
 
 impl Services {
+    /// The database itself, for tests and benchmarks that seed or inspect rows directly
+    /// (the `test-support` feature); everything else goes through the services.
+    #[cfg(feature = "test-support")]
+    pub fn database(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
         Self {
             db,
@@ -151,10 +161,13 @@ impl Services {
     /// queue here instead of in SQLite's busy handler, which sleeps. Hold it across the
     /// transaction. PostgreSQL has row locks and needs no turn.
     pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db.get_database_backend() {
-            sea_orm::DatabaseBackend::Sqlite => Some(self.write_gate.lock().await),
-            _ => None,
-        }
+        self.store().write_turn().await
+    }
+
+    /// The store's typed functions over this database and write turn (what the delivery
+    /// engine reads and writes).
+    pub fn store(&self) -> store::Store<'_> {
+        store::Store::new(&self.db, &self.write_gate)
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -46,7 +46,7 @@ impl Services {
             webhook_purge::Entity::delete_by_id(&purge.webhook_id).exec(&self.db).await?;
             return Ok(1);
         }
-        let list = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = crate::store::placeholder_list(ids.len(), 0);
         let values: Vec<sea_orm::Value> = ids.iter().map(|id| id.clone().into()).collect();
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
         let attempts = txn

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::entities::{store, webhook};
 use crate::error::{Error, Result};
-use crate::scope::Scope;
 use crate::{HOUR_MS, Services, now_ms};
+use hookline_domain::Scope;
 
 pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The shortest retention a store may have: as `HOOKLINE_RETENTION`'s.

@@ -10,28 +10,19 @@ use sea_orm::{
 use crate::access::Reach;
 use crate::entities::{filter, target, webhook};
 use crate::error::{Error, Result};
-use crate::page::{Page, PageRequest};
-use crate::scope::Scope;
-use crate::tenants::{Tenant, TenantType};
-use crate::url::WebhookUrl;
 use crate::webhooks::{Made, WebhookWithSecret};
 use crate::{Services, new_id, now_ms};
+use hookline_domain::{Page, PageRequest, Scope, Tenant, WebhookUrl};
 
 impl target::Model {
     pub fn tenant(&self) -> Tenant {
-        Tenant {
-            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
-            id: self.tenant_id.clone(),
-        }
+        Tenant { kind: self.tenant_type, id: self.tenant_id.clone() }
     }
 }
 
 impl filter::Model {
     pub fn tenant(&self) -> Tenant {
-        Tenant {
-            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
-            id: self.tenant_id.clone(),
-        }
+        Tenant { kind: self.tenant_type, id: self.tenant_id.clone() }
     }
 
     pub fn event_names(&self) -> Vec<String> {
@@ -53,7 +44,7 @@ impl Services {
         let url = WebhookUrl::parse(url, &self.settings.url_policy)?;
         Ok(target::ActiveModel {
             id: Set(new_id()),
-            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_type: Set(tenant.kind),
             tenant_id: Set(tenant.id.clone()),
             url: Set(url.into_string()),
             application_id: Set(reach.application()),
@@ -81,7 +72,7 @@ impl Services {
             .unwrap_or_default();
         Ok(filter::ActiveModel {
             id: Set(new_id()),
-            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_type: Set(tenant.kind),
             tenant_id: Set(tenant.id.clone()),
             events: Set(events),
             application_id: Set(reach.application()),

@@ -1,77 +1,15 @@
 //! Tenants: stores and applications. Every webhook, event and delivery belongs to one.
 
-use std::fmt;
-
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::entities::{api_key, application, event_type, installation, store, webhook};
+use crate::entities::{api_key, application, event_type, installation, store};
 use crate::error::{Error, Result};
 use crate::events::PublishRequest;
-use crate::page::{Page, PageRequest};
-use crate::scope::Scope;
 use crate::{Services, now_ms};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantType {
-    Store,
-    Application,
-}
-
-impl TenantType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantType::Store => "store",
-            TenantType::Application => "application",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "store" => Some(TenantType::Store),
-            "application" => Some(TenantType::Application),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Tenant {
-    pub kind: TenantType,
-    pub id: String,
-}
-
-impl Tenant {
-    pub fn store(id: impl Into<String>) -> Self {
-        Tenant { kind: TenantType::Store, id: id.into() }
-    }
-
-    pub fn application(id: impl Into<String>) -> Self {
-        Tenant { kind: TenantType::Application, id: id.into() }
-    }
-
-    /// Builds a tenant from the two request fields, with a 400 for an unknown type.
-    pub fn from_fields(kind: &str, id: &str) -> Result<Self> {
-        let kind = TenantType::parse(kind).ok_or_else(|| {
-            Error::invalid("tenant_type", "tenant_type must be \"store\" or \"application\".")
-        })?;
-        if id.trim().is_empty() {
-            return Err(Error::invalid("tenant_id", "tenant_id must not be empty."));
-        }
-        Ok(Tenant { kind, id: id.to_string() })
-    }
-}
-
-impl fmt::Display for Tenant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind.as_str(), self.id)
-    }
-}
+use hookline_domain::{Page, PageRequest, Scope, Tenant, TenantType};
 
 fn check_tenant_id(field: &'static str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -162,20 +100,28 @@ impl Services {
         Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |s| s.id.clone()))
     }
 
-    /// Every application with the stores it is installed on (for the admin's stores page).
-    pub async fn applications_with_installations(
+    /// A page of applications by id, each with the stores it is installed on (for the
+    /// admin's stores page).
+    pub async fn applications_page(
         &self,
-    ) -> Result<Vec<(application::Model, Vec<installation::Model>)>> {
-        let apps = application::Entity::find().order_by_asc(application::Column::Id).all(&self.db).await?;
-        let installs =
-            installation::Entity::find().order_by_asc(installation::Column::StoreId).all(&self.db).await?;
-        Ok(apps
-            .into_iter()
-            .map(|a| {
-                let mine = installs.iter().filter(|i| i.application_id == a.id).cloned().collect();
-                (a, mine)
-            })
-            .collect())
+        page: &PageRequest,
+    ) -> Result<Page<(application::Model, Vec<installation::Model>)>> {
+        let mut query =
+            application::Entity::find().order_by_asc(application::Column::Id).limit(page.limit() + 1);
+        if let Some(cursor) = &page.cursor {
+            query = query.filter(application::Column::Id.gt(cursor));
+        }
+        let apps = Page::from_rows(query.all(&self.db).await?, page.limit(), |a| a.id.clone());
+        let shown: Vec<String> = apps.items.iter().map(|a| a.id.clone()).collect();
+        let installs = installation::Entity::find()
+            .filter(installation::Column::ApplicationId.is_in(shown))
+            .order_by_asc(installation::Column::StoreId)
+            .all(&self.db)
+            .await?;
+        Ok(apps.map(|a| {
+            let mine = installs.iter().filter(|i| i.application_id == a.id).cloned().collect();
+            (a, mine)
+        }))
     }
 
     pub async fn list_stores(&self) -> Result<Vec<store::Model>> {
@@ -350,16 +296,8 @@ impl Services {
         let now = now_ms();
         let txn = self.db.begin().await?;
         installation::Entity::delete_by_id(key).exec(&txn).await?;
-        webhook::Entity::update_many()
-            .col_expr(webhook::Column::Enabled, Expr::value(false))
-            .col_expr(webhook::Column::DisabledReason, Expr::value("disconnected"))
-            .col_expr(webhook::Column::DisabledAt, Expr::value(now))
-            .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
-            .filter(webhook::Column::TenantType.eq("store"))
-            .filter(webhook::Column::TenantId.eq(store_id))
-            .filter(webhook::Column::ApplicationId.eq(application_id))
-            .filter(webhook::Column::Enabled.eq(true))
-            .exec(&txn)
+        let disconnected = crate::store::webhooks::Which::OfApplicationInStore { application_id, store_id };
+        crate::store::webhooks::turn_off(&txn, disconnected, crate::DisabledReason::Disconnected, now)
             .await?;
         let request = PublishRequest {
             tenant: Tenant::application(application_id),

@@ -15,12 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::access::Reach;
 use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_purge, webhook_secret};
 use crate::error::{Error, Result};
-use crate::events::DeliveryStatus;
-use crate::page::{Page, PageRequest};
-use crate::scope::Scope;
-use crate::tenants::{Tenant, TenantType};
-use crate::url::WebhookUrl;
 use crate::{Services, new_id, now_ms};
+use hookline_domain::{
+    DeliveryStatus, DisabledReason, EventFilter, Health, Page, PageRequest, Scope, Tenant, WebhookUrl,
+};
 
 pub const SECRET_PREFIX: &str = "whsec_";
 const MAX_DESCRIPTION: usize = 500;
@@ -58,8 +56,6 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// How many deliveries the status totals of [`Services::search_deliveries`] count at most.
 pub const TOTALS_WINDOW: u64 = 10_000;
 
-const STATUS_ORDER: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "skipped"];
-
 /// The number of each status among the latest matching deliveries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryTotals {
@@ -81,21 +77,6 @@ pub struct DeliveryFilter {
     pub from: Option<i64>,
     /// Unix milliseconds, exclusive.
     pub to: Option<i64>,
-}
-
-/// A new entry of the event type catalog.
-#[derive(Clone, Debug, Deserialize)]
-pub struct NewEventType {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    pub product_group: String,
-    pub tenant_type: String,
-    /// What the sequence number counts; defaults to the type's name.
-    #[serde(default)]
-    pub resource: Option<String>,
-    #[serde(default)]
-    pub example_payload: Option<serde_json::Value>,
 }
 
 /// Who made a webhook: an application working store-level, the three-step flow, or neither.
@@ -126,12 +107,12 @@ pub struct DeliveryView {
 
 impl From<delivery::Model> for DeliveryView {
     fn from(d: delivery::Model) -> Self {
-        let next_attempt_at = if d.status == "pending" { d.next_attempt_at } else { None };
+        let next_attempt_at = if d.status == DeliveryStatus::Pending { d.next_attempt_at } else { None };
         DeliveryView {
             id: d.id,
             event_id: d.event_id,
             event_type: d.event_type,
-            status: d.status,
+            status: d.status.as_str().to_string(),
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_duration_ms: d.last_duration_ms,
@@ -143,22 +124,32 @@ impl From<delivery::Model> for DeliveryView {
 
 impl webhook::Model {
     pub fn tenant(&self) -> Tenant {
-        Tenant {
-            kind: TenantType::parse(&self.tenant_type).unwrap_or(TenantType::Store),
-            id: self.tenant_id.clone(),
-        }
+        Tenant { kind: self.tenant_type, id: self.tenant_id.clone() }
     }
 
     /// The event types it subscribes to, or `None` for all of them.
     pub fn event_filter(&self) -> Option<Vec<String>> {
-        self.event_types.as_deref().and_then(|json| serde_json::from_str(json).ok())
+        self.subscription().into_types()
+    }
+
+    /// Which event types it receives, read from its column: read it once and match many.
+    pub fn subscription(&self) -> EventFilter {
+        EventFilter::from_stored(self.event_types.as_deref())
     }
 
     pub fn subscribes_to(&self, event_type: &str) -> bool {
-        match self.event_filter() {
-            None => true,
-            Some(types) => types.iter().any(|t| t == event_type),
-        }
+        self.subscription().matches(event_type)
+    }
+
+    /// How it is doing, as the dashboard shows it.
+    pub fn health(&self) -> Health {
+        Health::of(
+            self.enabled,
+            self.disabled_reason,
+            self.disabled_at,
+            self.consecutive_failures,
+            self.failing_since,
+        )
     }
 }
 
@@ -270,7 +261,7 @@ impl Services {
         }
         let model = webhook::ActiveModel {
             id: Set(id.clone()),
-            tenant_type: Set(tenant.kind.as_str().to_string()),
+            tenant_type: Set(tenant.kind),
             tenant_id: Set(tenant.id.clone()),
             url: Set(url.into_string()),
             description: Set(description),
@@ -343,17 +334,24 @@ impl Services {
         if found.enabled == enabled {
             return Ok(found);
         }
-        let mut model = found.into_active_model();
-        model.enabled = Set(enabled);
-        if enabled {
-            model.disabled_reason = Set(None);
-            model.disabled_at = Set(None);
-            model.consecutive_failures = Set(0);
-            model.failing_since = Set(None);
-        } else {
-            model.disabled_reason = Set(Some("manual".into()));
-            model.disabled_at = Set(Some(now_ms()));
+        if !enabled {
+            let now = now_ms();
+            let which = crate::store::webhooks::Which::One(&found.id);
+            crate::store::webhooks::turn_off(&self.db, which, crate::DisabledReason::Manual, now).await?;
+            return Ok(webhook::Model {
+                enabled: false,
+                disabled_reason: Some(crate::DisabledReason::Manual),
+                disabled_at: Some(now),
+                updated_at: now,
+                ..found
+            });
         }
+        let mut model = found.into_active_model();
+        model.enabled = Set(true);
+        model.disabled_reason = Set(None);
+        model.disabled_at = Set(None);
+        model.consecutive_failures = Set(0);
+        model.failing_since = Set(None);
         model.updated_at = Set(now_ms());
         Ok(model.update(&self.db).await?)
     }
@@ -556,7 +554,7 @@ impl Services {
             let n: i64 = row.try_get("", "n")?;
             by_status.push((status, n as u64));
         }
-        by_status.sort_by_key(|(status, _)| STATUS_ORDER.iter().position(|s| s == status));
+        by_status.sort_by_key(|(status, _)| DeliveryStatus::ALL.iter().position(|s| s.as_str() == status));
         let counted: u64 = by_status.iter().map(|(_, n)| n).sum();
         let totals = DeliveryTotals { by_status, capped: counted >= TOTALS_WINDOW };
         if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
@@ -671,66 +669,6 @@ impl Services {
         Ok((found, ev, attempts))
     }
 
-    /// Adds an event type to the catalog (admins only).
-    pub async fn create_event_type(&self, scope: &Scope, new: NewEventType) -> Result<event_type::Model> {
-        if !scope.is_admin() {
-            return Err(Error::Forbidden("Only an admin key adds event types.".into()));
-        }
-        let name = new.name.trim();
-        let valid_name = !name.is_empty()
-            && name.len() <= 128
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid_name {
-            return Err(Error::invalid(
-                "name",
-                "An event type name is 1 to 128 letters, digits, '-', '_' or '.'.",
-            ));
-        }
-        if name.starts_with(crate::OPERATIONAL_PREFIX) {
-            return Err(Error::invalid(
-                "name",
-                format!(
-                    "Names starting with {:?} are kept for the events Hookline emits itself.",
-                    crate::OPERATIONAL_PREFIX
-                ),
-            ));
-        }
-        if new.description.chars().count() > 500 {
-            return Err(Error::invalid("description", "A description has at most 500 characters."));
-        }
-        let group = new.product_group.trim();
-        if group.is_empty() || group.len() > 64 {
-            return Err(Error::invalid("product_group", "A product group is 1 to 64 characters."));
-        }
-        Error::refuse_hidden("description", &new.description)?;
-        Error::refuse_hidden("product_group", group)?;
-        if !["store", "application", "any"].contains(&new.tenant_type.as_str()) {
-            return Err(Error::invalid(
-                "tenant_type",
-                "tenant_type is \"store\", \"application\" or \"any\".",
-            ));
-        }
-        let resource = new.resource.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or(name);
-        let example = match &new.example_payload {
-            None => "{}".to_string(),
-            Some(v) => v.to_string(),
-        };
-        if event_type::Entity::find_by_id(name).one(&self.db).await?.is_some() {
-            return Err(Error::Conflict(format!("The event type {name} already exists.")));
-        }
-        Ok(event_type::ActiveModel {
-            name: Set(name.to_string()),
-            description: Set(new.description.trim().to_string()),
-            product_group: Set(group.to_string()),
-            tenant_type: Set(new.tenant_type.clone()),
-            resource: Set(resource.to_string()),
-            example_payload: Set(example),
-            created_at: Set(now_ms()),
-        }
-        .insert(&self.db)
-        .await?)
-    }
-
     /// Webhooks Hookline turned off by itself (failures, 410 Gone), across every tenant,
     /// most recently turned off first. Admins only.
     pub async fn auto_disabled_webhooks(&self, scope: &Scope) -> Result<Vec<webhook::Model>> {
@@ -739,39 +677,9 @@ impl Services {
         }
         Ok(webhook::Entity::find()
             .filter(webhook::Column::Enabled.eq(false))
-            .filter(webhook::Column::DisabledReason.is_in(["automatic", "gone"]))
+            .filter(webhook::Column::DisabledReason.is_in(DisabledReason::BY_HOOKLINE))
             .order_by_desc(webhook::Column::DisabledAt)
             .limit(500)
-            .all(&self.db)
-            .await?)
-    }
-
-    /// One entry of the catalog.
-    pub(crate) async fn catalog_entry(&self, name: &str) -> Result<Option<event_type::Model>> {
-        if let Some(found) = self.cache.event_type(name) {
-            return Ok(Some(found));
-        }
-        let found = event_type::Entity::find_by_id(name).one(&self.db).await?;
-        if let Some(found) = &found {
-            self.cache.remember_event_type(found);
-        }
-        Ok(found)
-    }
-
-    /// The catalog by name, a page at a time.
-    pub async fn event_types_page(&self, page: &PageRequest) -> Result<Page<event_type::Model>> {
-        let mut query =
-            event_type::Entity::find().order_by_asc(event_type::Column::Name).limit(page.limit() + 1);
-        if let Some(cursor) = &page.cursor {
-            query = query.filter(event_type::Column::Name.gt(cursor));
-        }
-        Ok(Page::from_rows(query.all(&self.db).await?, page.limit(), |t| t.name.clone()))
-    }
-
-    pub async fn event_types(&self) -> Result<Vec<event_type::Model>> {
-        Ok(event_type::Entity::find()
-            .order_by_asc(event_type::Column::ProductGroup)
-            .order_by_asc(event_type::Column::Name)
             .all(&self.db)
             .await?)
     }

@@ -159,7 +159,7 @@ async fn run(kind: &str, pg: Option<&str>, rows: u64) {
         .webhook
         .id;
     let filling = Instant::now();
-    fill(&services.db, &hook, rows).await;
+    fill(services.database(), &hook, rows).await;
     eprintln!("({kind}: {rows} deliveries and attempts written in {:.1} s)", filling.elapsed().as_secs_f64());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();

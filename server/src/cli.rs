@@ -122,12 +122,11 @@ pub fn prune_report(cfg: &crate::config::Config, done: &hookline_core::PruneRepo
     out
 }
 
-/// The password for a new user: `HOOKLINE_ADMIN_PASSWORD`, else the first line of stdin.
-pub fn read_password() -> Result<String, String> {
-    if let Ok(p) = std::env::var("HOOKLINE_ADMIN_PASSWORD")
-        && !p.is_empty()
-    {
-        return Ok(p);
+/// The password for a new user: `HOOKLINE_ADMIN_PASSWORD` (as the configuration read it),
+/// else the first line of stdin.
+pub fn read_password(cfg: &crate::config::Config) -> Result<String, String> {
+    if let Some(p) = &cfg.admin_password {
+        return Ok(p.clone());
     }
     let mut line = String::new();
     std::io::stdin()

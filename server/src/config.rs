@@ -1,6 +1,8 @@
 //! Configuration: environment variables (SPEC section 6), optionally over a TOML file named by
 //! `HOOKLINE_CONFIG` whose keys are the variables' names without the prefix, in lower case
-//! (`listen = "0.0.0.0:3000"`, `retry_schedule = "5s,30s"`).
+//! (`listen = "0.0.0.0:3000"`, `retry_schedule = "5s,30s"`). Read once, at start, into
+//! [`Config`]: nothing else in Hookline reads the environment. A key the file does not know is
+//! an error, so a typo does not silently leave a default in force.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +15,12 @@ use ipnet::IpNet;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
+    /// Most connections the database pool opens (`HOOKLINE_DATABASE_POOL_SIZE`, 8).
+    pub database_pool_size: u32,
     pub listen: SocketAddr,
     pub admin_email: Option<String>,
+    /// The first admin's password, and the password `create-admin` and `create-user` take
+    /// (`HOOKLINE_ADMIN_PASSWORD`): as given, spaces included; blank counts as unset.
     pub admin_password: Option<String>,
     pub allowed_networks: Vec<IpNet>,
     pub allow_http: bool,
@@ -59,6 +65,37 @@ pub struct Config {
     /// How long payloads and response bodies are kept (`HOOKLINE_PAYLOAD_RETENTION`, at most
     /// the retention, which is its default).
     pub payload_retention: Duration,
+    /// How the process logs and traces.
+    pub log: LogSettings,
+}
+
+/// What the logs say and how (`HOOKLINE_LOG`, `HOOKLINE_LOG_FORMAT`, `HOOKLINE_OTLP_ENDPOINT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// tracing's filter (`EnvFilter` syntax): `HOOKLINE_LOG`, else `RUST_LOG`, else
+    /// [`DEFAULT_LOG_FILTER`].
+    pub filter: String,
+    pub format: LogFormat,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL; used by builds with the `otlp` feature.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { filter: DEFAULT_LOG_FILTER.to_string(), format: LogFormat::Text, otlp_endpoint: None }
+    }
+}
+
+/// Info from Hookline; only warnings from the libraries, whose info lines are per query or
+/// per request.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_http=warn";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
 }
 
 /// What one process does: several processes on one PostgreSQL split the work by role.
@@ -85,6 +122,43 @@ impl Role {
 
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Every key Hookline reads, as the variable's name without `HOOKLINE_`; a TOML file sets them
+/// in lower case. `HOOKLINE_CONFIG` itself is not one: a file cannot name another.
+const KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
+    "LISTEN",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "ALLOW_NETWORKS",
+    "ALLOW_HTTP",
+    "RETRY_SCHEDULE",
+    "DELIVERY_TIMEOUT",
+    "DISABLE_AFTER_FAILURES",
+    "DISABLE_AFTER_SPAN",
+    "MAX_PAYLOAD",
+    "HEADER_PREFIX",
+    "SITE_ROOT",
+    "DELIVERY_CONCURRENCY",
+    "PER_WEBHOOK_CONCURRENCY",
+    "ROLE",
+    "WORKERS",
+    "MAX_WEBHOOKS_PER_TENANT",
+    "METRICS_TOKEN",
+    "PUBLIC_URL",
+    "MAX_CONNECTIONS",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "PREVIOUS_SECRET_KEYS",
+    "BODY_TIMEOUT",
+    "TRUSTED_PROXIES",
+    "RETENTION",
+    "PAYLOAD_RETENTION",
+    "LOG",
+    "LOG_FORMAT",
+    "OTLP_ENDPOINT",
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct ConfigError {
@@ -105,26 +179,22 @@ impl Config {
 
     /// Builds a configuration from variables as the environment would hold them.
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut vars: HashMap<String, String> = HashMap::new();
-        if let Some(path) = env.get("HOOKLINE_CONFIG") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| err("HOOKLINE_CONFIG", format!("cannot read {path}: {e}")))?;
-            let table: toml::Table =
-                text.parse().map_err(|e| err("HOOKLINE_CONFIG", format!("{path} is not valid TOML: {e}")))?;
-            for (key, value) in table {
-                let value = match value {
-                    toml::Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
-                    other => scalar(&other),
-                };
-                vars.insert(format!("HOOKLINE_{}", key.to_ascii_uppercase()), value);
-            }
-        }
+        let mut vars: HashMap<String, String> = match env.get("HOOKLINE_CONFIG") {
+            Some(path) => read_file(path)?,
+            None => HashMap::new(),
+        };
         for (k, v) in env {
             if k.starts_with("HOOKLINE_") {
                 vars.insert(k.clone(), v.clone());
             }
         }
-        let get = |k: &str| vars.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let get = |k: &str| {
+            debug_assert!(
+                k.strip_prefix("HOOKLINE_").is_some_and(|k| KEYS.contains(&k)),
+                "{k} is not in KEYS"
+            );
+            vars.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        };
 
         let retry_schedule = get("HOOKLINE_RETRY_SCHEDULE")
             .unwrap_or_else(|| "5s,30s,2m,10m,30m,1h,2h,4h,8h,16h".into())
@@ -181,15 +251,48 @@ impl Config {
             .filter(|p| p.join("pkg").exists())
             .unwrap_or_else(|| PathBuf::from("target/site"));
 
+        let log = LogSettings {
+            filter: match get("HOOKLINE_LOG").map(|f| (f, "HOOKLINE_LOG")).or_else(|| {
+                env.get("RUST_LOG")
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .map(|f| (f, "RUST_LOG"))
+            }) {
+                Some((filter, key)) => {
+                    tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| {
+                        err(key, format!("{filter:?} is not a log filter like info,hookline=debug: {e}"))
+                    })?;
+                    filter
+                }
+                None => DEFAULT_LOG_FILTER.to_string(),
+            },
+            format: match get("HOOKLINE_LOG_FORMAT").map(|f| f.to_ascii_lowercase()).as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(err("HOOKLINE_LOG_FORMAT", format!("{other:?} is not text or json")));
+                }
+            },
+            otlp_endpoint: get("HOOKLINE_OTLP_ENDPOINT"),
+        };
+
         Ok(Config {
             database_url: get("HOOKLINE_DATABASE_URL")
                 .unwrap_or_else(|| "sqlite://hookline.db?mode=rwc".into()),
+            database_pool_size: parse_bounded(
+                &get("HOOKLINE_DATABASE_POOL_SIZE")
+                    .unwrap_or_else(|| hookline_core::DEFAULT_POOL_SIZE.to_string()),
+                1,
+                1_000,
+            )
+            .map_err(|m| err("HOOKLINE_DATABASE_POOL_SIZE", m))?,
             listen: get("HOOKLINE_LISTEN")
                 .unwrap_or_else(|| "127.0.0.1:3000".into())
                 .parse()
                 .map_err(|e| err("HOOKLINE_LISTEN", format!("not an address like 127.0.0.1:3000: {e}")))?,
             admin_email: get("HOOKLINE_ADMIN_EMAIL"),
-            admin_password: get("HOOKLINE_ADMIN_PASSWORD"),
+            // Not trimmed: a password's own spaces are part of it.
+            admin_password: vars.get("HOOKLINE_ADMIN_PASSWORD").filter(|p| !p.trim().is_empty()).cloned(),
             allowed_networks,
             allow_http: parse_bool(&get("HOOKLINE_ALLOW_HTTP").unwrap_or_else(|| "false".into()))
                 .map_err(|m| err("HOOKLINE_ALLOW_HTTP", m))?,
@@ -277,6 +380,7 @@ impl Config {
             role,
             retention,
             payload_retention,
+            log,
         })
     }
 
@@ -297,13 +401,46 @@ impl Config {
     }
 }
 
-fn scalar(v: &toml::Value) -> String {
+/// The TOML file's keys as the variables they stand for (`listen` or `HOOKLINE_LISTEN` is
+/// `HOOKLINE_LISTEN`); an array is its items joined with commas, as the variable would list them.
+fn read_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("HOOKLINE_CONFIG", format!("cannot read {path}: {e}")))?;
+    let table: toml::Table =
+        text.parse().map_err(|e| err("HOOKLINE_CONFIG", format!("{path} is not valid TOML: {e}")))?;
+    let mut vars = HashMap::new();
+    for (key, value) in table {
+        // `listen` and `HOOKLINE_LISTEN` name the same setting: the file may use either.
+        let upper = key.to_ascii_uppercase();
+        let name = upper.strip_prefix("HOOKLINE_").unwrap_or(&upper).to_owned();
+        if !KEYS.contains(&name.as_str()) {
+            let known = KEYS.iter().map(|k| k.to_ascii_lowercase()).collect::<Vec<_>>().join(", ");
+            return Err(err("HOOKLINE_CONFIG", format!("{path}: unknown key {key:?}; the keys are {known}")));
+        }
+        let value = match &value {
+            toml::Value::Array(items) => {
+                items.iter().map(scalar).collect::<Option<Vec<_>>>().map(|v| v.join(","))
+            }
+            other => scalar(other),
+        };
+        let value = value.ok_or_else(|| {
+            err(
+                "HOOKLINE_CONFIG",
+                format!("{path}: {key} must be a string, a number, true or false, or a list"),
+            )
+        })?;
+        vars.insert(format!("HOOKLINE_{name}"), value);
+    }
+    Ok(vars)
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
     match v {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        other => format!("{other:?}"),
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
     }
 }
 
@@ -406,6 +543,7 @@ mod tests {
         Config::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
+    /// Reading the defaults reads every key, and `get` asserts that each is one a file may set.
     #[test]
     fn defaults_match_the_spec() {
         let c = config(&[]).unwrap();
@@ -420,6 +558,40 @@ mod tests {
         assert_eq!(c.max_payload, 256 * 1024);
         assert_eq!(c.header_prefix, "x-webhooks-");
         assert!(!c.allow_http);
+        assert_eq!(c.database_pool_size, 8);
+        assert_eq!(c.log, LogSettings::default());
+        assert_eq!(c.log.filter, DEFAULT_LOG_FILTER);
+        assert_eq!(c.admin_password, None);
+    }
+
+    #[test]
+    fn log_settings_and_the_pool_size_come_from_the_environment() {
+        let c = config(&[
+            ("HOOKLINE_LOG", "warn,hookline::delivery=debug"),
+            ("HOOKLINE_LOG_FORMAT", "json"),
+            ("HOOKLINE_OTLP_ENDPOINT", "http://collector:4318"),
+            ("HOOKLINE_DATABASE_POOL_SIZE", "16"),
+        ])
+        .unwrap();
+        assert_eq!(c.log.filter, "warn,hookline::delivery=debug");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(c.database_pool_size, 16);
+    }
+
+    #[test]
+    fn rust_log_filters_when_hookline_log_is_unset() {
+        assert_eq!(config(&[("RUST_LOG", "debug")]).unwrap().log.filter, "debug");
+        let c = config(&[("RUST_LOG", "debug"), ("HOOKLINE_LOG", "warn")]).unwrap();
+        assert_eq!(c.log.filter, "warn");
+        assert_eq!(config(&[("RUST_LOG", "hookline=loud")]).unwrap_err().key, "RUST_LOG");
+    }
+
+    #[test]
+    fn the_admin_password_is_taken_as_given() {
+        let c = config(&[("HOOKLINE_ADMIN_PASSWORD", " a long password ")]).unwrap();
+        assert_eq!(c.admin_password.as_deref(), Some(" a long password "));
+        assert_eq!(config(&[("HOOKLINE_ADMIN_PASSWORD", "  ")]).unwrap().admin_password, None);
     }
 
     #[test]
@@ -468,26 +640,82 @@ mod tests {
             ("HOOKLINE_SECRET_KEY", "hunter2"),
             ("HOOKLINE_SECRET_KEY_FILE", "/nonexistent/hookline.key"),
             ("HOOKLINE_PREVIOUS_SECRET_KEYS", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,hunter2"),
+            ("HOOKLINE_DATABASE_POOL_SIZE", "0"),
+            ("HOOKLINE_DATABASE_POOL_SIZE", "many"),
+            ("HOOKLINE_LOG", "hookline=loud"),
+            ("HOOKLINE_LOG_FORMAT", "xml"),
         ] {
             let e = config(&[(k, v)]).unwrap_err();
             assert_eq!(e.key, k);
         }
     }
 
+    /// A TOML file of this test's own (tests run at once); removed when dropped.
+    struct TomlFile(PathBuf);
+
+    impl TomlFile {
+        fn new(name: &str, text: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("hookline-config-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(&path, text).unwrap();
+            TomlFile(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TomlFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
     #[test]
     fn a_toml_file_sets_the_same_keys_and_the_environment_wins() {
-        let dir = std::env::temp_dir().join(format!("hookline-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("hookline.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:4000\"\nretry_schedule = \"1s,2s\"\ndisable_after_failures = 3\n",
-        )
-        .unwrap();
-        let c = config(&[("HOOKLINE_CONFIG", path.to_str().unwrap()), ("HOOKLINE_RETRY_SCHEDULE", "7s")])
-            .unwrap();
+        let file = TomlFile::new(
+            "same-keys",
+            "listen = \"127.0.0.1:4000\"\nretry_schedule = \"1s,2s\"\ndisable_after_failures = 3\n\
+             allow_networks = [\"127.0.0.0/8\", \"::1\"]\ndatabase_pool_size = 4\nlog = \"debug\"\n\
+             log_format = \"json\"\nadmin_password = \"from the file\"\n",
+        );
+        let c = config(&[("HOOKLINE_CONFIG", file.path()), ("HOOKLINE_RETRY_SCHEDULE", "7s")]).unwrap();
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.disable_after_failures, 3);
         assert_eq!(c.retry_schedule, vec![Duration::from_secs(7)]);
+        assert_eq!(c.allowed_networks.len(), 2);
+        assert_eq!(c.database_pool_size, 4);
+        assert_eq!(c.log.filter, "debug");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.admin_password.as_deref(), Some("from the file"));
+        // The file's filter wins over RUST_LOG, which only stands in for HOOKLINE_LOG.
+        let c = config(&[("HOOKLINE_CONFIG", file.path()), ("RUST_LOG", "trace")]).unwrap();
+        assert_eq!(c.log.filter, "debug");
+    }
+
+    #[test]
+    fn a_toml_file_may_name_keys_as_the_variables() {
+        let file =
+            TomlFile::new("variable-names", "HOOKLINE_LISTEN = \"127.0.0.1:4001\"\nmax_payload = \"1KiB\"\n");
+        let c = config(&[("HOOKLINE_CONFIG", file.path())]).unwrap();
+        assert_eq!(c.listen.port(), 4001);
+        assert_eq!(c.max_payload, 1024);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_toml_file_stops_the_start() {
+        let file = TomlFile::new("unknown-key", "listen = \"127.0.0.1:4000\"\nretry_shedule = \"1s\"\n");
+        let e = config(&[("HOOKLINE_CONFIG", file.path())]).unwrap_err();
+        assert_eq!(e.key, "HOOKLINE_CONFIG");
+        assert!(e.message.contains("unknown key \"retry_shedule\""), "{e}");
+        assert!(e.message.contains("retry_schedule"), "the known keys are listed: {e}");
+
+        // Nor can a file name another file, or hold a table.
+        for (name, text) in [("config-key", "config = \"other.toml\"\n"), ("table", "[listen]\nport = 1\n")] {
+            let file = TomlFile::new(name, text);
+            assert_eq!(config(&[("HOOKLINE_CONFIG", file.path())]).unwrap_err().key, "HOOKLINE_CONFIG");
+        }
     }
 }

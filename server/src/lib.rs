@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod ops;
+pub mod plumbing;
 pub mod serve;
 pub mod telemetry;
 mod web;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use axum::Router;
 use hookline_core::Services;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::delivery::{Engine, EngineConfig, RetryPolicy, WebhookClient};
@@ -50,7 +50,9 @@ pub fn install_tls_provider() {
 
 /// Connects to the configured database and brings its schema up to date.
 pub async fn open_services(cfg: &Config) -> Result<Services, StartError> {
-    let db = hookline_core::connect(&cfg.database_url).await.map_err(StartError::Database)?;
+    let db = hookline_core::connect_with_pool_size(&cfg.database_url, cfg.database_pool_size)
+        .await
+        .map_err(StartError::Database)?;
     hookline_core::migrate(&db).await.map_err(StartError::Migration)?;
     Ok(Services::new(db, cfg.settings()))
 }
@@ -76,26 +78,32 @@ impl Application {
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
         let state = AppState { services: services.clone(), metrics };
+        let timeout = plumbing::request_timeout(cfg.body_timeout);
         // A worker process serves only what operations need of it; the others serve all.
         let router = if cfg.role == config::Role::Worker {
-            Router::new().merge(ops::router()).with_state(state).fallback(|| async {
+            let ops = Router::new().merge(ops::router()).with_state(state).fallback(|| async {
                 (
                     axum::http::StatusCode::NOT_FOUND,
                     "This Hookline process only delivers (HOOKLINE_ROLE=worker).",
                 )
-            })
+            });
+            plumbing::with_timeout(ops, timeout)
         } else {
-            Router::new()
-                .nest("/api/v1", api::router(cfg.max_payload))
+            // The API answers its timeouts and panics in JSON; the rest in plain text.
+            let rest = Router::new()
                 .merge(ops::router())
                 .route(
                     "/docs/api",
                     axum::routing::get(|| async { axum::response::Html(api::openapi::reference_html()) }),
                 )
+                .with_state(state.clone())
+                .merge(web::router(services.clone(), &cfg));
+            Router::new()
+                .nest("/api/v1", plumbing::api(api::router(cfg.max_payload), timeout))
                 .with_state(state)
-                .merge(web::router(services.clone(), &cfg))
+                .merge(plumbing::with_timeout(rest, timeout))
         };
-        let router = browser::protect(router, &cfg).layer(TraceLayer::new_for_http());
+        let router = plumbing::around_everything(browser::protect(router, &cfg));
         let engine = engine(&cfg, services.clone());
         // Resends and test events go through this process's engine even when it runs no
         // workers.

@@ -8,8 +8,8 @@ use hookline_core::{Scope, Services};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _telemetry = hookline::telemetry::init_logging();
     let cli = Cli::parse();
+    // Read once, here: nothing else reads the environment.
     let cfg = match Config::from_env() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _telemetry = hookline::telemetry::init_logging(&cfg.log);
     match run(cli.command.unwrap_or(Command::Serve), cfg).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -37,7 +38,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
         Command::Serve => unreachable!("handled above"),
         Command::Migrate => println!("The database is up to date."),
         Command::CreateAdmin { email } => {
-            let user = services.create_admin(&email, &read_password()?).await.map_err(fail)?;
+            let user = services.create_admin(&email, &read_password(&cfg)?).await.map_err(fail)?;
             println!("Created admin {}.", user.email);
         }
         Command::CreateStore { id, name } => {
@@ -49,7 +50,7 @@ async fn run(command: Command, cfg: Config) -> Result<(), String> {
             println!("Created application {} ({}).", app.id, app.name);
         }
         Command::CreateUser { email, store } => {
-            let user = services.create_merchant(&email, &read_password()?, &store).await.map_err(fail)?;
+            let user = services.create_merchant(&email, &read_password(&cfg)?, &store).await.map_err(fail)?;
             println!("Created merchant {} of store {store}.", user.email);
         }
         Command::CreateApiKey { scope, name } => {
@@ -112,7 +113,9 @@ fn raise_open_file_limit(cfg: &Config) {
         Ok(limit) => {
             tracing::info!(limit, "open-file limit");
             // Room for the deliveries in flight and the database pool besides the clients.
-            let needed = (cfg.max_connections + cfg.delivery_concurrency + 64) as u64;
+            let needed =
+                (cfg.max_connections + cfg.delivery_concurrency + cfg.database_pool_size as usize + 56)
+                    as u64;
             if limit < needed {
                 tracing::warn!(
                     limit,

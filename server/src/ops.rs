@@ -62,6 +62,6 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
                 .into_response();
         }
     }
-    crate::telemetry::refresh_for_scrape(&state.services.db);
+    crate::telemetry::refresh_for_scrape(&state.services);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.handle.render()).into_response()
 }

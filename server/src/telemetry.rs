@@ -7,11 +7,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use hookline_core::AttemptTrigger;
+use hookline_core::{AttemptTrigger, DisabledReason};
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{DatabaseBackend, DatabaseConnection};
 
+use crate::config::{DEFAULT_LOG_FILTER, LogFormat, LogSettings};
 use crate::delivery::{ErrorClass, Outcome};
 
 /// Events accepted, by `source`: `api` (a producer) or `internal` (`webhook.disabled`).
@@ -133,8 +133,8 @@ fn describe() {
     for class in ErrorClass::ALL {
         counter!(ATTEMPTS, "outcome" => "failed", "error_class" => class.as_str()).increment(0);
     }
-    for reason in ["automatic", "gone"] {
-        counter!(WEBHOOKS_DISABLED, "reason" => reason).increment(0);
+    for reason in DisabledReason::BY_HOOKLINE {
+        counter!(WEBHOOKS_DISABLED, "reason" => reason.as_str()).increment(0);
     }
 }
 
@@ -187,12 +187,12 @@ fn oldest_due_age(at: i64, now: i64) -> Option<f64> {
 /// Brings the figures read at scrape time up to date: the oldest due delivery's age, the
 /// database pool's connections and the process's own figures. Memory and /proc only: a
 /// scrape never waits on the database.
-pub fn refresh_for_scrape(db: &DatabaseConnection) {
+pub fn refresh_for_scrape(services: &hookline_core::Services) {
     let recorder = recorder();
     if let Some(age) = oldest_due_age(OLDEST_DUE_AT.load(Ordering::Relaxed), hookline_core::now_ms()) {
         gauge!(OLDEST_DUE_AGE).set(age);
     }
-    if let Some((in_use, idle, max)) = pool_usage(db) {
+    if let Some((in_use, idle, max)) = services.store().pool_usage() {
         gauge!(POOL_CONNECTIONS, "state" => "in_use").set(in_use as f64);
         gauge!(POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
         gauge!(POOL_MAX).set(max as f64);
@@ -200,42 +200,23 @@ pub fn refresh_for_scrape(db: &DatabaseConnection) {
     recorder.process.collect();
 }
 
-/// `(in use, idle, max)` connections of the pool, as the pool counts them in memory.
-fn pool_usage(db: &DatabaseConnection) -> Option<(u32, u32, u32)> {
-    let (size, idle, max) = match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
-        DatabaseBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
-        _ => return None,
-    };
-    // Read one after the other, so a connection may change state in between.
-    let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
-    Some((size - idle, idle, max))
-}
-
 /// Logs to stderr as text, or as JSON lines with `HOOKLINE_LOG_FORMAT=json`; `HOOKLINE_LOG`
 /// filters (tracing's `EnvFilter` syntax). In JSON each line carries its span's fields under
-/// `span` (an attempt's ids) and the spans around it under `spans`. In a build with the `otlp`
-/// feature and `HOOKLINE_OTLP_ENDPOINT` set, the same spans are exported as traces. Keep what
-/// this returns until the process ends: dropping it sends the spans still buffered.
-pub fn init_logging() -> Telemetry {
+/// `span` (an attempt's ids, a request's id) and the spans around it under `spans`. In a build
+/// with the `otlp` feature and `HOOKLINE_OTLP_ENDPOINT` set, the same spans are exported as
+/// traces. Keep what this returns until the process ends: dropping it sends the spans still
+/// buffered.
+pub fn init_logging(settings: &LogSettings) -> Telemetry {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
-    let filter = EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_http=warn")
-    });
+    // The configuration checked the filter; the default stands in should it not parse.
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        fmt.json().with_current_span(true).with_span_list(true).boxed()
-    } else {
-        fmt.boxed()
+    let fmt = match settings.format {
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(true).boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
-    let endpoint = std::env::var("HOOKLINE_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
+    let endpoint = settings.otlp_endpoint.clone();
     #[cfg(feature = "otlp")]
     {
         let (provider, problem) = match endpoint.as_deref().map(otlp::provider) {

@@ -1,18 +1,29 @@
 //! The admin's views across every store: the webhooks Hookline turned off by itself, and the
 //! stores with their users. Anyone else gets a not-found page.
 
+use hookline_domain::DeliveryStatus;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
-    AdminCreateApplication, AdminCreateMerchant, AdminCreateStore, AdminDeleteStore, AdminDisconnect,
-    AdminInstall, AdminSetStoreRetention, AppError, ApplicationInfo, DeliveryHistory, DisabledWebhook,
-    StoreList, ToggleWebhook, admin_applications, admin_deliveries, admin_disabled_webhooks, admin_stores,
+mod server;
+
+use server::{
+    ApplicationInfo, CreateApplication, CreateMerchantUser, CreateStore, DeleteStore, DeliveryHistory,
+    DisabledWebhook, DisconnectApplication, InstallApplication, SetStoreRetention, StoreList, applications,
+    deliveries_across_stores, stores_with_users, turned_off_webhooks,
 };
+
 use crate::components::{ErrorBox, Frame};
+use crate::error::AppError;
+use crate::pages::webhook::{DeliveryPager, SwitchWebhook};
+use crate::paging::{Pager, Trail, href};
+
+/// Where each list of the stores page keeps its place in the address.
+const STORES: &str = "stores";
+const APPLICATIONS: &str = "applications";
 
 #[component]
 fn NotForYou() -> impl IntoView {
@@ -26,8 +37,8 @@ fn NotForYou() -> impl IntoView {
 
 #[component]
 pub fn AdminWebhooksPage() -> impl IntoView {
-    let enable = ServerAction::<ToggleWebhook>::new();
-    let list = Resource::new(move || enable.version().get(), |_| admin_disabled_webhooks());
+    let enable = ServerAction::<SwitchWebhook>::new();
+    let list = Resource::new(move || enable.version().get(), |_| turned_off_webhooks());
     view! {
         <Title text="Turned-off webhooks"/>
         <Frame>
@@ -47,7 +58,7 @@ pub fn AdminWebhooksPage() -> impl IntoView {
 }
 
 #[component]
-fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>) -> impl IntoView {
+fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<SwitchWebhook>) -> impl IntoView {
     let enabling = move |id: &str| enable.pending().get() && enable.input().get().is_some_and(|t| t.id == id);
     if items.is_empty() {
         return view! { <p class="card empty">"No webhook is turned off. Every endpoint is being delivered to."</p> }
@@ -88,29 +99,32 @@ fn DisabledList(items: Vec<DisabledWebhook>, enable: ServerAction<ToggleWebhook>
 
 #[component]
 pub fn AdminStoresPage() -> impl IntoView {
-    let create_store = ServerAction::<AdminCreateStore>::new();
-    let create_user = ServerAction::<AdminCreateMerchant>::new();
+    let query = use_query_map();
+    let create_store = ServerAction::<CreateStore>::new();
+    let create_user = ServerAction::<CreateMerchantUser>::new();
     let store_actions = StoreActions {
-        retention: ServerAction::<AdminSetStoreRetention>::new(),
-        delete: ServerAction::<AdminDeleteStore>::new(),
+        retention: ServerAction::<SetStoreRetention>::new(),
+        delete: ServerAction::<DeleteStore>::new(),
     };
     let stores = Resource::new(
         move || {
             (
+                Trail::from_query(&query.read(), STORES).cursor(),
                 create_store.version().get(),
                 create_user.version().get(),
                 store_actions.retention.version().get(),
                 store_actions.delete.version().get(),
             )
         },
-        |_| admin_stores(),
+        |(cursor, ..)| stores_with_users(cursor),
     );
-    let create_app = ServerAction::<AdminCreateApplication>::new();
-    let install = ServerAction::<AdminInstall>::new();
-    let disconnect = ServerAction::<AdminDisconnect>::new();
+    let create_app = ServerAction::<CreateApplication>::new();
+    let install = ServerAction::<InstallApplication>::new();
+    let disconnect = ServerAction::<DisconnectApplication>::new();
     let apps = Resource::new(
         move || {
             (
+                Trail::from_query(&query.read(), APPLICATIONS).cursor(),
                 create_app.version().get(),
                 install.version().get(),
                 disconnect.version().get(),
@@ -118,7 +132,7 @@ pub fn AdminStoresPage() -> impl IntoView {
                 store_actions.delete.version().get(),
             )
         },
-        |_| admin_applications(),
+        |(cursor, ..)| applications(cursor),
     );
     let app_actions = AppActions { create: create_app, install, disconnect };
     view! {
@@ -128,7 +142,10 @@ pub fn AdminStoresPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match stores.await {
-                        Ok(stores) => view! { <StoresBody stores create_store create_user store_actions/> }.into_any(),
+                        Ok(stores) => {
+                            let pages = Trail::from_query(&query.read(), STORES).links("/admin/stores", &query.read(), stores.next_cursor.as_deref());
+                            view! { <StoresBody stores pages create_store create_user store_actions/> }.into_any()
+                        }
                         Err(AppError::NotFound) => view! { <NotForYou/> }.into_any(),
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
@@ -141,7 +158,10 @@ pub fn AdminStoresPage() -> impl IntoView {
                         Err(_) => return ().into_any(),
                     };
                     match apps.await {
-                        Ok(apps) => view! { <Applications apps stores actions=app_actions/> }.into_any(),
+                        Ok(apps) => {
+                            let pages = Trail::from_query(&query.read(), APPLICATIONS).links("/admin/stores", &query.read(), apps.next_cursor.as_deref());
+                            view! { <Applications apps=apps.applications pages stores actions=app_actions/> }.into_any()
+                        }
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
                 })}
@@ -153,15 +173,16 @@ pub fn AdminStoresPage() -> impl IntoView {
 /// What an admin does to one store: shorten its retention, delete it.
 #[derive(Clone, Copy)]
 struct StoreActions {
-    retention: ServerAction<AdminSetStoreRetention>,
-    delete: ServerAction<AdminDeleteStore>,
+    retention: ServerAction<SetStoreRetention>,
+    delete: ServerAction<DeleteStore>,
 }
 
 #[component]
 fn StoresBody(
     stores: StoreList,
-    create_store: ServerAction<AdminCreateStore>,
-    create_user: ServerAction<AdminCreateMerchant>,
+    pages: crate::paging::PageLinks,
+    create_store: ServerAction<CreateStore>,
+    create_user: ServerAction<CreateMerchantUser>,
     store_actions: StoreActions,
 ) -> impl IntoView {
     let StoreActions { retention, delete } = store_actions;
@@ -170,7 +191,7 @@ fn StoresBody(
     let row_error = move || {
         retention.value().get().and_then(Result::err).or_else(|| delete.value().get().and_then(Result::err))
     };
-    let StoreList { stores, retention: global } = stores;
+    let StoreList { stores, retention: global, .. } = stores;
     let options: Vec<(String, String)> = stores.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
     let hint = format!(
         "Events, deliveries and attempts are kept {global} (HOOKLINE_RETENTION); a store's own retention can only be shorter."
@@ -186,7 +207,7 @@ fn StoresBody(
                 <thead><tr><th>"Store"</th><th>"Id"</th><th>"Created"</th><th>"Users"</th><th>"Retention"</th><th></th></tr></thead>
                 <tbody>
                     {stores.into_iter().map(|s| {
-                        let href = format!("/settings/api?store={}", s.id);
+                        let settings_href = href("/settings/api", &[("store", &s.id)]);
                         let retention_label = format!("Retention of {}", s.id);
                         let delete_label = format!("Delete store {}", s.id);
                         let confirm_text = format!(" Delete {} with all of its webhooks, events, deliveries, users and API keys", s.id);
@@ -207,7 +228,7 @@ fn StoresBody(
                                     </ActionForm>
                                 </td>
                                 <td class="actions">
-                                    <A href=href>"Settings › API"</A>
+                                    <A href=settings_href>"Settings › API"</A>
                                     <details class="confirm-delete">
                                         <summary>"Delete…"</summary>
                                         <ActionForm action=delete attr:class="confirm" attr:aria-label=delete_label>
@@ -225,6 +246,7 @@ fn StoresBody(
                     }).collect_view()}
                 </tbody>
             </table>
+            <Pager links=pages list=STORES label="Pages of stores"/>
         </section>
         <section class="card" aria-labelledby="new-store-title">
             <h2 id="new-store-title">"New store"</h2>
@@ -283,7 +305,7 @@ pub fn AdminDeliveriesPage() -> impl IntoView {
             )
         },
         |(store, webhook, event_type, status, from, to, cursor)| {
-            admin_deliveries(store, webhook, event_type, status, from, to, cursor)
+            deliveries_across_stores(store, webhook, event_type, status, from, to, cursor)
         },
     );
     view! {
@@ -328,32 +350,10 @@ impl Filters {
             to: get("to"),
         }
     }
-
-    fn query(&self) -> String {
-        [
-            ("store", &self.store),
-            ("webhook", &self.webhook),
-            ("event_type", &self.event_type),
-            ("status", &self.status),
-            ("from", &self.from),
-            ("to", &self.to),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-    }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// The history's filters, which its pages keep.
+const FILTERS: [&str; 6] = ["store", "webhook", "event_type", "status", "from", "to"];
 
 /// 12345 → "12,345".
 fn group_digits(n: u64) -> String {
@@ -368,19 +368,17 @@ fn group_digits(n: u64) -> String {
     out
 }
 
-const STATUSES: [&str; 5] = ["pending", "delivering", "succeeded", "failed", "skipped"];
-
 #[component]
 fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
     let total: u64 = h.totals.iter().map(|(_, n)| n).sum();
-    let older = h.next_cursor.clone().map(|c| {
-        let q = current.query();
-        if q.is_empty() {
-            format!("/admin/deliveries?cursor={c}")
-        } else {
-            format!("/admin/deliveries?{q}&cursor={c}")
-        }
-    });
+    // The pages before and after keep the filters.
+    let query = use_query_map();
+    let pages = Trail::from_query(&query.read_untracked(), "cursor").links_keeping(
+        "/admin/deliveries",
+        &query.read_untracked(),
+        h.next_cursor.as_deref(),
+        |k| FILTERS.contains(&k),
+    );
     let select = |name: &'static str, label: &'static str, options: Vec<String>, chosen: String| {
         view! {
             <label>
@@ -400,7 +398,7 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
             <form method="get" action="/admin/deliveries" class="filters" aria-label="Filter deliveries">
                 {select("store", "Store", h.stores.clone(), current.store.clone())}
                 {select("event_type", "Event type", h.event_types.clone(), current.event_type.clone())}
-                {select("status", "Status", STATUSES.iter().map(|s| s.to_string()).collect(), current.status.clone())}
+                {select("status", "Status", DeliveryStatus::ALL.iter().map(|s| s.as_str().to_string()).collect(), current.status.clone())}
                 <label>"Webhook id" <input type="text" name="webhook" value=current.webhook.clone()/></label>
                 <label>"From" <input type="date" name="from" value=current.from.clone()/></label>
                 <label>"To" <input type="date" name="to" value=current.to.clone()/></label>
@@ -428,7 +426,7 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
                         <thead><tr><th>"Time"</th><th>"Store"</th><th>"Event type"</th><th>"Status"</th><th>"HTTP"</th><th>"Duration"</th><th>"Attempts"</th></tr></thead>
                         <tbody>
                             {h.items.into_iter().map(|d| {
-                                let href = format!("/settings/api/webhooks/{}?delivery={}", d.webhook_id, d.row.id);
+                                let href = href(&format!("/settings/api/webhooks/{}", d.webhook_id), &[("delivery", &d.row.id)]);
                                 view! {
                                     <tr data-delivery-id=d.row.id.clone()>
                                         <td><A href=href>{d.row.time.clone()}</A></td>
@@ -445,21 +443,26 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
                     </table>
                 }.into_any()
             }}
-            {older.map(|href| view! { <p class="pager"><A href=href attr:id="older">"Older deliveries →"</A></p> })}
+            <DeliveryPager links=pages older_id="older"/>
         </section>
     }
 }
 
 #[derive(Clone, Copy)]
 struct AppActions {
-    create: ServerAction<AdminCreateApplication>,
-    install: ServerAction<AdminInstall>,
-    disconnect: ServerAction<AdminDisconnect>,
+    create: ServerAction<CreateApplication>,
+    install: ServerAction<InstallApplication>,
+    disconnect: ServerAction<DisconnectApplication>,
 }
 
 /// Partner applications: which stores installed them; install, disconnect, add one.
 #[component]
-fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppActions) -> impl IntoView {
+fn Applications(
+    apps: Vec<ApplicationInfo>,
+    pages: crate::paging::PageLinks,
+    stores: Vec<String>,
+    actions: AppActions,
+) -> impl IntoView {
     let AppActions { create, install, disconnect } = actions;
     let disconnecting = move |app: &str, store: &str| {
         disconnect.pending().get()
@@ -514,6 +517,7 @@ fn Applications(apps: Vec<ApplicationInfo>, stores: Vec<String>, actions: AppAct
                     </table>
                 }.into_any()
             }}
+            <Pager links=pages list=APPLICATIONS label="Pages of applications"/>
             <ActionForm action=install attr:class="form inline-form" attr:aria-label="Install an application">
                 <label for="install-app">"Install"</label>
                 <select id="install-app" name="application" aria-label="Application">

@@ -7,9 +7,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+mod server;
+
+use server::SignIn;
+pub(crate) use server::SignOut;
+
 #[cfg(feature = "ssr")]
-use crate::api::AppError;
-use crate::api::Login;
+use crate::error::AppError;
 
 /// Why a sign-in was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +76,8 @@ impl SignInRefusal {
 /// would carry the error's text in the address).
 #[cfg(feature = "ssr")]
 pub(crate) fn refuse_sign_in(refusal: SignInRefusal) -> AppError {
-    use crate::api::ssr::{is_html_form_post, set_error_status};
+    use crate::error::set_error_status;
+    use crate::session::is_html_form_post;
     let error = AppError::Invalid { field: None, message: refusal.sentence() };
     if is_html_form_post() {
         leptos_axum::redirect(&refusal.address());
@@ -85,7 +90,7 @@ pub(crate) fn refuse_sign_in(refusal: SignInRefusal) -> AppError {
 /// post comes back to this page saying that signing in is unavailable.
 #[cfg(feature = "ssr")]
 pub(crate) fn sign_in_failed(error: AppError) -> AppError {
-    if crate::api::ssr::is_html_form_post() {
+    if crate::session::is_html_form_post() {
         leptos_axum::redirect(&SignInRefusal::Unavailable.address());
     }
     error
@@ -93,7 +98,7 @@ pub(crate) fn sign_in_failed(error: AppError) -> AppError {
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let login = ServerAction::<Login>::new();
+    let login = ServerAction::<SignIn>::new();
     let query = use_query_map();
     // Before this page's own call, the refusal its address names; Leptos would also fill the
     // action from an error written in the address, which anyone can write.

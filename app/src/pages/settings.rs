@@ -5,11 +5,21 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{
-    ApiKeyRow, AppError, CreateStoreApiKey, CreateWebhook, DeleteWebhook, EventTypeInfo, RevokeStoreApiKey,
-    RotateWebhookSecret, SendTest, WebhookList, event_catalog, list_api_keys, list_webhooks,
+pub(crate) mod server;
+
+use server::{
+    ApiKeyRow, CreateApiKey, CreateWebhook, RevokeApiKey, WebhookList, store_api_keys, store_webhooks,
 };
+pub(crate) use server::{EventTypeInfo, event_catalog};
+
 use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
+use crate::error::AppError;
+use crate::pages::webhook::{DeleteWebhook, RotateSecret, SendTestEvent};
+use crate::paging::{Pager, Trail, href};
+
+/// Where each list of the page keeps its place in the address.
+const KEYS: &str = "keys";
+const WEBHOOKS: &str = "webhooks";
 
 #[component]
 pub fn SettingsApiPage() -> impl IntoView {
@@ -34,18 +44,23 @@ fn SettingsApi() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
-    let list = Resource::new(move || (picked_store(), changed.get()), |(store, _)| list_webhooks(store));
+    let webhooks_cursor = move || Trail::from_query(&query.read(), WEBHOOKS).cursor();
+    let list = Resource::new(
+        move || (picked_store(), webhooks_cursor(), changed.get()),
+        |(store, cursor, _)| store_webhooks(store, cursor),
+    );
     let wants_form =
         move || query.read().get("new").is_some() || create.value().get().is_some_and(|r| r.is_err());
     // Created here, not inside the form, so that it belongs to the page's owner.
     let catalog = Resource::new(wants_form, |wanted| async move {
         if wanted { event_catalog().await.map(Some) } else { Ok(None) }
     });
-    let create_key = ServerAction::<CreateStoreApiKey>::new();
-    let revoke_key = ServerAction::<RevokeStoreApiKey>::new();
+    let create_key = ServerAction::<CreateApiKey>::new();
+    let revoke_key = ServerAction::<RevokeApiKey>::new();
+    let keys_cursor = move || Trail::from_query(&query.read(), KEYS).cursor();
     let keys = Resource::new(
-        move || (picked_store(), create_key.version().get(), revoke_key.version().get()),
-        |(store, _, _)| list_api_keys(store),
+        move || (picked_store(), keys_cursor(), create_key.version().get(), revoke_key.version().get()),
+        |(store, cursor, _, _)| store_api_keys(store, cursor),
     );
     view! {
         <h1>"API"</h1>
@@ -53,9 +68,13 @@ fn SettingsApi() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading API keys…"</p> }>
                 {move || Suspend::new(async move {
                     match keys.await {
-                        Ok(keys) => view! {
-                            <ApiKeysSection keys=keys.keys created=keys.created store=picked_store().unwrap_or_default() create=create_key revoke=revoke_key/>
-                        }.into_any(),
+                        Ok(keys) => {
+                            let pages = Trail::from_query(&query.read(), KEYS).links("/settings/api", &query.read(), keys.next_cursor.as_deref());
+                            view! {
+                                <ApiKeysSection keys=keys.keys created=keys.created store=picked_store().unwrap_or_default() create=create_key revoke=revoke_key/>
+                                <Pager links=pages list=KEYS label="Pages of API keys"/>
+                            }.into_any()
+                        }
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
                 })}
@@ -65,9 +84,13 @@ fn SettingsApi() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading webhooks…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
-                        Ok(list) => view! {
-                            <WebhooksSection list create catalog wants_form=Signal::derive(wants_form) changed/>
-                        }.into_any(),
+                        Ok(list) => {
+                            let pages = Trail::from_query(&query.read(), WEBHOOKS).links("/settings/api", &query.read(), list.next_cursor.as_deref());
+                            view! {
+                                <WebhooksSection list create catalog wants_form=Signal::derive(wants_form) changed/>
+                                <Pager links=pages list=WEBHOOKS label="Pages of webhooks"/>
+                            }.into_any()
+                        }
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     }
                 })}
@@ -84,9 +107,8 @@ fn WebhooksSection(
     wants_form: Signal<bool>,
     changed: RwSignal<u32>,
 ) -> impl IntoView {
-    let store_query = format!("store={}", list.store_id);
-    let add_href = format!("/settings/api?{store_query}&new=1");
-    let cancel_href = format!("/settings/api?{store_query}");
+    let add_href = href("/settings/api", &[("store", &list.store_id), ("new", "1")]);
+    let cancel_href = href("/settings/api", &[("store", &list.store_id)]);
     let empty = list.webhooks.is_empty();
     let store_id = list.store_id.clone();
     view! {
@@ -230,8 +252,8 @@ fn ApiKeysSection(
     /// A key created by a plain form post, before the WebAssembly loaded.
     created: Option<String>,
     store: String,
-    create: ServerAction<CreateStoreApiKey>,
-    revoke: ServerAction<RevokeStoreApiKey>,
+    create: ServerAction<CreateApiKey>,
+    revoke: ServerAction<RevokeApiKey>,
 ) -> impl IntoView {
     let new_key = move || create.value().get().and_then(Result::ok).or_else(|| created.clone());
     let create_error = move || create.value().get().and_then(Result::err);
@@ -308,15 +330,15 @@ fn ApiKeysSection(
 /// A webhook row's actions menu: a `<details>`, so it opens without JavaScript.
 #[component]
 fn RowActions(id: String, url: String, changed: RwSignal<u32>) -> impl IntoView {
-    let test = ServerAction::<SendTest>::new();
-    let rotate = ServerAction::<RotateWebhookSecret>::new();
+    let test = ServerAction::<SendTestEvent>::new();
+    let rotate = ServerAction::<RotateSecret>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
     Effect::new(move |_| {
         if let Some(Ok(_)) = delete.value().get() {
             changed.update(|n| *n += 1);
         }
     });
-    let edit_href = format!("/settings/api/webhooks/{id}?edit=1");
+    let edit_href = href(&format!("/settings/api/webhooks/{id}"), &[("edit", "1")]);
     // The latest action's answer.
     let last = RwSignal::new(None::<Result<(bool, String), AppError>>);
     Effect::new(move |_| {

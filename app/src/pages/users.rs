@@ -3,20 +3,35 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
-use crate::api::{
-    AdminDeleteUser, AdminEndSessions, AdminSetUserDisabled, AppError, ChangePassword, UserRow, admin_users,
-};
+mod server;
+
+use server::{ChangePassword, DeleteUser, EndUserSessions, SetUserDisabled, UserRow, users};
+
 use crate::components::{ErrorBox, Frame};
+use crate::error::AppError;
+use crate::paging::{Pager, Trail};
+
+/// Where the list keeps its place in the address.
+const USERS: &str = "users";
 
 #[component]
 pub fn AdminUsersPage() -> impl IntoView {
-    let set_disabled = ServerAction::<AdminSetUserDisabled>::new();
-    let end_sessions = ServerAction::<AdminEndSessions>::new();
-    let delete = ServerAction::<AdminDeleteUser>::new();
-    let users = Resource::new(
-        move || (set_disabled.version().get(), end_sessions.version().get(), delete.version().get()),
-        |_| admin_users(),
+    let query = use_query_map();
+    let set_disabled = ServerAction::<SetUserDisabled>::new();
+    let end_sessions = ServerAction::<EndUserSessions>::new();
+    let delete = ServerAction::<DeleteUser>::new();
+    let list = Resource::new(
+        move || {
+            (
+                Trail::from_query(&query.read(), USERS).cursor(),
+                set_disabled.version().get(),
+                end_sessions.version().get(),
+                delete.version().get(),
+            )
+        },
+        |(cursor, ..)| users(cursor),
     );
     let failure = move || {
         [set_disabled.value().get().and_then(Result::err), delete.value().get().and_then(Result::err)]
@@ -34,8 +49,14 @@ pub fn AdminUsersPage() -> impl IntoView {
             })}
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match users.await {
-                        Ok(rows) => view! { <UserTable rows set_disabled end_sessions delete/> }.into_any(),
+                    match list.await {
+                        Ok(list) => {
+                            let pages = Trail::from_query(&query.read(), USERS).links("/admin/users", &query.read(), list.next_cursor.as_deref());
+                            view! {
+                                <UserTable rows=list.users set_disabled end_sessions delete/>
+                                <Pager links=pages list=USERS label="Pages of users"/>
+                            }.into_any()
+                        }
                         Err(AppError::NotFound) => view! {
                             <div class="card"><h1>"Not found"</h1><p>"There is nothing at this address for your account."</p></div>
                         }.into_any(),
@@ -50,9 +71,9 @@ pub fn AdminUsersPage() -> impl IntoView {
 #[component]
 fn UserTable(
     rows: Vec<UserRow>,
-    set_disabled: ServerAction<AdminSetUserDisabled>,
-    end_sessions: ServerAction<AdminEndSessions>,
-    delete: ServerAction<AdminDeleteUser>,
+    set_disabled: ServerAction<SetUserDisabled>,
+    end_sessions: ServerAction<EndUserSessions>,
+    delete: ServerAction<DeleteUser>,
 ) -> impl IntoView {
     view! {
         <div class="card table-card">

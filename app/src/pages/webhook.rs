@@ -1,17 +1,24 @@
 //! One webhook: its state, signing secret and delivery log, with each delivery's attempts.
 
+use hookline_domain::DeliveryStatus;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{
-    AppError, DeleteWebhook, DeliveryInfo, DeliveryLog, EventTypeInfo, HourBar, LogFilter, ReplaySkipped,
-    ResendDelivery, RevealSecret, RotateWebhookSecret, SendTest, UpdateWebhook, WebhookRow, event_catalog,
-    load_delivery, load_delivery_log, skipped_count, webhook_detail, webhook_health,
+pub(crate) mod server;
+
+pub(crate) use server::{DeleteWebhook, RotateSecret, SendTestEvent, SwitchWebhook, WebhookRow};
+use server::{
+    DeliveryInfo, DeliveryLog, HourBar, LogFilter, ReplaySkipped, ResendDelivery, RevealSecret,
+    UpdateWebhook, delivery_with_attempts, hourly_health, skipped_while_off, webhook_delivery_log,
+    webhook_detail,
 };
+
 use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
-use crate::pages::settings::EventGroups;
+use crate::error::AppError;
+use crate::pages::settings::{EventGroups, EventTypeInfo, event_catalog};
+use crate::paging::{PageLinks, Trail, href};
 
 #[component]
 pub fn WebhookPage() -> impl IntoView {
@@ -38,15 +45,15 @@ fn WebhookView() -> impl IntoView {
         LogFilter { status: get("status"), event_type: get("event_type"), from: get("from"), to: get("to") }
     };
     let log = Resource::new(
-        move || (id(), query.read().get("cursor"), log_filter(), log_refresh.get()),
-        |(id, cursor, f, _)| load_delivery_log(id, cursor, f.status, f.event_type, f.from, f.to),
+        move || (id(), Trail::from_query(&query.read(), "cursor").cursor(), log_filter(), log_refresh.get()),
+        |(id, cursor, f, _)| webhook_delivery_log(id, cursor, f.status, f.event_type, f.from, f.to),
     );
-    let health = Resource::new(move || (id(), log_refresh.get()), |(id, _)| webhook_health(id));
+    let health = Resource::new(move || (id(), log_refresh.get()), |(id, _)| hourly_health(id));
     let detail = Resource::new(
         move || (query.read().get("delivery"), log_refresh.get()),
         |(selected, _)| async move {
             match selected {
-                Some(d) => load_delivery(d).await.map(Some),
+                Some(d) => delivery_with_attempts(d).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -70,8 +77,10 @@ fn WebhookView() -> impl IntoView {
             log_refresh.update(|n| *n += 1);
         }
     });
-    let skipped =
-        Resource::new(move || (id(), refresh.get(), replay.version().get()), |(id, _, _)| skipped_count(id));
+    let skipped = Resource::new(
+        move || (id(), refresh.get(), replay.version().get()),
+        |(id, _, _)| skipped_while_off(id),
+    );
     let edit = EditPanels { editing, catalog, update, replay, skipped };
     let resend = ServerAction::<ResendDelivery>::new();
     Effect::new(move |_| {
@@ -176,7 +185,7 @@ fn DeletePanel(id: String) -> impl IntoView {
 
 #[component]
 fn TestPanel(id: String, refresh: RwSignal<u32>) -> impl IntoView {
-    let test = ServerAction::<SendTest>::new();
+    let test = ServerAction::<SendTestEvent>::new();
     Effect::new(move |_| {
         if test.value().get().is_some() {
             refresh.update(|n| *n += 1);
@@ -205,7 +214,7 @@ fn TestPanel(id: String, refresh: RwSignal<u32>) -> impl IntoView {
 #[component]
 fn SecretPanel(id: String) -> impl IntoView {
     let reveal = ServerAction::<RevealSecret>::new();
-    let rotate = ServerAction::<RotateWebhookSecret>::new();
+    let rotate = ServerAction::<RotateSecret>::new();
     // A rotation hides the secret again: the one shown is no longer current.
     Effect::new(move |_| {
         if let Some(Ok(_)) = rotate.value().get() {
@@ -264,7 +273,15 @@ fn DeliveryLogPanel(id: String, panels: LogPanels) -> impl IntoView {
     let base = format!("/settings/api/webhooks/{id}");
     let query = use_query_map();
     let current = move |k: &str| query.read().get(k).unwrap_or_default();
-    let statuses = ["succeeded", "failed", "pending", "delivering", "skipped"];
+    // The outcomes first: they are what a person looking at the log asks about.
+    let statuses = [
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivering,
+        DeliveryStatus::Skipped,
+    ]
+    .map(DeliveryStatus::as_str);
     view! {
         <section class="card" aria-labelledby="health-title">
             <h2 id="health-title">"Last 24 hours"</h2>
@@ -331,13 +348,14 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
         return view! { <p class="empty">"No deliveries yet. Events sent to this webhook appear here."</p> }
             .into_any();
     }
-    // The next page keeps the filters.
+    // The pages before and after keep the filters, not an open delivery.
     let query = use_query_map();
-    let kept: String = ["status", "event_type", "from", "to"]
-        .iter()
-        .filter_map(|k| query.read_untracked().get(k).filter(|v| !v.is_empty()).map(|v| format!("&{k}={v}")))
-        .collect();
-    let next = log.next_cursor.map(|c| format!("{base}?cursor={c}{kept}"));
+    let links = Trail::from_query(&query.read_untracked(), "cursor").links_keeping(
+        &base,
+        &query.read_untracked(),
+        log.next_cursor.as_deref(),
+        |k| ["status", "event_type", "from", "to"].contains(&k),
+    );
     view! {
         <div class="table-wrap">
             <table class="deliveries">
@@ -353,7 +371,7 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
                 </thead>
                 <tbody>
                     {log.items.into_iter().map(|d| {
-                        let href = format!("{base}?delivery={}", d.id);
+                        let href = href(&base, &[("delivery", &d.id)]);
                         view! {
                             <tr data-delivery-id=d.id.clone() data-status=d.status.clone()>
                                 <td><A href=href>{d.time.clone()}</A></td>
@@ -368,7 +386,7 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        {next.map(|href| view! { <p class="pager"><A href=href>"Older deliveries →"</A></p> })}
+        <DeliveryPager links/>
     }
     .into_any()
 }
@@ -571,4 +589,22 @@ fn HealthChart(hours: Vec<HourBar>) -> impl IntoView {
             <figcaption id="health-summary">{summary}</figcaption>
         </figure>
     }
+}
+
+/// The delivery log's links to newer and older deliveries.
+#[component]
+pub(crate) fn DeliveryPager(
+    links: PageLinks,
+    #[prop(optional)] older_id: Option<&'static str>,
+) -> impl IntoView {
+    let PageLinks { previous, next } = links;
+    (previous.is_some() || next.is_some()).then(move || {
+        view! {
+            <p class="pager">
+                {previous.map(|href| view! { <A href=href attr:rel="prev">"← Newer deliveries"</A> })}
+                " "
+                {next.map(|href| view! { <A href=href attr:id=older_id attr:rel="next">"Older deliveries →"</A> })}
+            </p>
+        }
+    })
 }

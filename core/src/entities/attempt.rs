@@ -1,4 +1,5 @@
 //! The `attempts` table.
+use hookline_domain::{AttemptErrorClass, AttemptTrigger};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     pub id: String,
     pub delivery_id: String,
     pub webhook_id: String,
-    pub trigger: String,
+    pub trigger: AttemptTrigger,
     pub started_at: i64,
     pub duration_ms: i32,
     pub url: String,
@@ -16,7 +17,7 @@ pub struct Model {
     pub response_status: Option<i32>,
     pub response_headers: Option<String>,
     pub response_body: Option<String>,
-    pub error_class: Option<String>,
+    pub error_class: Option<AttemptErrorClass>,
     pub error_message: Option<String>,
 }
 

@@ -1,4 +1,5 @@
 //! The `deliveries` table.
+use hookline_domain::{DeliveryStatus, TenantType};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,10 +9,10 @@ pub struct Model {
     pub id: String,
     pub event_id: String,
     pub webhook_id: String,
-    pub tenant_type: String,
+    pub tenant_type: TenantType,
     pub tenant_id: String,
     pub event_type: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Every attempt made, scheduled or on request.
     pub attempts: i32,
     /// The attempts made on request (manual resends): they never use up the retry schedule.

@@ -1,4 +1,5 @@
 //! The `events` table.
+use hookline_domain::TenantType;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -6,7 +7,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_type: String,
+    pub tenant_type: TenantType,
     pub tenant_id: String,
     pub event_type: String,
     pub payload: String,

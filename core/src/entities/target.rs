@@ -1,4 +1,5 @@
 //! The `targets` table: a callback URL, step one of the three-step flow.
+use hookline_domain::TenantType;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -6,7 +7,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_type: String,
+    pub tenant_type: TenantType,
     pub tenant_id: String,
     pub url: String,
     /// The application that made this store-level record, if one did.

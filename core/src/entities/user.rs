@@ -1,4 +1,5 @@
 //! The `users` table.
+use hookline_domain::Role;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,7 +10,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub store_id: Option<String>,
     pub created_at: i64,
     /// Set when an admin disabled the user: no sign-in, no session.

@@ -1,4 +1,5 @@
 //! The `webhooks` table.
+use hookline_domain::{DisabledReason, TenantType};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -6,14 +7,14 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_type: String,
+    pub tenant_type: TenantType,
     pub tenant_id: String,
     pub url: String,
     pub description: String,
     /// JSON array of event type names; `None` subscribes to every type.
     pub event_types: Option<String>,
     pub enabled: bool,
-    pub disabled_reason: Option<String>,
+    pub disabled_reason: Option<DisabledReason>,
     pub disabled_at: Option<i64>,
     pub consecutive_failures: i32,
     pub failing_since: Option<i64>,

@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -45,6 +46,13 @@ impl ApiError {
     pub fn with_field(mut self, field: &'static str) -> Self {
         self.field = Some(field);
         self
+    }
+}
+
+impl From<hookline_core::InputError> for ApiError {
+    /// A value of the vocabulary that would not parse (a tenant, a URL): a 400, as from the services.
+    fn from(e: hookline_core::InputError) -> Self {
+        hookline_core::Error::from(e).into()
     }
 }
 
@@ -91,9 +99,31 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// What went wrong, for programs: `invalid_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `unprocessable`, `payload_too_large`, `rate_limited`,
+    /// `unavailable` or `internal`.
+    #[schema(example = "not_found")]
+    code: &'static str,
+    /// What went wrong, for people.
+    message: String,
+    /// The request field at fault, when one is.
+    #[schema(required = true)]
+    field: Option<&'static str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());

@@ -1,45 +1,84 @@
 //! `POST /api/v1/events` (publish) and `GET /api/v1/events/{id}`.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::AppendHeaders;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookline_core::PublishRequest;
-use hookline_core::entities::{delivery, event};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::extract::{Caller, read_body};
-use super::{ApiError, time};
+use super::vocabulary::{DeliveryStatus, TenantType};
+use super::{ApiError, ErrorBody, time};
 use crate::AppState;
 
 /// `max_payload` is the configured payload limit; the envelope around it is small, so a
 /// body far past the limit is refused before it is read.
-pub fn router(max_payload: usize) -> Router<AppState> {
-    Router::new()
-        .route("/events", post(publish).layer(DefaultBodyLimit::max(max_payload + 64 * 1024)))
-        .route("/events/{id}", get(get_event))
+pub fn router(max_payload: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(publish).layer(DefaultBodyLimit::max(max_payload + 64 * 1024)))
+        .routes(routes!(get_event))
 }
 
-#[derive(Deserialize)]
+/// An event to publish.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PublishRequest)]
 struct PublishBody<'a> {
+    /// Omit with a store's or application's key: the key's own tenant.
+    #[schema(value_type = Option<TenantType>)]
     tenant_type: Option<String>,
+    /// Omit with a store's or application's key.
     tenant_id: Option<String>,
+    /// A name from the event type catalog that fits the tenant.
     event_type: String,
+    /// Any JSON value; delivered byte for byte.
     #[serde(borrow)]
+    #[schema(value_type = Value)]
     payload: &'a RawValue,
+}
+
+/// The headers `publish` reads beyond the key.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents what `publish` reads from the header map
+struct PublishHeaders {
+    /// A repeat within 24 hours answers with the first event and delivers nothing new.
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 255)]
+    idempotency_key: Option<String>,
 }
 
 /// `Idempotent-Replayed: true` when the answer is an earlier request's.
 type ReplayedHeader = AppendHeaders<Option<(&'static str, &'static str)>>;
 
-#[derive(Serialize)]
+/// The event was accepted: it is stored and its deliveries are queued.
+#[derive(Serialize, ToSchema)]
 struct Accepted {
     id: String,
 }
 
+/// Publish an event to every matching webhook of a tenant
+///
+/// A repeat with the same `Idempotency-Key` within 24 hours answers with the first event (and
+/// `Idempotent-Replayed: true`) and delivers nothing new.
+#[utoipa::path(
+    post,
+    path = "/events",
+    operation_id = "publishEvent",
+    tag = "Events",
+    request_body = PublishBody,
+    params(PublishHeaders),
+    responses(
+        (status = 202, description = "Accepted; deliveries are queued", body = Accepted,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request"))),
+        (status = 403, description = "The key cannot publish for this tenant", body = ErrorBody),
+        (status = 413, description = "The payload is larger than HOOKLINE_MAX_PAYLOAD", body = ErrorBody),
+        (status = 422, description = "No such tenant, or an event type the catalog does not have for it", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(scope = %caller.0))]
 async fn publish(
     State(state): State<AppState>,
@@ -77,55 +116,69 @@ async fn publish(
     Ok((StatusCode::ACCEPTED, replayed, Json(Accepted { id: published.event_id })))
 }
 
-#[derive(Serialize)]
+/// An event as it was published, with its deliveries.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Event)]
 struct EventView {
     id: String,
+    #[schema(value_type = TenantType)]
     tenant_type: String,
     tenant_id: String,
     event_type: String,
-    /// `null` once the payload retention removed it (see `payload_pruned_at`).
+    /// As published; `null` once the payload retention removed it (see `payload_pruned_at`).
+    #[schema(value_type = Value)]
     payload: Box<RawValue>,
-    /// When the payload retention removed the payload; `null` while it is kept.
+    /// When the payload retention (HOOKLINE_PAYLOAD_RETENTION) removed the payload; `null`
+    /// while it is kept.
+    #[schema(required = true, format = DateTime)]
     payload_pruned_at: Option<String>,
+    #[schema(required = true)]
     idempotency_key: Option<String>,
+    /// The event's number among its tenant's events of the same resource.
     sequence: i64,
+    #[schema(format = DateTime)]
     received_at: String,
+    /// The deliveries the caller sees: one per webhook the event was for.
     deliveries: Vec<DeliverySummary>,
 }
 
-#[derive(Serialize)]
+/// One delivery of an event.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EventDelivery)]
 struct DeliverySummary {
     id: String,
     webhook_id: String,
+    #[schema(value_type = DeliveryStatus)]
     status: String,
+    /// How many attempts were made.
     attempts: i32,
+    /// The receiver's HTTP status at the last attempt; `null` before one or without an answer.
+    #[schema(required = true)]
     last_status_code: Option<i32>,
 }
 
+/// An event with its deliveries
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    operation_id = "getEvent",
+    tag = "Events",
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 404, description = "No such event, or not one this key sees", body = ErrorBody),
+    ),
+)]
 async fn get_event(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, ApiError> {
-    let db = &state.services.db;
-    let found = event::Entity::find_by_id(&id).one(db).await.map_err(hookline_core::Error::from)?;
-    let Some(ev) = found else {
-        return Err(ApiError::not_found("event"));
-    };
-    let tenant = hookline_core::Tenant::from_fields(&ev.tenant_type, &ev.tenant_id)?;
-    if !caller.0.allows(&tenant) {
-        return Err(ApiError::not_found("event"));
-    }
-    let deliveries = delivery::Entity::find()
-        .filter(delivery::Column::EventId.eq(&ev.id))
-        .order_by_asc(delivery::Column::Id)
-        .all(db)
-        .await
-        .map_err(hookline_core::Error::from)?;
+    let (ev, deliveries) = state.services.event_detail(&caller.0, &id).await?;
     let payload = RawValue::from_string(ev.payload).map_err(|_| ApiError::not_found("event"))?;
     Ok(Json(EventView {
         id: ev.id,
-        tenant_type: ev.tenant_type,
+        tenant_type: ev.tenant_type.to_string(),
         tenant_id: ev.tenant_id,
         event_type: ev.event_type,
         payload,
@@ -138,7 +191,7 @@ async fn get_event(
             .map(|d| DeliverySummary {
                 id: d.id,
                 webhook_id: d.webhook_id,
-                status: d.status,
+                status: d.status.to_string(),
                 attempts: d.attempts,
                 last_status_code: d.last_status_code,
             })

@@ -1,47 +1,39 @@
 //! The three-step flow over REST: `/targets`, `/filters`, `/subscriptions`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookline_core::entities::{filter, target, webhook};
-use hookline_core::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, JsonBody, Query};
-use super::{ApiError, time};
+use super::vocabulary::TenantType;
+use super::{ApiError, ErrorBody, Page, TenantPageQuery, time};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/targets", post(create_target).get(list_targets))
-        .route("/targets/{id}", get(read_target).delete(delete_target))
-        .route("/filters", post(create_filter).get(list_filters))
-        .route("/filters/{id}", get(read_filter).delete(delete_filter))
-        .route("/subscriptions", post(create_subscription).get(list_subscriptions))
-        .route("/subscriptions/{id}", get(read_subscription).delete(delete_subscription))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_target, list_targets))
+        .routes(routes!(read_target, delete_target))
+        .routes(routes!(create_filter, list_filters))
+        .routes(routes!(read_filter, delete_filter))
+        .routes(routes!(create_subscription, list_subscriptions))
+        .routes(routes!(read_subscription, delete_subscription))
 }
 
-#[derive(Deserialize)]
-struct TenantQuery {
-    tenant_type: Option<String>,
-    tenant_id: Option<String>,
-    limit: Option<u64>,
-    cursor: Option<String>,
-}
-
-impl TenantQuery {
-    fn page(&self) -> PageRequest {
-        PageRequest { limit: self.limit, cursor: self.cursor.clone() }
-    }
-}
-
-#[derive(Serialize)]
+/// Step 1: where deliveries go.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Target)]
 struct TargetView {
     id: String,
+    #[schema(value_type = TenantType)]
     tenant_type: String,
     tenant_id: String,
     url: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -49,7 +41,7 @@ impl From<target::Model> for TargetView {
     fn from(t: target::Model) -> Self {
         TargetView {
             id: t.id,
-            tenant_type: t.tenant_type,
+            tenant_type: t.tenant_type.to_string(),
             tenant_id: t.tenant_id,
             url: t.url,
             created_at: time(t.created_at),
@@ -57,12 +49,16 @@ impl From<target::Model> for TargetView {
     }
 }
 
-#[derive(Serialize)]
+/// Step 2: which event types.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Filter)]
 struct FilterView {
     id: String,
+    #[schema(value_type = TenantType)]
     tenant_type: String,
     tenant_id: String,
     events: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -71,26 +67,36 @@ impl From<filter::Model> for FilterView {
         FilterView {
             events: f.event_names(),
             id: f.id,
-            tenant_type: f.tenant_type,
+            tenant_type: f.tenant_type.to_string(),
             tenant_id: f.tenant_id,
             created_at: time(f.created_at),
         }
     }
 }
 
-#[derive(Serialize)]
+/// Step 3: a target subscribed to a filter; it delivers like any webhook (and is one).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Subscription)]
 struct SubscriptionView {
     id: String,
+    #[schema(value_type = TenantType)]
     tenant_type: String,
     tenant_id: String,
+    /// `null` for a webhook made directly rather than from a target and a filter.
+    #[schema(required = true)]
     target_id: Option<String>,
+    #[schema(required = true)]
     filter_id: Option<String>,
     url: String,
-    /// `null` for every event type.
+    /// The event types it receives; `null` for every event type.
+    #[schema(required = true)]
     events: Option<Vec<String>>,
     enabled: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// The signing secret: only in the answer that creates the subscription.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     secret: Option<String>,
 }
 
@@ -99,7 +105,7 @@ impl From<webhook::Model> for SubscriptionView {
         SubscriptionView {
             events: w.event_filter(),
             id: w.id,
-            tenant_type: w.tenant_type,
+            tenant_type: w.tenant_type.to_string(),
             tenant_id: w.tenant_id,
             target_id: w.target_id,
             filter_id: w.filter_id,
@@ -111,13 +117,32 @@ impl From<webhook::Model> for SubscriptionView {
     }
 }
 
-#[derive(Deserialize)]
+/// A new target.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewTarget)]
 struct CreateTarget {
+    /// Omit with a store's or application's key: the key's own tenant.
+    #[schema(value_type = Option<TenantType>)]
     tenant_type: Option<String>,
+    /// Omit with a store's or application's key.
     tenant_id: Option<String>,
+    /// Where deliveries are sent: `https://`, and not a private address unless allowed.
     url: String,
 }
 
+/// Step 1: a callback URL
+#[utoipa::path(
+    post,
+    path = "/targets",
+    operation_id = "createTarget",
+    tag = "Subscriptions",
+    request_body = CreateTarget,
+    responses(
+        (status = 201, description = "The target", body = TargetView),
+        (status = 403, description = "The key cannot manage this tenant", body = ErrorBody),
+        (status = 422, description = "No such tenant, or a URL that is refused", body = ErrorBody),
+    ),
+)]
 async fn create_target(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,15 +153,39 @@ async fn create_target(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
+/// A tenant's targets
+#[utoipa::path(
+    get,
+    path = "/targets",
+    operation_id = "listTargets",
+    tag = "Subscriptions",
+    params(TenantPageQuery),
+    responses(
+        (status = 200, description = "A page of targets, oldest first", body = Page<TargetView>),
+        (status = 403, description = "The key cannot see this tenant", body = ErrorBody),
+    ),
+)]
 async fn list_targets(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<TenantQuery>,
+    Query(q): Query<TenantPageQuery>,
 ) -> Result<Json<Page<TargetView>>, ApiError> {
-    let tenant = caller.tenant(q.tenant_type.as_deref(), q.tenant_id.as_deref())?;
-    Ok(Json(state.services.list_targets(&caller.0, &tenant, &q.page()).await?.map(TargetView::from)))
+    let tenant = q.tenant(&caller)?;
+    Ok(Json(Page::of(state.services.list_targets(&caller.0, &tenant, &q.page()).await?, TargetView::from)))
 }
 
+/// One target
+#[utoipa::path(
+    get,
+    path = "/targets/{id}",
+    operation_id = "getTarget",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The target's id")),
+    responses(
+        (status = 200, description = "The target", body = TargetView),
+        (status = 404, description = "No such target, or not one this key sees", body = ErrorBody),
+    ),
+)]
 async fn read_target(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,6 +194,20 @@ async fn read_target(
     Ok(Json(state.services.target(&caller.0, &id).await?.into()))
 }
 
+/// Delete a target no subscription uses
+#[utoipa::path(
+    delete,
+    path = "/targets/{id}",
+    operation_id = "deleteTarget",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The target's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The key cannot manage this target", body = ErrorBody),
+        (status = 404, description = "No such target, or not one this key sees", body = ErrorBody),
+        (status = 409, description = "A subscription uses the target", body = ErrorBody),
+    ),
+)]
 async fn delete_target(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,13 +217,32 @@ async fn delete_target(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A new filter.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewFilter)]
 struct CreateFilter {
+    /// Omit with a store's or application's key: the key's own tenant.
+    #[schema(value_type = Option<TenantType>)]
     tenant_type: Option<String>,
+    /// Omit with a store's or application's key.
     tenant_id: Option<String>,
+    /// Event types from the catalog.
     events: Vec<String>,
 }
 
+/// Step 2: a list of event types
+#[utoipa::path(
+    post,
+    path = "/filters",
+    operation_id = "createFilter",
+    tag = "Subscriptions",
+    request_body = CreateFilter,
+    responses(
+        (status = 201, description = "The filter", body = FilterView),
+        (status = 403, description = "The key cannot manage this tenant", body = ErrorBody),
+        (status = 422, description = "No such tenant, or an unknown event type", body = ErrorBody),
+    ),
+)]
 async fn create_filter(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,15 +253,39 @@ async fn create_filter(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
+/// A tenant's filters
+#[utoipa::path(
+    get,
+    path = "/filters",
+    operation_id = "listFilters",
+    tag = "Subscriptions",
+    params(TenantPageQuery),
+    responses(
+        (status = 200, description = "A page of filters, oldest first", body = Page<FilterView>),
+        (status = 403, description = "The key cannot see this tenant", body = ErrorBody),
+    ),
+)]
 async fn list_filters(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<TenantQuery>,
+    Query(q): Query<TenantPageQuery>,
 ) -> Result<Json<Page<FilterView>>, ApiError> {
-    let tenant = caller.tenant(q.tenant_type.as_deref(), q.tenant_id.as_deref())?;
-    Ok(Json(state.services.list_filters(&caller.0, &tenant, &q.page()).await?.map(FilterView::from)))
+    let tenant = q.tenant(&caller)?;
+    Ok(Json(Page::of(state.services.list_filters(&caller.0, &tenant, &q.page()).await?, FilterView::from)))
 }
 
+/// One filter
+#[utoipa::path(
+    get,
+    path = "/filters/{id}",
+    operation_id = "getFilter",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The filter's id")),
+    responses(
+        (status = 200, description = "The filter", body = FilterView),
+        (status = 404, description = "No such filter, or not one this key sees", body = ErrorBody),
+    ),
+)]
 async fn read_filter(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,6 +294,20 @@ async fn read_filter(
     Ok(Json(state.services.filter(&caller.0, &id).await?.into()))
 }
 
+/// Delete a filter no subscription uses
+#[utoipa::path(
+    delete,
+    path = "/filters/{id}",
+    operation_id = "deleteFilter",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The filter's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The key cannot manage this filter", body = ErrorBody),
+        (status = 404, description = "No such filter, or not one this key sees", body = ErrorBody),
+        (status = 409, description = "A subscription uses the filter", body = ErrorBody),
+    ),
+)]
 async fn delete_filter(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,14 +317,33 @@ async fn delete_filter(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A new subscription.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewSubscription)]
 struct CreateSubscription {
+    /// Omit with a store's or application's key: the key's own tenant.
+    #[schema(value_type = Option<TenantType>)]
     tenant_type: Option<String>,
+    /// Omit with a store's or application's key.
     tenant_id: Option<String>,
     target_id: String,
     filter_id: String,
 }
 
+/// Step 3: subscribe a target to a filter; deliveries start
+#[utoipa::path(
+    post,
+    path = "/subscriptions",
+    operation_id = "createSubscription",
+    tag = "Subscriptions",
+    request_body = CreateSubscription,
+    responses(
+        (status = 201, description = "The subscription, with its signing secret", body = SubscriptionView),
+        (status = 403, description = "The key cannot manage this tenant", body = ErrorBody),
+        (status = 409, description = "The tenant has as many webhooks as it may, or the pair is subscribed already", body = ErrorBody),
+        (status = 422, description = "No such tenant, or no such target or filter in it", body = ErrorBody),
+    ),
+)]
 async fn create_subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -218,15 +357,40 @@ async fn create_subscription(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// A tenant's subscriptions (every webhook, however made)
+#[utoipa::path(
+    get,
+    path = "/subscriptions",
+    operation_id = "listSubscriptions",
+    tag = "Subscriptions",
+    params(TenantPageQuery),
+    responses(
+        (status = 200, description = "A page of subscriptions, oldest first", body = Page<SubscriptionView>),
+        (status = 403, description = "The key cannot see this tenant", body = ErrorBody),
+    ),
+)]
 async fn list_subscriptions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<TenantQuery>,
+    Query(q): Query<TenantPageQuery>,
 ) -> Result<Json<Page<SubscriptionView>>, ApiError> {
-    let tenant = caller.tenant(q.tenant_type.as_deref(), q.tenant_id.as_deref())?;
-    Ok(Json(state.services.list_webhooks(&caller.0, &tenant, &q.page()).await?.map(SubscriptionView::from)))
+    let tenant = q.tenant(&caller)?;
+    let found = state.services.list_webhooks(&caller.0, &tenant, &q.page()).await?;
+    Ok(Json(Page::of(found, SubscriptionView::from)))
 }
 
+/// One subscription
+#[utoipa::path(
+    get,
+    path = "/subscriptions/{id}",
+    operation_id = "getSubscription",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 404, description = "No such subscription, or not one this key sees", body = ErrorBody),
+    ),
+)]
 async fn read_subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,6 +399,20 @@ async fn read_subscription(
     Ok(Json(state.services.webhook(&caller.0, &id).await?.into()))
 }
 
+/// Delete a subscription (its target and filter stay)
+#[utoipa::path(
+    delete,
+    path = "/subscriptions/{id}",
+    operation_id = "deleteSubscription",
+    tag = "Subscriptions",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The key cannot manage this subscription", body = ErrorBody),
+        (status = 404, description = "No such subscription, or not one this key sees", body = ErrorBody),
+        (status = 409, description = "The subscription cannot be deleted now", body = ErrorBody),
+    ),
+)]
 async fn delete_subscription(
     State(state): State<AppState>,
     caller: Caller,

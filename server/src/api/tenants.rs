@@ -3,49 +3,60 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, JsonBody, Query};
-use super::{ApiError, time};
+use super::{ApiError, ErrorBody, Page, PageQuery, time};
 use crate::AppState;
 use hookline_core::entities::{event_type, installation, store};
-use hookline_core::{NewEventType, Page, PageRequest, format_retention};
+use hookline_core::{NewEventType, format_retention};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/stores", post(create_store).get(list_stores))
-        .route("/stores/{id}", get(read_store).patch(update_store).delete(delete_store))
-        .route("/applications", post(create_application))
-        .route("/applications/{id}/installations", post(install).get(installations))
-        .route("/applications/{id}/installations/{store_id}", delete(disconnect))
-        .route("/event-types", get(event_types).post(create_event_type))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_store, list_stores))
+        .routes(routes!(read_store, update_store, delete_store))
+        .routes(routes!(create_application))
+        .routes(routes!(install, installations))
+        .routes(routes!(disconnect))
+        .routes(routes!(event_types, create_event_type))
 }
 
-#[derive(Deserialize)]
+/// A new store or application.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewTenant)]
 struct TenantBody {
     id: String,
     name: String,
 }
 
-#[derive(Serialize)]
+/// An application.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Tenant)]
 struct TenantView {
     id: String,
     name: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
 /// A store, with how long its events, deliveries and attempts are kept when an admin made it
 /// shorter than `HOOKLINE_RETENTION` (`null`: the global retention).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Store)]
 struct StoreView {
     id: String,
     name: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    /// The store's own retention, e.g. `7d`; `null`: HOOKLINE_RETENTION.
+    #[schema(required = true)]
     retention: Option<String>,
 }
 
@@ -60,6 +71,19 @@ impl From<store::Model> for StoreView {
     }
 }
 
+/// Create a store (admin)
+#[utoipa::path(
+    post,
+    path = "/stores",
+    operation_id = "createStore",
+    tag = "Tenants",
+    request_body = TenantBody,
+    responses(
+        (status = 201, description = "The store", body = StoreView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 409, description = "A store with this id exists (or existed and is being deleted)", body = ErrorBody),
+    ),
+)]
 async fn create_store(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,6 +94,19 @@ async fn create_store(
     Ok((StatusCode::CREATED, Json(s.into())))
 }
 
+/// A store (admin)
+#[utoipa::path(
+    get,
+    path = "/stores/{id}",
+    operation_id = "getStore",
+    tag = "Tenants",
+    params(("id" = String, Path, description = "The store's id")),
+    responses(
+        (status = 200, description = "The store", body = StoreView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 404, description = "No such store", body = ErrorBody),
+    ),
+)]
 async fn read_store(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,10 +117,13 @@ async fn read_store(
     Ok(Json(found.into()))
 }
 
-#[derive(Deserialize)]
+/// What to change about a store.
+#[derive(Deserialize, ToSchema)]
 struct StorePatch {
-    /// `"7d"`, or `null` for the global retention; absent leaves it as it is.
+    /// `7d`, `12h`, `90m`: at least 1h and at most HOOKLINE_RETENTION (422 beyond); `null` for
+    /// the global retention; absent leaves it as it is.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     retention: Option<Option<String>>,
 }
 
@@ -91,7 +131,21 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     T::deserialize(d).map(Some)
 }
 
-/// Changes a store (admins only): its retention, at most `HOOKLINE_RETENTION` (422 beyond).
+/// Shorten (or with null restore) how long a store's events, deliveries and attempts are kept (admin)
+#[utoipa::path(
+    patch,
+    path = "/stores/{id}",
+    operation_id = "updateStore",
+    tag = "Tenants",
+    params(("id" = String, Path, description = "The store's id")),
+    request_body = StorePatch,
+    responses(
+        (status = 200, description = "The store as it is now", body = StoreView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 404, description = "No such store", body = ErrorBody),
+        (status = 422, description = "A retention longer than HOOKLINE_RETENTION or shorter than an hour", body = ErrorBody),
+    ),
+)]
 async fn update_store(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,8 +160,20 @@ async fn update_store(
     Ok(Json(updated.into()))
 }
 
-/// Deletes a store and all of its data (admins only): 204 at once, the large tables emptied
-/// in the background.
+/// Delete a store and all of its data (admin); the data is removed in the background
+#[utoipa::path(
+    delete,
+    path = "/stores/{id}",
+    operation_id = "deleteStore",
+    tag = "Tenants",
+    params(("id" = String, Path, description = "The store's id")),
+    responses(
+        (status = 204, description = "Deleted; the large tables are emptied in the background"),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 404, description = "No such store", body = ErrorBody),
+        (status = 409, description = "The store cannot be deleted now", body = ErrorBody),
+    ),
+)]
 async fn delete_store(
     State(state): State<AppState>,
     caller: Caller,
@@ -118,6 +184,19 @@ async fn delete_store(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Create an application (admin)
+#[utoipa::path(
+    post,
+    path = "/applications",
+    operation_id = "createApplication",
+    tag = "Tenants",
+    request_body = TenantBody,
+    responses(
+        (status = 201, description = "The application", body = TenantView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 409, description = "An application with this id exists", body = ErrorBody),
+    ),
+)]
 async fn create_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,27 +207,45 @@ async fn create_application(
     Ok((StatusCode::CREATED, Json(TenantView { id: a.id, name: a.name, created_at: time(a.created_at) })))
 }
 
+/// Every store (admin)
+#[utoipa::path(
+    get,
+    path = "/stores",
+    operation_id = "listStores",
+    tag = "Tenants",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of stores", body = Page<StoreView>),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+    ),
+)]
 async fn list_stores(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<PageRequest>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<StoreView>>, ApiError> {
     caller.require_admin()?;
-    let found = state.services.stores_page(&page).await?;
-    Ok(Json(found.map(StoreView::from)))
+    let found = state.services.stores_page(&q.page()).await?;
+    Ok(Json(Page::of(found, StoreView::from)))
 }
 
-#[derive(Deserialize)]
+/// A store to install an application on.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewInstallation)]
 struct InstallBody {
     store_id: String,
+    /// The product lines the application may act on; all by default.
     product_lines: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+/// An application installed on a store.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Installation)]
 struct InstallationView {
     application_id: String,
     store_id: String,
     product_lines: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -163,6 +260,22 @@ impl From<installation::Model> for InstallationView {
     }
 }
 
+/// Install an application on a store (admin)
+#[utoipa::path(
+    post,
+    path = "/applications/{id}/installations",
+    operation_id = "installApplication",
+    tag = "Tenants",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = InstallBody,
+    responses(
+        (status = 201, description = "The installation", body = InstallationView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+        (status = 409, description = "The application is installed on the store already", body = ErrorBody),
+        (status = 422, description = "No such store", body = ErrorBody),
+    ),
+)]
 async fn install(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,17 +288,32 @@ async fn install(
     Ok((StatusCode::CREATED, Json(made.into())))
 }
 
+/// The stores an application is installed on (admin or the application)
+#[utoipa::path(
+    get,
+    path = "/applications/{id}/installations",
+    operation_id = "listInstallations",
+    tag = "Tenants",
+    params(("id" = String, Path, description = "The application's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of installations", body = Page<InstallationView>),
+        (status = 403, description = "The key is neither an admin's nor this application's", body = ErrorBody),
+        (status = 404, description = "No such application", body = ErrorBody),
+    ),
+)]
 async fn installations(
     State(state): State<AppState>,
     caller: Caller,
     Path(application_id): Path<String>,
-    Query(page): Query<PageRequest>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<InstallationView>>, ApiError> {
-    let found = state.services.installations(&caller.0, &application_id, &page).await?;
-    Ok(Json(found.map(InstallationView::from)))
+    let found = state.services.installations(&caller.0, &application_id, &q.page()).await?;
+    Ok(Json(Page::of(found, InstallationView::from)))
 }
 
-#[derive(Serialize)]
+/// The application was disconnected from the store.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Disconnected)]
 struct DisconnectedView {
     application_id: String,
     store_id: String,
@@ -193,8 +321,26 @@ struct DisconnectedView {
     event_id: String,
 }
 
-/// Disconnects an application from a store (admins only): the application's store-level
-/// webhooks there are turned off and it is told with a disconnected event.
+/// Disconnect an application from a store (admin)
+///
+/// The application's store-level webhooks there are turned off, and it is told with an
+/// `integrations.applications.disconnected.v3` event.
+#[utoipa::path(
+    delete,
+    path = "/applications/{id}/installations/{store_id}",
+    operation_id = "disconnectApplication",
+    tag = "Tenants",
+    params(
+        ("id" = String, Path, description = "The application's id"),
+        ("store_id" = String, Path, description = "The store's id"),
+    ),
+    responses(
+        (status = 200, description = "Disconnected", body = DisconnectedView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 404, description = "The application is not installed on the store", body = ErrorBody),
+        (status = 422, description = "The disconnected event cannot be sent", body = ErrorBody),
+    ),
+)]
 async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
@@ -205,13 +351,29 @@ async fn disconnect(
     Ok(Json(DisconnectedView { application_id, store_id, event_id }))
 }
 
-#[derive(Serialize)]
+/// Which tenants an event type is for.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the strings the API reads and writes
+enum EventTenantType {
+    Store,
+    Application,
+    Any,
+}
+
+/// An entry of the event type catalog.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EventType)]
 struct EventTypeView {
     name: String,
     description: String,
     product_group: String,
+    #[schema(value_type = EventTenantType)]
     tenant_type: String,
+    /// What the event's sequence number counts.
     resource: String,
+    /// What a payload of this type looks like; test sends carry it.
+    #[schema(value_type = Value)]
     example_payload: Box<RawValue>,
 }
 
@@ -230,20 +392,72 @@ impl From<event_type::Model> for EventTypeView {
     }
 }
 
-/// The catalog, by product group and name; the cursor is the last type's name.
+/// The event type catalog
+///
+/// By product group and name; the cursor is the last type's name.
+#[utoipa::path(
+    get,
+    path = "/event-types",
+    operation_id = "listEventTypes",
+    tag = "Event types",
+    params(PageQuery),
+    responses((status = 200, description = "A page of the catalog", body = Page<EventTypeView>)),
+)]
 async fn event_types(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(page): Query<PageRequest>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<EventTypeView>>, ApiError> {
-    Ok(Json(state.services.event_types_page(&page).await?.map(EventTypeView::from)))
+    Ok(Json(Page::of(state.services.event_types_page(&q.page()).await?, EventTypeView::from)))
 }
 
+/// A new entry of the event type catalog.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewEventType)]
+struct NewEventTypeBody {
+    /// The event type's name, e.g. `orders.created.v1`.
+    name: String,
+    #[serde(default)]
+    description: String,
+    product_group: String,
+    #[schema(value_type = EventTenantType)]
+    tenant_type: String,
+    /// What the sequence number counts; the type's name by default.
+    #[serde(default)]
+    resource: Option<String>,
+    /// What a payload of this type looks like; `{}` by default.
+    #[serde(default)]
+    #[schema(value_type = Option<Value>)]
+    example_payload: Option<serde_json::Value>,
+}
+
+/// Add an event type (admin)
+#[utoipa::path(
+    post,
+    path = "/event-types",
+    operation_id = "createEventType",
+    tag = "Event types",
+    request_body = NewEventTypeBody,
+    responses(
+        (status = 201, description = "The new entry", body = EventTypeView),
+        (status = 403, description = "This needs an admin key", body = ErrorBody),
+        (status = 409, description = "An event type with this name exists", body = ErrorBody),
+        (status = 422, description = "The entry is not valid", body = ErrorBody),
+    ),
+)]
 async fn create_event_type(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<NewEventType>,
+    JsonBody(body): JsonBody<NewEventTypeBody>,
 ) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
-    let made = state.services.create_event_type(&caller.0, body).await?;
+    let new = NewEventType {
+        name: body.name,
+        description: body.description,
+        product_group: body.product_group,
+        tenant_type: body.tenant_type,
+        resource: body.resource,
+        example_payload: body.example_payload,
+    };
+    let made = state.services.create_event_type(&caller.0, new).await?;
     Ok((StatusCode::CREATED, Json(made.into())))
 }

@@ -47,42 +47,8 @@ fn storable_text(bytes: &[u8]) -> String {
     if text.contains('\0') { text.replace('\0', "\u{fffd}") } else { text.into_owned() }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorClass {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Blocked,
-    HttpStatus,
-    /// Not sent: the webhook's signing secret cannot be decrypted with the configured keys.
-    SigningSecret,
-}
-
-impl ErrorClass {
-    /// Every class, for the metrics' label values.
-    pub const ALL: [ErrorClass; 7] = [
-        ErrorClass::Timeout,
-        ErrorClass::Connect,
-        ErrorClass::Dns,
-        ErrorClass::Tls,
-        ErrorClass::Blocked,
-        ErrorClass::HttpStatus,
-        ErrorClass::SigningSecret,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Connect => "connect",
-            ErrorClass::Dns => "dns",
-            ErrorClass::Tls => "tls",
-            ErrorClass::Blocked => "blocked_address",
-            ErrorClass::HttpStatus => "http_status",
-            ErrorClass::SigningSecret => "signing_secret",
-        }
-    }
-}
+/// Why an attempt failed: the vocabulary's own (the attempt log and the metrics name it).
+pub use hookline_core::AttemptErrorClass as ErrorClass;
 
 pub struct Outcome {
     pub duration: Duration,

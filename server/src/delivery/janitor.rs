@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use hookline_core::{Pruner, Services, now_ms};
-use sea_orm::{ConnectionTrait, Statement};
 
 use crate::telemetry;
 
@@ -117,21 +116,6 @@ async fn prune_step(services: &Services, pruner: &mut Pruner, pruned_at: &mut Op
 
 /// Deliveries a claim could take now (as the claim selects them, down the same partial index),
 /// counted up to [`telemetry::DUE_CAP`].
-async fn count_due(services: &Services) -> Result<i64, sea_orm::DbErr> {
-    let db = &services.db;
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            format!(
-                "SELECT COUNT(*) AS due FROM (SELECT 1 FROM deliveries \
-                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 LIMIT {}) AS due_now",
-                telemetry::DUE_CAP
-            ),
-            [now_ms().into()],
-        ))
-        .await?;
-    match row {
-        Some(row) => row.try_get("", "due"),
-        None => Ok(0),
-    }
+async fn count_due(services: &Services) -> hookline_core::Result<i64> {
+    services.store().count_due(now_ms(), telemetry::DUE_CAP).await
 }

@@ -49,9 +49,9 @@ async fn subcommands_create_what_they_say() {
         Some(hookline_core::Scope::Store("shop-1".into()))
     );
     use sea_orm::EntityTrait;
-    let stored = hookline_core::entities::api_key::Entity::find().all(&services.db).await.unwrap();
+    let stored = hookline_core::entities::api_key::Entity::find().all(services.database()).await.unwrap();
     assert!(stored.iter().all(|k| k.key_hash != key && !k.key_hash.contains(&key[4..])));
-    let users = hookline_core::entities::user::Entity::find().all(&services.db).await.unwrap();
+    let users = hookline_core::entities::user::Entity::find().all(services.database()).await.unwrap();
     assert!(users.iter().all(|u| u.password_hash.starts_with("$argon2id$")));
 }
 

@@ -46,6 +46,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub store_a_key: String,
     pub store_b_key: String,
+    /// The engine a test drives itself ([`spawn_driven`], [`TestApp::deliver_due`]).
+    pub engine: Option<hookline::delivery::Engine>,
     _dir: TempDir,
 }
 
@@ -116,6 +118,10 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let addr = app.local_addr();
     let services = app.services().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
+    // Without workers of its own, the process's deliveries go out when the test says.
+    let engine = extra
+        .contains(&("HOOKLINE_WORKERS", "false"))
+        .then(|| hookline::engine(&test_config(&database_url, extra), services.clone()));
 
     services.create_store("store-a", "Store A").await.unwrap();
     services.create_store("store-b", "Store B").await.unwrap();
@@ -131,9 +137,16 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         store_a_key: key(Scope::Store("store-a".into())).await,
         store_b_key: key(Scope::Store("store-b".into())).await,
         services,
+        engine,
         http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         _dir: dir,
     }
+}
+
+/// Starts Hookline without its delivery workers, with an engine the test drives: nothing is
+/// sent until [`TestApp::deliver_due`], which returns once it is all sent and recorded.
+pub async fn spawn_driven(backend: Backend) -> TestApp {
+    spawn_with(backend, &[("HOOKLINE_WORKERS", "false")]).await
 }
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -161,7 +174,10 @@ impl TestApp {
         let res = req.send().await.expect("the API answers");
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // Every answer a test sees is checked against the OpenAPI document.
+        crate::openapi::assert_documented(method, path, status, &answer);
+        (status, answer)
     }
 
     pub async fn publish_raw(&self, key: Option<&str>, body: &str) -> (u16, Value) {
@@ -172,7 +188,9 @@ impl TestApp {
         let res = req.body(body.to_string()).send().await.expect("the API answers");
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        crate::openapi::assert_documented("POST", "/events", status, &answer);
+        (status, answer)
     }
 
     /// Publishes `event_type` for a store with the admin key and returns the event id.
@@ -209,7 +227,7 @@ impl TestApp {
     }
 
     pub async fn counts(&self) -> (u64, u64, u64, u64) {
-        let db = &self.services.db;
+        let db = self.services.database();
         (
             event::Entity::find().count(db).await.unwrap(),
             delivery::Entity::find().count(db).await.unwrap(),
@@ -250,6 +268,13 @@ impl TestApp {
             .await
             .unwrap();
         (res.status().as_u16(), res.text().await.unwrap_or_default())
+    }
+
+    /// Delivers everything due now and returns once every attempt is recorded (an app from
+    /// [`spawn_driven`]); answers how many deliveries were claimed.
+    pub async fn deliver_due(&self) -> usize {
+        let engine = self.engine.as_ref().expect("an app from spawn_driven, whose engine the test drives");
+        engine.run_once().await.expect("the engine delivers")
     }
 
     pub async fn wait_until<F: AsyncFn() -> bool>(&self, within: Duration, check: F) -> bool {

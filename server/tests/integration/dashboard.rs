@@ -131,10 +131,10 @@ on_both_databases! {
             id: Set(format!("d-{i:06}")),
             event_id: Set(format!("e-{i:06}")),
             webhook_id: Set(format!("wh-{store}")),
-            tenant_type: Set("store".into()),
+            tenant_type: Set(hookline_core::TenantType::Store),
             tenant_id: Set(store.into()),
             event_type: Set("review-created".into()),
-            status: Set(status.into()),
+            status: Set(status.parse().expect("a delivery status")),
             attempts: Set(1),
             manual_attempts: Set(0),
             next_attempt_at: Set(None),
@@ -148,7 +148,7 @@ on_both_databases! {
         rows.extend((10_000..10_030).map(|i| row(i, "store-a", "failed")));
         rows.extend((10_030..10_050).map(|i| row(i, "store-b", "skipped")));
         for chunk in rows.chunks(500) {
-            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(&app.services.db).await.unwrap();
+            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(app.services.database()).await.unwrap();
         }
         let page = PageRequest { limit: Some(50), cursor: None };
         let search = |filter: DeliveryFilter| {

@@ -13,21 +13,22 @@ use crate::common::*;
 async fn deliveries_of(app: &TestApp, event_id: &str) -> Vec<delivery::Model> {
     delivery::Entity::find()
         .filter(delivery::Column::EventId.eq(event_id))
-        .all(&app.services.db)
+        .all(app.services.database())
         .await
         .unwrap()
 }
 
 on_both_databases! {
     async fn a_published_event_arrives_signed_with_every_header(backend: Backend) {
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         let receiver = Receiver::start().await.unwrap();
         let (webhook_id, secret) = app.create_webhook("store-a", &receiver.url("/hooks"), None).await;
         receiver.set_secret(&secret);
 
         let payload = json!({"type": "review-created", "data": {"id": "rev_1", "rating": 5, "body": "Grand <3"}});
         let event_id = app.publish("store-a", "review-created", payload.clone()).await;
-        let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(app.deliver_due().await, 1);
+        let got = receiver.received();
         assert_eq!(got.len(), 1, "one delivery");
         let d = &got[0];
         assert!(d.verified, "standardwebhooks rejected the signature: {:?}", d.verify_error);
@@ -46,10 +47,8 @@ on_both_databases! {
         let stored = deliveries_of(&app, &event_id).await;
         assert_eq!(stored.len(), 1);
         assert_eq!(d.header("webhookmessageidpertarget"), Some(stored[0].id.as_str()));
-        assert!(app.wait_until(Duration::from_secs(5), async || {
-            deliveries_of(&app, &event_id).await[0].status == "succeeded"
-        }).await);
-        let attempts = attempt::Entity::find().all(&app.services.db).await.unwrap();
+        assert_eq!(stored[0].status, "succeeded");
+        let attempts = attempt::Entity::find().all(app.services.database()).await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].response_status, Some(200));
         assert_eq!(attempts[0].trigger, "scheduled");
@@ -94,20 +93,21 @@ on_both_databases! {
     }
 
     async fn a_switched_off_webhook_gets_no_delivery(backend: Backend) {
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         let receiver = Receiver::start().await.unwrap();
         let (id, secret) = app.create_webhook("store-a", &receiver.url("/off"), None).await;
         receiver.set_secret(&secret);
         let (status, _) = app.api("POST", &format!("/webhooks/{id}/toggle"), Some(&app.store_a_key), Some(json!({"enabled": false}))).await;
         assert_eq!(status, 200);
         let event_id = app.publish("store-a", "message-created", json!({"id": 1})).await;
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        app.deliver_due().await;
         assert!(receiver.received().is_empty(), "a switched-off webhook got a delivery");
         assert_eq!(deliveries_of(&app, &event_id).await[0].status, "skipped");
 
         app.api("POST", &format!("/webhooks/{id}/toggle"), Some(&app.store_a_key), Some(json!({"enabled": true}))).await;
         app.publish("store-a", "message-created", json!({"id": 2})).await;
-        let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(app.deliver_due().await, 1);
+        let got = receiver.received();
         assert_eq!(got.len(), 1);
         assert!(got[0].body.contains("\"id\":2"));
     }
@@ -146,29 +146,29 @@ on_both_databases! {
     }
 
     async fn only_subscribed_event_types_are_delivered(backend: Backend) {
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         let receiver = Receiver::start().await.unwrap();
         let (_, secret) = app.create_webhook("store-a", &receiver.url("/reviews"), Some(vec!["review-created"])).await;
         receiver.set_secret(&secret);
         app.publish("store-a", "message-created", json!({"n": 1})).await;
         app.publish("store-b", "review-created", json!({"n": 2})).await;
         app.publish("store-a", "review-created", json!({"n": 3})).await;
-        let got = receiver.wait_for(1, Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let got_now = receiver.received();
-        assert_eq!(got_now.len(), 1, "{got_now:?}");
+        app.deliver_due().await;
+        let got = receiver.received();
+        assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].body.contains("\"n\":3"));
     }
 
     async fn sequence_numbers_increase_per_tenant_and_resource(backend: Backend) {
-        let app = spawn_with(backend, &[("HOOKLINE_HEADER_PREFIX", "X-Yotpo-Webhooks-")]).await;
+        let app = spawn_with(backend, &[("HOOKLINE_HEADER_PREFIX", "X-Yotpo-Webhooks-"), ("HOOKLINE_WORKERS", "false")]).await;
         let receiver = Receiver::start().await.unwrap();
         let (_, secret) = app.create_webhook("store-a", &receiver.url("/seq"), None).await;
         receiver.set_secret(&secret);
         for t in ["review-created", "review-updated", "message-created", "review-deleted", "message-updated"] {
             app.publish("store-a", t, json!({"t": t})).await;
         }
-        let got = receiver.wait_for(5, Duration::from_secs(10)).await;
+        assert_eq!(app.deliver_due().await, 5);
+        let got = receiver.received();
         assert_eq!(got.len(), 5);
         let mut seq: Vec<(String, i64)> = got
             .iter()
@@ -188,7 +188,7 @@ on_both_databases! {
 async fn attempts_of(app: &TestApp, delivery_id: &str) -> Vec<attempt::Model> {
     attempt::Entity::find()
         .filter(attempt::Column::DeliveryId.eq(delivery_id))
-        .all(&app.services.db)
+        .all(app.services.database())
         .await
         .unwrap()
 }
@@ -199,14 +199,14 @@ async fn webhook_json(app: &TestApp, id: &str) -> serde_json::Value {
 
 on_both_databases! {
     async fn a_manual_resend_makes_one_attempt_recorded_as_manual(backend: Backend) {
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         let receiver = Receiver::start().await.unwrap();
         let (_, secret) = app.create_webhook("store-a", &receiver.url("/r"), None).await;
         receiver.set_secret(&secret);
         let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
-        receiver.wait_for(1, Duration::from_secs(10)).await;
+        app.deliver_due().await;
         let delivery_id = deliveries_of(&app, &event_id).await[0].id.clone();
-        assert!(app.wait_until(Duration::from_secs(5), async || attempts_of(&app, &delivery_id).await.len() == 1).await);
+        assert_eq!(attempts_of(&app, &delivery_id).await.len(), 1);
 
         let (status, result) = app.api("POST", &format!("/deliveries/{delivery_id}/resend"), Some(&app.store_a_key), None).await;
         assert_eq!(status, 200, "{result}");
@@ -247,7 +247,7 @@ on_both_databases! {
         assert_eq!(result["response_status"], 500);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(receiver.received().len(), 2);
-        let d = delivery::Entity::find_by_id(result["delivery_id"].as_str().unwrap()).one(&app.services.db).await.unwrap().unwrap();
+        let d = delivery::Entity::find_by_id(result["delivery_id"].as_str().unwrap()).one(app.services.database()).await.unwrap().unwrap();
         assert_eq!(d.status, "failed");
     }
 
@@ -272,7 +272,7 @@ on_both_databases! {
     }
 
     async fn gone_turns_the_webhook_off_at_once_and_tells_the_tenant(backend: Backend) {
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         let watcher = Receiver::start().await.unwrap();
         let (_, watcher_secret) = app.create_webhook("store-a", &watcher.url("/ops"), Some(vec!["webhook.disabled"])).await;
         watcher.set_secret(&watcher_secret);
@@ -281,14 +281,16 @@ on_both_databases! {
         gone.configure(Behaviour { secret: None, status: Some(410), delay_ms: None, retry_after: None });
 
         let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
-        assert!(app.wait_until(Duration::from_secs(10), async || deliveries_of(&app, &event_id).await[0].status == "failed").await);
+        // The 410, then the webhook.disabled it causes, due at once.
+        assert_eq!(app.deliver_due().await, 2);
+        assert_eq!(deliveries_of(&app, &event_id).await[0].status, "failed");
         assert_eq!(gone.received().len(), 1, "410 is not retried");
         let hook = webhook_json(&app, &gone_id).await;
         assert_eq!(hook["enabled"], false);
         assert_eq!(hook["disabled_reason"], "gone");
         assert!(hook["disabled_at"].is_string());
 
-        let notice = watcher.wait_for(1, Duration::from_secs(10)).await;
+        let notice = watcher.received();
         assert_eq!(notice.len(), 1);
         assert!(notice[0].verified);
         assert_eq!(notice[0].header("x-webhooks-event-type"), Some("webhook.disabled"));
@@ -359,7 +361,7 @@ on_both_databases! {
         let d = &deliveries_of(&app, &event_id).await[0];
         let attempts = attempts_of(&app, &d.id).await;
         assert_eq!(attempts.len(), 2);
-        assert!(attempts.iter().all(|a| a.error_class.as_deref() == Some("timeout") && a.duration_ms < 1500));
+        assert!(attempts.iter().all(|a| a.error_class == Some(hookline_core::AttemptErrorClass::Timeout) && a.duration_ms < 1500));
     }
 
     async fn a_response_body_with_a_nul_byte_is_recorded_once(backend: Backend) {
@@ -375,12 +377,11 @@ on_both_databases! {
         let url = format!("http://{}/nul", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, receiver).await });
 
-        let app = spawn(backend).await;
+        let app = spawn_driven(backend).await;
         app.create_webhook("store-a", &url, None).await;
         let event_id = app.publish("store-a", "review-created", json!({})).await;
-        assert!(app.wait_until(Duration::from_secs(10), async || {
-            deliveries_of(&app, &event_id).await[0].status == "succeeded"
-        }).await, "the attempt was never recorded");
+        app.deliver_due().await;
+        assert_eq!(deliveries_of(&app, &event_id).await[0].status, "succeeded", "the attempt was never recorded");
         let d = &deliveries_of(&app, &event_id).await[0];
         let attempts = attempts_of(&app, &d.id).await;
         assert_eq!(attempts.len(), 1);

@@ -88,6 +88,8 @@ async fn prepare(database_url: &str, receiver: &Receiver, webhooks: usize) -> (S
 
 /// Publishes `n` events through `base`, 16 at a time; returns their ids.
 async fn publish_many(base: &str, key: &str, n: usize) -> Vec<String> {
+    // Whichever test runs first, the client needs the TLS implementation installed.
+    hookline::install_tls_provider();
     let client = reqwest::Client::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();

@@ -25,7 +25,7 @@ async fn try_sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Res
 async fn deliveries_of(app: &TestApp, event_id: &str) -> Vec<delivery::Model> {
     delivery::Entity::find()
         .filter(delivery::Column::EventId.eq(event_id))
-        .all(&app.services.db)
+        .all(app.services.database())
         .await
         .unwrap()
 }
@@ -136,11 +136,11 @@ on_both_databases! {
             expires_at: Set(1),
             flash: Set(None),
         })
-        .exec_without_returning(&app.services.db)
+        .exec_without_returning(app.services.database())
         .await
         .unwrap();
         assert_eq!(app.services.purge_expired_sessions().await.unwrap(), 1);
-        assert_eq!(session::Entity::find().count(&app.services.db).await.unwrap(), 1, "the live one stays");
+        assert_eq!(session::Entity::find().count(app.services.database()).await.unwrap(), 1, "the live one stays");
     }
 
     async fn operational_events_reach_only_webhooks_that_may_see_the_webhook(backend: Backend) {
@@ -405,10 +405,10 @@ on_both_databases! {
                 id: Set(format!("old-{i:06}")),
                 event_id: Set(format!("e-{i:06}")),
                 webhook_id: Set(webhook_id.clone()),
-                tenant_type: Set("store".into()),
+                tenant_type: Set(hookline_core::TenantType::Store),
                 tenant_id: Set("store-a".into()),
                 event_type: Set("review-created".into()),
-                status: Set("succeeded".into()),
+                status: Set(hookline_core::DeliveryStatus::Succeeded),
                 attempts: Set(1),
                 manual_attempts: Set(0),
                 next_attempt_at: Set(None),
@@ -420,7 +420,7 @@ on_both_databases! {
             })
             .collect();
         for chunk in rows.chunks(1000) {
-            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(&app.services.db).await.unwrap();
+            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(app.services.database()).await.unwrap();
         }
         let started = Instant::now();
         let (status, _) = app.api("DELETE", &format!("/webhooks/{webhook_id}"), Some(&app.store_a_key), None).await;
@@ -434,12 +434,12 @@ on_both_databases! {
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         assert!(
             app.wait_until(Duration::from_secs(60), async || {
-                delivery::Entity::find().filter(delivery::Column::WebhookId.eq(&webhook_id)).count(&app.services.db).await.unwrap() == 0
+                delivery::Entity::find().filter(delivery::Column::WebhookId.eq(&webhook_id)).count(app.services.database()).await.unwrap() == 0
             })
             .await,
             "the background purge removes the whole log"
         );
-        assert!(webhook::Entity::find_by_id(&webhook_id).one(&app.services.db).await.unwrap().is_none());
+        assert!(webhook::Entity::find_by_id(&webhook_id).one(app.services.database()).await.unwrap().is_none());
     }
 
     async fn password_hashing_is_bounded_under_a_burst_of_sign_ins(backend: Backend) {
@@ -515,7 +515,7 @@ async fn a_receivers_response_headers_are_capped_like_its_body() {
             > 0)
             .await
     );
-    let stored = hookline_core::entities::attempt::Entity::find().all(&app.services.db).await.unwrap();
+    let stored = hookline_core::entities::attempt::Entity::find().all(app.services.database()).await.unwrap();
     assert_eq!(stored[0].response_status, Some(200), "{:?}", stored[0].error_message);
     let headers = stored[0].response_headers.clone().unwrap_or_default();
     assert!(headers.len() < 24 * 1024, "{} bytes of headers stored", headers.len());

@@ -45,6 +45,12 @@ on_both_databases! {
         // A delivery to the hanging endpoint holds its slot for the whole 1 s timeout; had the
         // healthy endpoint waited for slots, its latency would be counted in seconds.
         assert!(p95 < 400, "healthy endpoint p95 latency {p95} ms; all: {latencies:?}");
-        assert!(hanging.received().len() <= 4 * 3, "the hanging endpoint got more than its share");
+        // At most 4 requests at a time reach the hanging endpoint, each held for the 1 s
+        // timeout: so at most 4 per started second since the first publish (a slow machine
+        // makes the run longer, not the share larger).
+        let seconds = (now_ms() - sent[0]).div_ceil(1000);
+        let share = 4 * (seconds as usize + 1);
+        let got = hanging.received().len();
+        assert!(got <= share, "the hanging endpoint got {got} requests in {seconds} s, more than its share of {share}");
     }
 }

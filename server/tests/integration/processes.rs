@@ -168,8 +168,8 @@ async fn wait_for_all(receiver: &Receiver, ids: &[String], within: Duration) {
 
 async fn count(services: &Services, sql: &str) -> i64 {
     let row = services
-        .db
-        .query_one_raw(Statement::from_string(services.db.get_database_backend(), sql.to_string()))
+        .database()
+        .query_one_raw(Statement::from_string(services.database().get_database_backend(), sql.to_string()))
         .await
         .unwrap()
         .unwrap();

@@ -97,7 +97,7 @@ on_both_databases! {
         assert_eq!(status, 202, "{body}");
         let id = body["id"].as_str().unwrap();
         let stored = <hookline_core::entities::event::Entity as sea_orm::EntityTrait>::find_by_id(id)
-            .one(&app.services.db).await.unwrap().unwrap();
+            .one(app.services.database()).await.unwrap().unwrap();
         assert_eq!(stored.payload, r#"{"b": 1,  "a":[1,2, 3],"text":"caf\u00e9 <b>"}"#);
         let (status, second) = app.publish_raw(Some(&app.admin_key), raw).await;
         assert_eq!(status, 202);
@@ -162,7 +162,7 @@ on_both_databases! {
         assert_eq!((events, deliveries), (61, 61));
         // Every stored event has its own sequence number.
         use sea_orm::EntityTrait;
-        let stored = hookline_core::entities::event::Entity::find().all(&app.services.db).await.unwrap();
+        let stored = hookline_core::entities::event::Entity::find().all(app.services.database()).await.unwrap();
         let mut numbers: Vec<i64> = stored.iter().map(|e| e.sequence).collect();
         numbers.sort();
         numbers.dedup();
@@ -178,13 +178,13 @@ on_both_databases! {
         let rows: Vec<webhook::ActiveModel> = (0..5_600)
             .map(|i| webhook::ActiveModel {
                 id: Set(format!("wh-{i:05}")),
-                tenant_type: Set("store".into()),
+                tenant_type: Set(hookline_core::TenantType::Store),
                 tenant_id: Set("store-a".into()),
                 url: Set(format!("https://example.com/{i}")),
                 description: Set(String::new()),
                 event_types: Set(None),
                 enabled: Set(false),
-                disabled_reason: Set(Some("manual".into())),
+                disabled_reason: Set(Some(hookline_core::DisabledReason::Manual)),
                 disabled_at: Set(Some(1)),
                 consecutive_failures: Set(0),
                 failing_since: Set(None),
@@ -197,10 +197,10 @@ on_both_databases! {
             })
             .collect();
         for chunk in rows.chunks(500) {
-            webhook::Entity::insert_many(chunk.to_vec()).exec_without_returning(&app.services.db).await.unwrap();
+            webhook::Entity::insert_many(chunk.to_vec()).exec_without_returning(app.services.database()).await.unwrap();
         }
         let event = app.publish("store-a", "review-created", json!({"id": 1})).await;
-        let stored = delivery::Entity::find().all(&app.services.db).await.unwrap();
+        let stored = delivery::Entity::find().all(app.services.database()).await.unwrap();
         assert_eq!(stored.len(), 5_600);
         assert!(stored.iter().all(|d| d.event_id == event && d.status == "skipped"));
     }

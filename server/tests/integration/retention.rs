@@ -30,7 +30,7 @@ fn id_at(ms: i64) -> String {
 fn event_row(store: &str, at: i64, key: Option<&str>) -> event::ActiveModel {
     event::ActiveModel {
         id: Set(id_at(at)),
-        tenant_type: Set("store".into()),
+        tenant_type: Set(hookline_core::TenantType::Store),
         tenant_id: Set(store.into()),
         event_type: Set("review-created".into()),
         payload: Set(r#"{"review":{"id":1,"text":"Lovely"}}"#.into()),
@@ -53,10 +53,10 @@ fn delivery_row(
         id: Set(id_at(at)),
         event_id: Set(event_id.into()),
         webhook_id: Set(webhook_id.into()),
-        tenant_type: Set("store".into()),
+        tenant_type: Set(hookline_core::TenantType::Store),
         tenant_id: Set(store.into()),
         event_type: Set("review-created".into()),
-        status: Set(status.into()),
+        status: Set(status.parse().expect("a delivery status")),
         attempts: Set(1),
         manual_attempts: Set(0),
         // A retrying delivery is due again only in an hour, so no worker takes it meanwhile.
@@ -74,7 +74,7 @@ fn attempt_row(delivery_id: &str, webhook_id: &str, at: i64) -> attempt::ActiveM
         id: Set(id_at(at)),
         delivery_id: Set(delivery_id.into()),
         webhook_id: Set(webhook_id.into()),
-        trigger: Set("scheduled".into()),
+        trigger: Set(hookline_core::AttemptTrigger::Scheduled),
         started_at: Set(at),
         duration_ms: Set(12),
         url: Set("https://receiver.example/hook".into()),
@@ -156,7 +156,7 @@ async fn quiet_webhook(app: &TestApp, store: &str) -> String {
 on_both_databases! {
     async fn rows_past_the_retention_are_pruned_but_a_retrying_delivery_and_its_event_stay(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETENTION", "2d")]).await;
-        let db = &app.services.db;
+        let db = app.services.database();
         let hook = quiet_webhook(&app, "store-a").await;
         let now = hookline_core::now_ms();
         let (settled_event, settled) = old_delivery(db, "store-a", &hook, now - 3 * DAY, "succeeded").await;
@@ -221,7 +221,7 @@ on_both_databases! {
 
     async fn payloads_past_the_payload_retention_are_cleared_and_the_log_says_so(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETENTION", "30d"), ("HOOKLINE_PAYLOAD_RETENTION", "1d")]).await;
-        let db = &app.services.db;
+        let db = app.services.database();
         let hook = quiet_webhook(&app, "store-a").await;
         let now = hookline_core::now_ms();
         let (old_event_id, old) = old_delivery(db, "store-a", &hook, now - 2 * DAY, "succeeded").await;
@@ -267,7 +267,7 @@ on_both_databases! {
 
     async fn a_store_with_a_shorter_retention_loses_its_old_rows_and_others_keep_theirs(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETENTION", "30d")]).await;
-        let db = &app.services.db;
+        let db = app.services.database();
         let path = "/stores/store-a";
         // Only an admin sets it, within the global retention.
         let (status, _) = app.api("PATCH", path, Some(&app.store_a_key), Some(json!({"retention": "2d"}))).await;
@@ -385,7 +385,7 @@ on_both_databases! {
 
     async fn deleting_a_store_erases_all_of_its_data_and_leaves_other_stores_alone(backend: Backend) {
         let app = spawn_with(backend, &[]).await;
-        let db = &app.services.db;
+        let db = app.services.database();
         let receiver = Receiver::start().await.unwrap();
         let (status, _) = app.api("POST", "/applications", Some(&app.admin_key), Some(json!({"id": "app-1", "name": "App"}))).await;
         assert_eq!(status, 201);
@@ -529,7 +529,7 @@ on_both_databases! {
 
     async fn publishing_answers_within_a_second_while_a_large_prune_runs(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETENTION", "2d")]).await;
-        let db = &app.services.db;
+        let db = app.services.database();
         let hook = quiet_webhook(&app, "store-a").await;
         let start = hookline_core::now_ms() - 10 * DAY;
         let (mut events, mut deliveries, mut attempts) = (Vec::new(), Vec::new(), Vec::new());

@@ -64,9 +64,9 @@ async fn snapshot(app: &TestApp) -> Vec<i64> {
     {
         let row = app
             .services
-            .db
+            .database()
             .query_one_raw(Statement::from_string(
-                app.services.db.get_database_backend(),
+                app.services.database().get_database_backend(),
                 format!("SELECT COUNT(*) AS n FROM {table}"),
             ))
             .await

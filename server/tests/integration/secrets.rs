@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hookline::Application;
 use hookline_core::entities::{attempt, session, webhook, webhook_secret};
-use hookline_core::{Scope, SecretKey, Services};
+use hookline_core::{AttemptErrorClass, Scope, SecretKey, Services};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use test_receiver::Receiver;
@@ -23,7 +23,13 @@ fn key_id(key: &str) -> String {
 }
 
 async fn stored_secrets(services: &Services) -> Vec<String> {
-    webhook_secret::Entity::find().all(&services.db).await.unwrap().into_iter().map(|s| s.secret).collect()
+    webhook_secret::Entity::find()
+        .all(services.database())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.secret)
+        .collect()
 }
 
 /// One Hookline process on a database that outlives it, so the next can start with other keys.
@@ -138,7 +144,7 @@ on_both_databases! {
         assert!(res.status().is_redirection(), "{}", res.status());
 
         let flashes: Vec<String> =
-            session::Entity::find().all(&app.services.db).await.unwrap().into_iter().filter_map(|s| s.flash).collect();
+            session::Entity::find().all(app.services.database()).await.unwrap().into_iter().filter_map(|s| s.flash).collect();
         assert_eq!(flashes.len(), 1, "the key waits in the session");
         let stored = &flashes[0];
         assert!(!stored.contains("hkl_"), "the key is stored in clear: {stored}");
@@ -246,9 +252,9 @@ on_both_databases! {
         // Started with another key and without the old one: nothing opens the secrets.
         let wrong = Process::start(&url, &[("HOOKLINE_SECRET_KEY", SECOND_KEY)]).await;
         wrong.publish(&admin).await;
-        let db = wrong.services.db.clone();
+        let db = wrong.services.database().clone();
         let failed = async || {
-            attempt::Entity::find().all(&db).await.unwrap().iter().any(|a| a.error_class.as_deref() == Some("signing_secret"))
+            attempt::Entity::find().all(&db).await.unwrap().iter().any(|a| a.error_class == Some(AttemptErrorClass::SigningSecret))
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !failed().await && tokio::time::Instant::now() < deadline {
@@ -256,7 +262,7 @@ on_both_databases! {
         }
         let attempts = attempt::Entity::find().all(&db).await.unwrap();
         let message = attempts[0].error_message.clone().unwrap_or_default();
-        assert_eq!(attempts[0].error_class.as_deref(), Some("signing_secret"), "{attempts:?}");
+        assert_eq!(attempts[0].error_class, Some(AttemptErrorClass::SigningSecret), "{attempts:?}");
         assert!(message.contains("HOOKLINE_SECRET_KEY"), "{message}");
         assert!(receiver.received().is_empty(), "an unsigned request went out");
         // The endpoint did nothing wrong: its health is untouched.

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::tenants::{Tenant, TenantType};
+use crate::tenant::{Tenant, TenantType};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {

@@ -37,3 +37,30 @@ impl<T> Page<T> {
         Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking(limit: Option<u64>) -> u64 {
+        PageRequest { limit, cursor: None }.limit()
+    }
+
+    #[test]
+    fn a_page_request_stays_within_its_bounds() {
+        assert_eq!(asking(None), DEFAULT_LIMIT);
+        assert_eq!(asking(Some(0)), 1);
+        assert_eq!(asking(Some(7)), 7);
+        assert_eq!(asking(Some(MAX_LIMIT)), MAX_LIMIT);
+        assert_eq!(asking(Some(10_000)), MAX_LIMIT);
+    }
+
+    #[test]
+    fn the_extra_row_only_says_whether_more_exist() {
+        let page = Page::from_rows(vec![1, 2, 3], 2, |n| n.to_string());
+        assert_eq!(page.items, [1, 2]);
+        assert_eq!(page.next_cursor.as_deref(), Some("2"));
+        let last = Page::from_rows(vec![1, 2], 2, |n| n.to_string());
+        assert_eq!(last.next_cursor, None);
+    }
+}

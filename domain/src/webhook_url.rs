@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::error::Error;
+use crate::input_error::InputError;
 use crate::net::AddressPolicy;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -16,12 +16,22 @@ pub struct UrlPolicy {
     pub allow_http: bool,
 }
 
+impl UrlPolicy {
+    /// Every address, and `http://`: only the rules that need no configuration. What the
+    /// dashboard checks in the browser, which does not know the operator's networks; the
+    /// server checks again with its own policy.
+    pub fn syntax_only() -> Self {
+        let everywhere = ["0.0.0.0/0", "::/0"].iter().filter_map(|net| net.parse().ok()).collect();
+        UrlPolicy { addresses: AddressPolicy { allowed_networks: everywhere }, allow_http: true }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookUrl(String);
 
 impl WebhookUrl {
-    pub fn parse(input: &str, policy: &UrlPolicy) -> Result<Self, Error> {
-        let invalid = |message: String| Error::invalid("url", message);
+    pub fn parse(input: &str, policy: &UrlPolicy) -> Result<Self, InputError> {
+        let invalid = |message: String| InputError::new("url", message);
         let raw = input.trim();
         if raw.is_empty() {
             return Err(invalid("Enter the URL that should receive the events.".into()));
@@ -89,6 +99,16 @@ impl WebhookUrl {
             return Err(invalid("The URL must start with https://.".into()));
         }
         Ok(WebhookUrl(raw.to_string()))
+    }
+
+    /// What the dashboard says of a URL as the user types it: the rules that need no
+    /// configuration, in the server's words, and nothing while the scheme is still being typed.
+    pub fn problem_while_typing(input: &str) -> Option<String> {
+        let lower = input.trim().to_ascii_lowercase();
+        if !lower.is_empty() && "https://".starts_with(&lower) {
+            return None;
+        }
+        WebhookUrl::parse(input, &UrlPolicy::syntax_only()).err().map(|e| e.message)
     }
 
     pub fn as_str(&self) -> &str {
@@ -178,6 +198,38 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(2048));
         assert!(check(&long).unwrap_err().contains("limit is 2048"));
+    }
+
+    #[test]
+    fn refuses_private_addresses_unless_the_policy_allows_their_network() {
+        for url in ["https://192.168.1.10/hook", "https://[fd00::1]/hook", "https://[64:ff9b::a00:1]/"] {
+            assert!(check(url).is_err(), "{url}");
+        }
+        let policy = UrlPolicy {
+            addresses: AddressPolicy { allowed_networks: vec!["192.168.0.0/16".parse().unwrap()] },
+            allow_http: false,
+        };
+        assert!(WebhookUrl::parse("https://192.168.1.10/hook", &policy).is_ok());
+        assert!(WebhookUrl::parse("https://10.0.0.1/hook", &policy).is_err());
+        assert_eq!(
+            WebhookUrl::parse(" https://hooks.example.com/x ", &policy).unwrap().as_str(),
+            "https://hooks.example.com/x"
+        );
+    }
+
+    #[test]
+    fn the_browser_checks_what_needs_no_configuration() {
+        assert_eq!(WebhookUrl::problem_while_typing("htt"), None, "still typing the scheme");
+        assert_eq!(WebhookUrl::problem_while_typing("https://example.com/hooks"), None);
+        // The operator's networks are the server's to judge.
+        assert_eq!(WebhookUrl::problem_while_typing("http://127.0.0.1:9000/hook"), None);
+        let said = |url| WebhookUrl::problem_while_typing(url).unwrap_or_default();
+        assert!(said("").contains("Enter the URL"));
+        assert!(said("ftp://example.com").contains("https://"));
+        assert!(said("https://exa mple.com").contains("spaces"));
+        assert!(said("https://example.com/#x").contains("fragment"));
+        assert!(said("https://me:pw@example.com/").contains("password"));
+        assert!(said(&format!("https://example.com/{}", "a".repeat(2050))).contains("limit"));
     }
 
     #[test]

@@ -1,0 +1,361 @@
+//! Recording attempts: the attempts themselves, their deliveries settled or rescheduled, the
+//! webhooks' hourly counters (`webhook_hours`, the health chart) and their health (the run of
+//! failures that turns a webhook off).
+//!
+//! One call writes a batch, however many attempts it holds: on PostgreSQL a batch of
+//! successes is one statement; otherwise one transaction with multi-row inserts of attempts,
+//! one multi-row `UPDATE … FROM (VALUES …)` of deliveries, one multi-row upsert of the hourly
+//! counters and one health write per webhook (BENCHMARKS.md, "What got it here").
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+
+use super::{Store, placeholders, typed_placeholders};
+use crate::entities::webhook;
+use crate::error::Result;
+use crate::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, HOUR_MS};
+
+/// An attempt made, as it is written.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub delivery_id: String,
+    pub webhook: Arc<webhook::Model>,
+    pub trigger: AttemptTrigger,
+    pub request_headers: Vec<(String, String)>,
+    /// The answer's status; `None` when there was no answer.
+    pub response_status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    /// Why the attempt failed, if it did for a reason other than the status, and what
+    /// happened.
+    pub error: Option<(AttemptErrorClass, String)>,
+    pub duration: Duration,
+    /// When the attempt ended.
+    pub ended_at: i64,
+    pub settle: Settle,
+}
+
+impl Attempt {
+    /// Answered with a 2xx, and nothing else went wrong.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.response_status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// Whether a failure counts against the webhook's health: not when the server's own keys
+    /// are at fault (a signing secret that cannot be opened) rather than the endpoint.
+    fn counts_for_health(&self) -> bool {
+        !matches!(self.error, Some((AttemptErrorClass::SigningSecret, _)))
+    }
+
+    fn duration_ms(&self) -> i32 {
+        self.duration.as_millis().min(i32::MAX as u128) as i32
+    }
+}
+
+/// What an attempt does to its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// The delivery takes this status and next due time, and the claim's lease ends.
+    To(DeliveryStatus, Option<i64>),
+    /// An attempt on request: the delivery succeeds if it did, and otherwise keeps its
+    /// status and schedule.
+    UnlessSucceeded,
+}
+
+/// When failures turn a webhook off: this many in a row, over at least this long.
+#[derive(Clone, Copy, Debug)]
+pub struct DisablePolicy {
+    pub after_failures: u32,
+    pub after_span: Duration,
+}
+
+/// A webhook a batch of attempts turned off.
+#[derive(Clone, Debug)]
+pub struct TurnedOff {
+    pub webhook: Arc<webhook::Model>,
+    /// [`DisabledReason::Gone`] or [`DisabledReason::Automatic`].
+    pub reason: DisabledReason,
+    pub at: i64,
+}
+
+impl Store<'_> {
+    /// Writes a batch of attempts atomically: the attempts, their deliveries settled or
+    /// rescheduled, the hourly counters and the webhooks' health. Answers the webhooks this
+    /// turned off, for the caller to announce once the batch is written.
+    pub async fn record<A: Borrow<Attempt>>(
+        &self,
+        attempts: &[A],
+        policy: DisablePolicy,
+    ) -> Result<Vec<TurnedOff>> {
+        let backend = self.backend();
+        let rows = crate::rows_per_statement(backend);
+        if backend == DatabaseBackend::Postgres
+            && attempts.len() <= rows
+            && attempts.iter().all(|a| Borrow::<Attempt>::borrow(a).succeeded())
+        {
+            // The usual batch, all successes: one statement, atomic by itself.
+            self.db.execute_raw(all_succeeded_statement(attempts)).await?;
+            return Ok(Vec::new());
+        }
+        let turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        for chunk in attempts.chunks(rows) {
+            let (sql, values) = insert_attempts_sql(chunk, 0);
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            let (list, update, values) = update_deliveries_sql(chunk, 0);
+            let sql = format!("WITH {list} {update}");
+            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        }
+        let (sql, values) = count_hours_sql(attempts, 0);
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        // Health, in the order the attempts ended. A run of successes is one write per webhook.
+        let mut succeeded: Vec<(&str, i64)> = Vec::new();
+        let mut turned_off = Vec::new();
+        for a in attempts {
+            let a: &Attempt = a.borrow();
+            let id = a.webhook.id.as_str();
+            if a.succeeded() {
+                match succeeded.iter_mut().find(|(w, _)| *w == id) {
+                    Some(entry) => entry.1 = a.ended_at,
+                    None => succeeded.push((id, a.ended_at)),
+                }
+                continue;
+            }
+            if !a.counts_for_health() {
+                continue;
+            }
+            if let Some(i) = succeeded.iter().position(|(w, _)| *w == id) {
+                let (_, at) = succeeded.remove(i);
+                reset_health(&txn, id, at).await?;
+            }
+            let gone = a.response_status == Some(410);
+            if let Some(reason) = count_failure(&txn, &a.webhook.id, a.ended_at, gone, policy).await? {
+                turned_off.push(TurnedOff { webhook: a.webhook.clone(), reason, at: a.ended_at });
+            }
+        }
+        for (id, at) in succeeded {
+            reset_health(&txn, id, at).await?;
+        }
+        txn.commit().await?;
+        drop(turn);
+        Ok(turned_off)
+    }
+}
+
+/// A success ends the webhook's run of failures.
+async fn reset_health(txn: &impl ConnectionTrait, webhook_id: &str, at: i64) -> Result<()> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = $1 \
+         WHERE id = $2",
+        [at.into(), webhook_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Counts the failure against the webhook; returns the reason when this failure turned the
+/// webhook off.
+async fn count_failure(
+    txn: &impl ConnectionTrait,
+    webhook_id: &str,
+    now: i64,
+    gone: bool,
+    policy: DisablePolicy,
+) -> Result<Option<DisabledReason>> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1, \
+             failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+             RETURNING consecutive_failures, failing_since",
+            [now.into(), webhook_id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let failures: i32 = row.try_get("", "consecutive_failures")?;
+    let since: Option<i64> = row.try_get("", "failing_since")?;
+    let Some(reason) = turn_off_reason(failures, since, now, gone, policy) else {
+        return Ok(None);
+    };
+    let changed =
+        super::webhooks::turn_off(txn, super::webhooks::Which::One(webhook_id), reason, now).await?;
+    Ok((changed == 1).then_some(reason))
+}
+
+/// Whether a webhook with this run of failures is turned off: at once when the endpoint
+/// answered 410 Gone, or once the run is long enough both in count and in time.
+pub fn turn_off_reason(
+    failures: i32,
+    since: Option<i64>,
+    now: i64,
+    gone: bool,
+    policy: DisablePolicy,
+) -> Option<DisabledReason> {
+    if gone {
+        Some(DisabledReason::Gone)
+    } else if failures as u32 >= policy.after_failures
+        && now - since.unwrap_or(now) >= policy.after_span.as_millis() as i64
+    {
+        Some(DisabledReason::Automatic)
+    } else {
+        None
+    }
+}
+
+/// The attempts as one multi-row insert, its placeholders numbered after `offset`.
+pub fn insert_attempts_sql<A: Borrow<Attempt>>(
+    attempts: &[A],
+    offset: usize,
+) -> (String, Vec<sea_orm::Value>) {
+    const COLS: usize = 13;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(attempts.len() * COLS);
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        let duration_ms = a.duration_ms();
+        let (error_class, error_message) = match &a.error {
+            Some((class, message)) => (Some(class.as_str()), Some(message.clone())),
+            None => (None, None),
+        };
+        values.extend([
+            uuid::Uuid::now_v7().to_string().into(),
+            a.delivery_id.clone().into(),
+            a.webhook.id.clone().into(),
+            a.trigger.as_str().into(),
+            (a.ended_at - duration_ms as i64).into(),
+            duration_ms.into(),
+            a.webhook.url.clone().into(),
+            serde_json::to_string(&a.request_headers).unwrap_or_default().into(),
+            a.response_status.map(i32::from).into(),
+            a.response_status.map(|_| serde_json::to_string(&a.response_headers).unwrap_or_default()).into(),
+            a.response_body.clone().into(),
+            error_class.into(),
+            error_message.into(),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, url, \
+         request_headers, response_status, response_headers, response_body, error_class, error_message) \
+         VALUES {}",
+        placeholders(attempts.len(), COLS, offset)
+    );
+    (sql, values)
+}
+
+/// A webhook and the start of an hour.
+type HourKey<'a> = (&'a str, i64);
+
+/// Adds the attempts to their webhooks' hourly counters (the health chart): one multi-row
+/// upsert, a row per webhook and hour, adding (succeeded, failed).
+pub fn count_hours_sql<A: Borrow<Attempt>>(attempts: &[A], offset: usize) -> (String, Vec<sea_orm::Value>) {
+    let mut counts: Vec<(HourKey<'_>, (i64, i64))> = Vec::new();
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        let key = (a.webhook.id.as_str(), a.ended_at / HOUR_MS * HOUR_MS);
+        let (ok, bad) = if a.succeeded() { (1, 0) } else { (0, 1) };
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, c)) => {
+                c.0 += ok;
+                c.1 += bad;
+            }
+            None => counts.push((key, (ok, bad))),
+        }
+    }
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counts.len() * 4);
+    for ((webhook, hour), (ok, bad)) in &counts {
+        values.extend([(*webhook).into(), (*hour).into(), (*ok).into(), (*bad).into()]);
+    }
+    let sql = format!(
+        "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES {} \
+         ON CONFLICT (webhook_id, hour) DO UPDATE SET succeeded = webhook_hours.succeeded + excluded.succeeded, \
+         failed = webhook_hours.failed + excluded.failed",
+        placeholders(counts.len(), 4, offset)
+    );
+    (sql, values)
+}
+
+/// Settles or reschedules the attempts' deliveries: a `v (...) AS (VALUES ...)` list for a
+/// `WITH`, and the update that reads it.
+pub fn update_deliveries_sql<A: Borrow<Attempt>>(
+    attempts: &[A],
+    offset: usize,
+) -> (String, String, Vec<sea_orm::Value>) {
+    // Per row: id, new status (NULL keeps it), whether next_attempt_at changes, its new value,
+    // whether the lease ends, HTTP status, duration, time, whether the attempt was a manual
+    // resend (counted apart: it does not use up the retry schedule).
+    const TYPES: [&str; 9] =
+        ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "INTEGER"];
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(attempts.len() * TYPES.len());
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        let (status, set_next, next, release) = match a.settle {
+            Settle::To(status, next) => (Some(status.as_str()), 1i32, next, 1i32),
+            Settle::UnlessSucceeded if a.succeeded() => {
+                (Some(DeliveryStatus::Succeeded.as_str()), 1, None, 0)
+            }
+            Settle::UnlessSucceeded => (None, 0, None, 0),
+        };
+        values.extend([
+            a.delivery_id.clone().into(),
+            status.map(str::to_string).into(),
+            set_next.into(),
+            next.into(),
+            release.into(),
+            a.response_status.map(i32::from).into(),
+            a.duration_ms().into(),
+            a.ended_at.into(),
+            i32::from(a.trigger == AttemptTrigger::Manual).into(),
+        ]);
+    }
+    let rows = typed_placeholders(attempts.len(), &TYPES, offset);
+    let list = format!(
+        "v (id, status, set_next, next_at, release_lease, code, duration, at, manual) AS (VALUES {rows})"
+    );
+    let update = String::from(
+        "UPDATE deliveries SET attempts = attempts + 1, manual_attempts = manual_attempts + v.manual, \
+             status = COALESCE(v.status, deliveries.status), \
+             next_attempt_at = CASE WHEN v.set_next = 1 THEN v.next_at ELSE deliveries.next_attempt_at END, \
+             leased_by = CASE WHEN v.release_lease = 1 THEN NULL ELSE deliveries.leased_by END, \
+             last_status_code = v.code, last_duration_ms = v.duration, updated_at = v.at \
+         FROM v WHERE deliveries.id = v.id",
+    );
+    (list, update, values)
+}
+
+/// On PostgreSQL, a batch of successful attempts in one statement: the attempts, their
+/// deliveries settled, the hourly counters, and each webhook's health reset to its latest
+/// success.
+pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement {
+    let mut values = Vec::new();
+    let (v_list, update, v) = update_deliveries_sql(attempts, values.len());
+    values.extend(v);
+    let (inserts, v) = insert_attempts_sql(attempts, values.len());
+    values.extend(v);
+    let (hours, v) = count_hours_sql(attempts, values.len());
+    values.extend(v);
+    let mut latest: Vec<(&str, i64)> = Vec::new();
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        match latest.iter_mut().find(|(w, _)| *w == a.webhook.id) {
+            Some(entry) => entry.1 = entry.1.max(a.ended_at),
+            None => latest.push((&a.webhook.id, a.ended_at)),
+        }
+    }
+    let rows = typed_placeholders(latest.len(), &["TEXT", "BIGINT"], values.len());
+    for (id, at) in latest {
+        values.extend([id.into(), at.into()]);
+    }
+    let sql = format!(
+        "WITH {v_list}, \
+              settled AS ({update}), \
+              attempted AS ({inserts}), \
+              counted AS ({hours}), \
+              latest (id, at) AS (VALUES {rows}) \
+         UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = latest.at \
+         FROM latest WHERE webhooks.id = latest.id"
+    );
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
+}

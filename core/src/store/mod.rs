@@ -1,0 +1,147 @@
+//! Storage the delivery engine uses, one module per table family: [`queue`] (claiming due
+//! deliveries, giving them back, loading what their attempts need), [`attempts`] (recording
+//! attempts, settling deliveries, the hourly counters and webhook health) and [`webhooks`]
+//! (turning a webhook off). The SQL is written here and nowhere in the server; the
+//! statements' shapes and batching are the measured ones (BENCHMARKS.md), so change them only
+//! with a measurement.
+//!
+//! Also the one placeholder builder of multi-row statements.
+
+pub mod attempts;
+pub mod queue;
+pub mod webhooks;
+
+#[cfg(test)]
+mod database_tests;
+
+use std::fmt::Write;
+
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The database as the delivery engine writes it: the connection and, on SQLite, the one
+/// write turn that every busy writer of the process shares ([`crate::Services::write_turn`]).
+/// Cheap to make: two references.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    db: &'a DatabaseConnection,
+    write_gate: &'a Mutex<()>,
+}
+
+impl<'a> Store<'a> {
+    /// A store over `db`; `write_gate` must be the gate every other writer of the process
+    /// takes (the services' own), or SQLite writers meet in its sleeping busy handler.
+    pub fn new(db: &'a DatabaseConnection, write_gate: &'a Mutex<()>) -> Self {
+        Store { db, write_gate }
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// `(in use, idle, max)` connections of the pool, as the pool counts them in memory (no
+    /// query: a metrics scrape reads it while the database is away).
+    pub fn pool_usage(&self) -> Option<(u32, u32, u32)> {
+        let (size, idle, max) = match self.backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            DatabaseBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            _ => return None,
+        };
+        // Read one after the other, so a connection may change state in between.
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        Some((size - idle, idle, max))
+    }
+
+    /// On SQLite, the process's write turn: held across a transaction. PostgreSQL has row
+    /// locks and needs none.
+    pub async fn write_turn(&self) -> Option<MutexGuard<'a, ()>> {
+        match self.backend() {
+            DatabaseBackend::Sqlite => Some(self.write_gate.lock().await),
+            _ => None,
+        }
+    }
+}
+
+/// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders, numbered from `offset + 1`.
+pub(crate) fn placeholders(rows: usize, cols: usize, offset: usize) -> String {
+    build_placeholders(rows, cols, offset, None, true)
+}
+
+/// [`placeholders`] with each one cast to its column's type, `(CAST($1 AS TEXT), …)`: a
+/// `VALUES` list that a statement reads as a table needs its types spelled out on PostgreSQL.
+pub(crate) fn typed_placeholders(rows: usize, types: &[&str], offset: usize) -> String {
+    build_placeholders(rows, types.len(), offset, Some(types), true)
+}
+
+/// `$3, $4, $5`: `n` placeholders for an `IN (…)` list, numbered from `offset + 1`.
+pub(crate) fn placeholder_list(n: usize, offset: usize) -> String {
+    build_placeholders(n, 1, offset, None, false)
+}
+
+/// The one placeholder builder: one string, no allocation per cell (a batch of 256 attempts
+/// has over 3,000 placeholders).
+fn build_placeholders(
+    rows: usize,
+    cols: usize,
+    offset: usize,
+    types: Option<&[&str]>,
+    grouped: bool,
+) -> String {
+    let per_cell = if types.is_some() { 20 } else { 6 };
+    let mut out = String::with_capacity(rows * cols * per_cell);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        if grouped {
+            out.push('(');
+        }
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            let n = offset + r * cols + c + 1;
+            // Writing to a String cannot fail.
+            let _ = match types {
+                Some(types) => write!(out, "CAST(${n} AS {})", types[c]),
+                None => write!(out, "${n}"),
+            };
+        }
+        if grouped {
+            out.push(')');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_after_the_offset() {
+        assert_eq!(placeholders(2, 2, 0), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(1, 3, 4), "($5, $6, $7)");
+        assert_eq!(placeholders(0, 3, 0), "");
+    }
+
+    #[test]
+    fn placeholder_lists_have_no_groups() {
+        assert_eq!(placeholder_list(3, 2), "$3, $4, $5");
+        assert_eq!(placeholder_list(0, 2), "");
+    }
+
+    #[test]
+    fn typed_placeholders_cast_each_column() {
+        assert_eq!(
+            typed_placeholders(2, &["TEXT", "BIGINT"], 1),
+            "(CAST($2 AS TEXT), CAST($3 AS BIGINT)), (CAST($4 AS TEXT), CAST($5 AS BIGINT))"
+        );
+    }
+}

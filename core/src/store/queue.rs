@@ -1,0 +1,196 @@
+//! The delivery queue: due deliveries claimed with a lease, claims given back, and what a
+//! claim's attempts need loaded at once. A claimed delivery's `next_attempt_at` is its lease's
+//! end, so a delivery whose process died is simply due again when the lease runs out. On
+//! PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several processes share one queue;
+//! SQLite serialises writers, which gives the same guarantee within its single host. Claims
+//! read the partial index of due deliveries (`status IN ('pending', 'delivering')`), so they
+//! do not sort the backlog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
+
+use super::{Store, placeholder_list};
+use crate::DeliveryStatus;
+use crate::entities::{delivery, event, webhook};
+use crate::error::Result;
+
+/// A delivery leased to an engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    /// Scheduled attempts made so far (manual resends not counted: they do not use up the
+    /// retry schedule).
+    pub attempts: i32,
+}
+
+/// Who holds a lease and until when.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease<'a> {
+    pub holder: &'a str,
+    pub until: i64,
+}
+
+/// The events and webhooks of a claim, by id.
+pub struct Loaded {
+    pub events: HashMap<String, Arc<event::Model>>,
+    pub webhooks: HashMap<String, Arc<webhook::Model>>,
+}
+
+impl Store<'_> {
+    /// Leases up to `limit` deliveries due at `now`, oldest due first, leaving out the
+    /// webhooks in `leave_out` (full in the claiming process).
+    pub async fn claim(
+        &self,
+        lease: Lease<'_>,
+        now: i64,
+        limit: usize,
+        leave_out: &[String],
+    ) -> Result<Vec<Claimed>> {
+        let backend = self.backend();
+        let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let skip = if leave_out.is_empty() {
+            String::new()
+        } else {
+            format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), 4))
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM deliveries \
+                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
+                 ORDER BY next_attempt_at LIMIT $4 {lock}) \
+             RETURNING id, event_id, webhook_id, attempts - manual_attempts AS attempts"
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(4 + leave_out.len());
+        values.extend([lease.holder.into(), lease.until.into(), now.into(), (limit as i64).into()]);
+        values.extend(leave_out.iter().map(|id| id.clone().into()));
+        let turn = self.write_turn().await;
+        let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        drop(turn);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in rows {
+            claimed.push(Claimed {
+                id: r.try_get("", "id")?,
+                event_id: r.try_get("", "event_id")?,
+                webhook_id: r.try_get("", "webhook_id")?,
+                attempts: r.try_get("", "attempts")?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Gives deliveries `holder` claimed back to the queue, due at `now`.
+    pub async fn unclaim(&self, holder: &str, ids: &[String], now: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 + ids.len());
+        values.extend([now.into(), holder.into()]);
+        values.extend(ids.iter().map(|id| id.clone().into()));
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                format!(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, leased_by = NULL \
+                     WHERE leased_by = $2 AND id IN ({})",
+                    placeholder_list(ids.len(), 2)
+                ),
+                values,
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// The events and webhooks of claimed deliveries: two queries however many deliveries
+    /// the claim holds. `webhook_ids` are the claims' webhooks, each once ([`webhook_ids`]).
+    /// (Their signing secrets are opened by the services, [`crate::Services::signing_secrets_of`].)
+    pub async fn load(&self, claims: &[Claimed], webhook_ids: &[String]) -> Result<Loaded> {
+        if claims.is_empty() {
+            return Ok(Loaded { events: HashMap::new(), webhooks: HashMap::new() });
+        }
+        let mut event_ids: Vec<&str> = claims.iter().map(|c| c.event_id.as_str()).collect();
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        let events = event::Entity::find()
+            .filter(event::Column::Id.is_in(event_ids))
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), Arc::new(e)))
+            .collect();
+        let webhooks = webhook::Entity::find()
+            .filter(webhook::Column::Id.is_in(webhook_ids.iter().cloned()))
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect();
+        Ok(Loaded { events, webhooks })
+    }
+
+    /// Settles a delivery that `holder` claimed without making an attempt (its webhook was
+    /// turned off or deleted since it was queued).
+    pub async fn settle_unattempted(
+        &self,
+        id: &str,
+        holder: &str,
+        status: DeliveryStatus,
+        now: i64,
+    ) -> Result<()> {
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "UPDATE deliveries SET status = $1, next_attempt_at = NULL, leased_by = NULL, updated_at = $2 \
+                 WHERE id = $3 AND leased_by = $4",
+                [status.as_str().into(), now.into(), id.into(), holder.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// A delivery with its webhook and event, for an attempt made on request (not leased:
+    /// such an attempt runs beside the schedule). `None` when the delivery does not exist.
+    pub async fn delivery_with_parts(
+        &self,
+        id: &str,
+    ) -> Result<Option<(delivery::Model, Option<webhook::Model>, Option<event::Model>)>> {
+        let Some(found) = delivery::Entity::find_by_id(id).one(self.db).await? else {
+            return Ok(None);
+        };
+        let hook = webhook::Entity::find_by_id(&found.webhook_id).one(self.db).await?;
+        let ev = event::Entity::find_by_id(&found.event_id).one(self.db).await?;
+        Ok(Some((found, hook, ev)))
+    }
+
+    /// Deliveries a claim could take at `now` (as the claim selects them, down the same
+    /// partial index), counted up to `cap`.
+    pub async fn count_due(&self, now: i64, cap: u64) -> Result<i64> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.backend(),
+                format!(
+                    "SELECT COUNT(*) AS due FROM (SELECT 1 FROM deliveries \
+                     WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 LIMIT {cap}) AS due_now"
+                ),
+                [now.into()],
+            ))
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get("", "due")?),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The claims' webhooks, each once, in order.
+pub fn webhook_ids(claims: &[Claimed]) -> Vec<String> {
+    let mut ids: Vec<String> = claims.iter().map(|c| c.webhook_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

@@ -1,0 +1,171 @@
+//! Whether a webhook is on, and how it is doing: why it was turned off and its health, with
+//! the sentences the dashboard and the `webhook.disabled` event say of them.
+
+use std::fmt;
+
+#[cfg(feature = "sea-orm")]
+use sea_orm::sea_query::StringLen;
+use serde::{Deserialize, Serialize}; // named by the active enums' `db_type`
+
+use crate::time::human_time;
+
+/// Why a webhook is off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+#[cfg_attr(feature = "sea-orm", sea_orm(rs_type = "String", db_type = "String(StringLen::None)"))]
+#[serde(rename_all = "lowercase")]
+pub enum DisabledReason {
+    /// Someone turned it off.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "manual"))]
+    Manual,
+    /// Hookline turned it off after failed deliveries.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "automatic"))]
+    Automatic,
+    /// Hookline turned it off because the endpoint answered 410 Gone.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "gone"))]
+    Gone,
+    /// The application that made it was disconnected from the store.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "disconnected"))]
+    Disconnected,
+}
+
+impl DisabledReason {
+    pub const ALL: [DisabledReason; 4] = [
+        DisabledReason::Manual,
+        DisabledReason::Automatic,
+        DisabledReason::Gone,
+        DisabledReason::Disconnected,
+    ];
+
+    /// The reasons Hookline turns a webhook off by itself, after its deliveries.
+    pub const BY_HOOKLINE: [DisabledReason; 2] = [DisabledReason::Automatic, DisabledReason::Gone];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Manual => "manual",
+            DisabledReason::Automatic => "automatic",
+            DisabledReason::Gone => "gone",
+            DisabledReason::Disconnected => "disconnected",
+        }
+    }
+
+    /// Why it was turned off, in a sentence, given how many deliveries in a row had failed:
+    /// "The endpoint answered 410 Gone.", "12 consecutive failed deliveries."
+    pub fn cause(self, consecutive_failures: i32) -> String {
+        match self {
+            DisabledReason::Gone => "The endpoint answered 410 Gone.".to_string(),
+            DisabledReason::Automatic => format!("{consecutive_failures} consecutive failed deliveries."),
+            DisabledReason::Manual => "It was turned off by hand.".to_string(),
+            DisabledReason::Disconnected => "The application that made it was disconnected.".to_string(),
+        }
+    }
+}
+
+stored_as_str!(DisabledReason, "disabled reason");
+
+impl fmt::Display for DisabledReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a webhook is doing, as the dashboard shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Health {
+    /// On, and its last delivery succeeded (or it has had none).
+    Healthy,
+    /// On, and its deliveries have failed since this moment (unix milliseconds).
+    Failing { since: i64 },
+    /// Off: why, when, and how its deliveries had gone until then.
+    Off {
+        reason: Option<DisabledReason>,
+        at: Option<i64>,
+        consecutive_failures: i32,
+        failing_since: Option<i64>,
+    },
+}
+
+impl Health {
+    /// The health of a webhook from its stored state.
+    pub fn of(
+        enabled: bool,
+        reason: Option<DisabledReason>,
+        disabled_at: Option<i64>,
+        consecutive_failures: i32,
+        failing_since: Option<i64>,
+    ) -> Self {
+        match (enabled, failing_since) {
+            (false, _) => Health::Off { reason, at: disabled_at, consecutive_failures, failing_since },
+            (true, Some(since)) => Health::Failing { since },
+            (true, None) => Health::Healthy,
+        }
+    }
+
+    /// The health in a sentence, with its moments in UTC.
+    pub fn sentence(&self) -> String {
+        match self {
+            Health::Healthy => "Healthy".to_string(),
+            Health::Failing { since } => format!("Failing since {}", human_time(*since)),
+            Health::Off { reason, at, consecutive_failures, failing_since } => {
+                let when = at.map(human_time).unwrap_or_default();
+                match reason {
+                    Some(DisabledReason::Automatic) => format!(
+                        "Turned off automatically at {when} because {consecutive_failures} consecutive deliveries failed{}.",
+                        failing_since.map(|t| format!(" since {}", human_time(t))).unwrap_or_default()
+                    ),
+                    Some(DisabledReason::Gone) => {
+                        format!("Turned off automatically at {when} because the endpoint answered 410 Gone.")
+                    }
+                    _ => format!("Turned off at {when}."),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JAN_15: i64 = 1_705_319_874_000;
+
+    #[test]
+    fn reasons_round_trip_through_their_strings() {
+        for reason in DisabledReason::ALL {
+            assert_eq!(DisabledReason::parse(reason.as_str()), Some(reason));
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+        let strings: Vec<&str> = DisabledReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(strings, ["manual", "automatic", "gone", "disconnected"]);
+        assert_eq!(DisabledReason::parse("Gone"), None);
+    }
+
+    #[test]
+    fn a_webhook_turned_off_says_why() {
+        let off = |reason| Health::of(false, reason, Some(JAN_15), 12, Some(JAN_15 - 60_000)).sentence();
+        assert_eq!(
+            off(Some(DisabledReason::Automatic)),
+            "Turned off automatically at 2024-01-15 11:57:54 UTC because 12 consecutive deliveries failed since 2024-01-15 11:56:54 UTC."
+        );
+        assert_eq!(
+            off(Some(DisabledReason::Gone)),
+            "Turned off automatically at 2024-01-15 11:57:54 UTC because the endpoint answered 410 Gone."
+        );
+        assert_eq!(off(Some(DisabledReason::Manual)), "Turned off at 2024-01-15 11:57:54 UTC.");
+        assert_eq!(DisabledReason::Gone.cause(3), "The endpoint answered 410 Gone.");
+        assert_eq!(DisabledReason::Automatic.cause(3), "3 consecutive failed deliveries.");
+    }
+
+    #[test]
+    fn a_webhook_that_is_on_is_healthy_or_failing() {
+        assert_eq!(Health::of(true, None, None, 0, None), Health::Healthy);
+        assert_eq!(
+            Health::of(true, None, None, 2, Some(JAN_15)).sentence(),
+            "Failing since 2024-01-15 11:57:54 UTC"
+        );
+    }
+}

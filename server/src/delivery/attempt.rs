@@ -1,0 +1,305 @@
+//! One attempt, top to bottom: prepare the request (headers, signature), send it, decide
+//! what it leads to (success, a retry after the schedule's next delay, or failure), and hand
+//! it to the recorder. Each attempt runs in its own span carrying the event's, the delivery's
+//! and the webhook's ids, so everything logged about it says which one it was.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_core::entities::{event, webhook};
+use hookline_core::slots::Slot;
+use hookline_core::store::attempts::{Attempt, Settle};
+use hookline_core::store::queue::Claimed;
+use hookline_core::{AttemptResult, AttemptTrigger, ClaimedDelivery, DeliveryStatus, now_ms};
+use tracing::{Instrument, Span};
+
+use super::client::{ErrorClass, Outcome};
+use super::engine::Engine;
+use super::error::EngineError;
+use super::recorder::Record;
+use super::retry::RetryPolicy;
+use super::signature::signature_header;
+use crate::telemetry;
+
+/// The span of one attempt.
+fn attempt_span(event_id: &str, delivery_id: &str, webhook_id: &str, trigger: AttemptTrigger) -> Span {
+    tracing::info_span!(
+        "attempt",
+        event_id = %event_id,
+        delivery_id = %delivery_id,
+        webhook_id = %webhook_id,
+        trigger = trigger.as_str()
+    )
+}
+
+impl Engine {
+    /// A claimed (or handed-over) delivery's scheduled attempt.
+    pub(super) async fn deliver(&self, delivery: ClaimedDelivery, slot: Slot) {
+        let ClaimedDelivery { claim, webhook, event, secrets } = delivery;
+        let (Some(hook), Some(ev)) = (webhook, event) else {
+            return self.skip(&claim.id).await;
+        };
+        if !hook.enabled {
+            return self.skip(&claim.id).await;
+        }
+        let span = attempt_span(&ev.id, &claim.id, &hook.id, AttemptTrigger::Scheduled);
+        self.deliver_scheduled(claim, hook, ev, secrets, slot).instrument(span).await
+    }
+
+    async fn deliver_scheduled(
+        &self,
+        claim: Claimed,
+        hook: Arc<webhook::Model>,
+        ev: Arc<event::Model>,
+        secrets: Arc<Vec<String>>,
+        slot: Slot,
+    ) {
+        // Stopping: what has not started goes back to the queue instead of waiting its turn.
+        let mut stopping = self.stopping.subscribe();
+        let stopped = *stopping.borrow_and_update();
+        if stopped {
+            return self.release_unstarted(&claim).await;
+        }
+        let out = tokio::select! {
+            permit = slot.webhook.sending.clone().acquire_owned() => permit.ok(),
+            _ = stopping.wait_for(|stop| *stop) => None,
+        };
+        let Some(out) = out else {
+            return self.release_unstarted(&claim).await;
+        };
+        let (headers, outcome) = self.send(&claim.id, &hook, &ev, &secrets, AttemptTrigger::Scheduled).await;
+        // The endpoint has answered: its next delivery may go out while this one is written.
+        drop(out);
+        drop(slot.webhook);
+        let settle = decide(&self.cfg.retry, claim.attempts, &outcome, now_ms());
+        let attempt = attempt_of(claim.id, hook, AttemptTrigger::Scheduled, headers, outcome, settle);
+        // The recorder lives as long as the engine; without it the lease runs out.
+        let _ = self.records.send(Record { attempt, _permit: Some(slot.permit) });
+    }
+
+    /// One attempt now, on request: a manual resend, or the only attempt of a test event.
+    /// Written before it answers.
+    pub(super) async fn attempt_on_request(
+        &self,
+        delivery_id: &str,
+        trigger: AttemptTrigger,
+    ) -> Result<AttemptResult, EngineError> {
+        let store = self.services.store();
+        let Some((found, hook, ev)) = store.delivery_with_parts(delivery_id).await? else {
+            return Err(EngineError::DeliveryNotFound(delivery_id.to_string()));
+        };
+        let Some(hook) = hook else {
+            return Err(EngineError::WebhookDeleted(found.id));
+        };
+        let Some(ev) = ev else {
+            return Err(EngineError::EventMissing { delivery: found.id, event: found.event_id });
+        };
+        let span = attempt_span(&ev.id, &found.id, &hook.id, trigger);
+        async move {
+            let secrets = self.services.signing_secrets(&hook.id).await?;
+            // The same per-webhook limit as scheduled attempts: resends cannot flood an endpoint.
+            let place = self.capacity.place_on_request(&hook.id);
+            let permit = place.sending.clone().acquire_owned().await;
+            let (headers, outcome) = self.send(&found.id, &hook, &ev, &secrets, trigger).await;
+            drop(permit);
+            drop(place);
+            let settle = match (trigger, outcome.succeeded()) {
+                (AttemptTrigger::Test, true) => Settle::To(DeliveryStatus::Succeeded, None),
+                (AttemptTrigger::Test, false) => Settle::To(DeliveryStatus::Failed, None),
+                _ => Settle::UnlessSucceeded,
+            };
+            let result = AttemptResult {
+                delivery_id: found.id.clone(),
+                succeeded: outcome.succeeded(),
+                response_status: outcome.status,
+                duration_ms: outcome.duration.as_millis() as u64,
+                error: outcome
+                    .error
+                    .as_ref()
+                    .map(|(class, message)| format!("{}: {message}", class.as_str())),
+            };
+            let attempt = attempt_of(found.id, Arc::new(hook), trigger, headers, outcome, settle);
+            self.write_records(std::slice::from_ref(&Record { attempt, _permit: None })).await?;
+            Ok::<_, EngineError>(result)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Signs and sends the event to the webhook (in the attempt's span).
+    async fn send(
+        &self,
+        delivery_id: &str,
+        hook: &webhook::Model,
+        ev: &event::Model,
+        secrets: &[String],
+        trigger: AttemptTrigger,
+    ) -> (Vec<(String, String)>, Outcome) {
+        let headers = self.request_headers(delivery_id, ev, secrets);
+        // No secret that opens (see `Services::signing_secrets_of`): an unsigned request would
+        // look forged, so the attempt fails here and is retried on schedule, once the key is back.
+        let outcome = if secrets.is_empty() {
+            Outcome {
+                duration: Duration::ZERO,
+                status: None,
+                headers: Vec::new(),
+                body: None,
+                error: Some((
+                    ErrorClass::SigningSecret,
+                    "not sent: the webhook's signing secret cannot be decrypted with HOOKLINE_SECRET_KEY \
+                     or HOOKLINE_PREVIOUS_SECRET_KEYS (the server log says why)"
+                        .into(),
+                )),
+                retry_after: None,
+            }
+        } else {
+            self.client.post(&hook.url, &headers, ev.payload.clone().into_bytes()).await
+        };
+        telemetry::attempt_made(&outcome, trigger, ev.received_at, now_ms());
+        let duration_ms = outcome.duration.as_millis() as u64;
+        match &outcome.error {
+            Some((class, why)) => tracing::info!(
+                status = outcome.status,
+                duration_ms,
+                error_class = class.as_str(),
+                error = %why,
+                "attempt failed"
+            ),
+            None => tracing::debug!(status = outcome.status, duration_ms, "attempt answered"),
+        }
+        (headers, outcome)
+    }
+
+    /// Every header of SPEC section 3. `webhook-id` is the event id, the same on every retry.
+    fn request_headers(
+        &self,
+        delivery_id: &str,
+        ev: &event::Model,
+        secrets: &[String],
+    ) -> Vec<(String, String)> {
+        let timestamp = now_ms() / 1000;
+        let p = &self.cfg.header_prefix;
+        vec![
+            ("content-type".into(), "application/json".into()),
+            ("webhook-id".into(), ev.id.clone()),
+            ("webhook-timestamp".into(), timestamp.to_string()),
+            ("webhook-signature".into(), signature_header(secrets, &ev.id, timestamp, ev.payload.as_bytes())),
+            ("webhookmessageid".into(), ev.id.clone()),
+            ("webhookmessageidpertarget".into(), delivery_id.to_string()),
+            (format!("{p}event-type"), ev.event_type.clone()),
+            (format!("{p}tenant-type"), ev.tenant_type.to_string()),
+            (format!("{p}tenant-id"), ev.tenant_id.clone()),
+            (format!("{p}sequence"), ev.sequence.to_string()),
+        ]
+    }
+}
+
+/// The one place that decides what a scheduled attempt leads to, after `attempts` earlier
+/// scheduled attempts: success, a retry after the schedule's next delay, or failure once the
+/// schedule is spent (or at once on 410 Gone).
+pub(super) fn decide(retry: &RetryPolicy, attempts: i32, outcome: &Outcome, now: i64) -> Settle {
+    let attempts = attempts + 1;
+    if outcome.succeeded() {
+        Settle::To(DeliveryStatus::Succeeded, None)
+    } else if outcome.status == Some(410) {
+        Settle::To(DeliveryStatus::Failed, None)
+    } else {
+        match retry.next_delay(attempts as u32, outcome.retry_after) {
+            Some(delay) => Settle::To(DeliveryStatus::Pending, Some(now + delay.as_millis() as i64)),
+            None => Settle::To(DeliveryStatus::Failed, None),
+        }
+    }
+}
+
+/// The attempt as the store writes it; the outcome's parts move, nothing is copied.
+fn attempt_of(
+    delivery_id: String,
+    webhook: Arc<webhook::Model>,
+    trigger: AttemptTrigger,
+    request_headers: Vec<(String, String)>,
+    outcome: Outcome,
+    settle: Settle,
+) -> Attempt {
+    Attempt {
+        delivery_id,
+        webhook,
+        trigger,
+        request_headers,
+        response_status: outcome.status,
+        response_headers: outcome.headers,
+        response_body: outcome.body,
+        error: outcome.error,
+        duration: outcome.duration,
+        ended_at: now_ms(),
+        settle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { schedule: vec![Duration::from_secs(5), Duration::from_secs(30)] }
+    }
+
+    fn answered(status: u16) -> Outcome {
+        let error =
+            (!(200..300).contains(&status)).then(|| (ErrorClass::HttpStatus, format!("HTTP {status}")));
+        Outcome {
+            duration: Duration::from_millis(3),
+            status: Some(status),
+            headers: Vec::new(),
+            body: None,
+            error,
+            retry_after: None,
+        }
+    }
+
+    fn timed_out() -> Outcome {
+        Outcome {
+            duration: Duration::from_secs(2),
+            status: None,
+            headers: Vec::new(),
+            body: None,
+            error: Some((ErrorClass::Timeout, "no response".into())),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_2xx_settles_the_delivery() {
+        assert_eq!(decide(&policy(), 0, &answered(204), 1_000), Settle::To(DeliveryStatus::Succeeded, None));
+    }
+
+    #[test]
+    fn a_failure_is_retried_after_the_schedules_next_delay() {
+        for outcome in [answered(500), timed_out()] {
+            let Settle::To(DeliveryStatus::Pending, Some(at)) = decide(&policy(), 0, &outcome, 1_000) else {
+                panic!("a first failure is retried");
+            };
+            assert!((1_000 + 4_000..=1_000 + 6_000).contains(&at), "5 s ± 20%: {at}");
+            let Settle::To(DeliveryStatus::Pending, Some(at)) = decide(&policy(), 1, &outcome, 1_000) else {
+                panic!("a second failure is retried");
+            };
+            assert!((1_000 + 24_000..=1_000 + 36_000).contains(&at), "30 s ± 20%: {at}");
+        }
+    }
+
+    #[test]
+    fn the_delivery_fails_once_the_schedule_is_spent() {
+        assert_eq!(decide(&policy(), 2, &answered(503), 0), Settle::To(DeliveryStatus::Failed, None));
+    }
+
+    #[test]
+    fn gone_fails_at_once() {
+        assert_eq!(decide(&policy(), 0, &answered(410), 0), Settle::To(DeliveryStatus::Failed, None));
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let mut busy = answered(429);
+        busy.retry_after = Some(Duration::from_secs(120));
+        assert_eq!(decide(&policy(), 0, &busy, 0), Settle::To(DeliveryStatus::Pending, Some(120_000)));
+    }
+}

@@ -1,0 +1,105 @@
+//! The recorder: one task that writes attempts as they come, as many per transaction as are
+//! waiting (group commit), then announces the webhooks they turned off. A delivery keeps its
+//! permit until its attempt is written here.
+
+use std::borrow::Borrow;
+
+use hookline_core::store::attempts::{Attempt, DisablePolicy, TurnedOff};
+use hookline_core::{Audience, DisabledReason, PublishRequest, iso8601};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::engine::Engine;
+use super::error::EngineError;
+use crate::telemetry;
+
+/// Most attempts one recorder transaction writes.
+const RECORD_BATCH: usize = 256;
+
+/// An attempt made, waiting to be written, with the permit its delivery holds until then.
+pub(crate) struct Record {
+    pub(super) attempt: Attempt,
+    pub(super) _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Borrow<Attempt> for Record {
+    fn borrow(&self) -> &Attempt {
+        &self.attempt
+    }
+}
+
+impl Engine {
+    /// Writes attempts as they come, as many per transaction as are waiting.
+    pub(super) async fn record_all(self, mut rx: mpsc::UnboundedReceiver<Record>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if let Err(e) = self.write_records(&batch).await {
+                tracing::error!(error = %e, attempts = batch.len(), "recording attempts failed");
+                // One at a time, so one record the database refuses does not take the others
+                // with it. What still fails is claimed again when its lease runs out: nothing is
+                // lost, it is sent again.
+                if batch.len() > 1 {
+                    for record in &batch {
+                        if let Err(e) = self.write_records(std::slice::from_ref(record)).await {
+                            tracing::error!(error = %e, delivery = %record.attempt.delivery_id, "recording an attempt failed");
+                        }
+                    }
+                }
+            }
+            batch.clear();
+        }
+    }
+
+    /// Writes attempts in one transaction (the attempts, their deliveries settled or
+    /// rescheduled, their webhooks' health), then announces the webhooks this turned off.
+    pub(super) async fn write_records(&self, records: &[Record]) -> Result<(), EngineError> {
+        let policy = DisablePolicy {
+            after_failures: self.cfg.disable_after_failures,
+            after_span: self.cfg.disable_after_span,
+        };
+        let turned_off = self.services.store().record(records, policy).await?;
+        for off in turned_off {
+            self.announce_disabled(off).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes `webhook.disabled` to the tenant, for its other webhooks that subscribe to it.
+    async fn announce_disabled(&self, off: TurnedOff) {
+        let TurnedOff { webhook: hook, reason, at } = off;
+        tracing::warn!(webhook = %hook.id, reason = reason.as_str(), "webhook turned off");
+        metrics::counter!(telemetry::WEBHOOKS_DISABLED, "reason" => reason.as_str()).increment(1);
+        let message = match reason {
+            DisabledReason::Gone => "The endpoint answered 410 Gone.".to_string(),
+            _ => format!(
+                "{} consecutive attempts failed over at least {:?}.",
+                self.cfg.disable_after_failures, self.cfg.disable_after_span
+            ),
+        };
+        let payload = serde_json::json!({
+            "webhook_id": hook.id,
+            "url": hook.url,
+            "reason": reason.as_str(),
+            "message": message,
+            "disabled_at": iso8601(at),
+        });
+        // Only the webhooks that may see this one hear of it: its application's, or the
+        // store's own for a webhook the store made.
+        let result = self
+            .services
+            .emit(PublishRequest {
+                tenant: hook.tenant(),
+                event_type: "webhook.disabled".into(),
+                payload: payload.to_string(),
+                idempotency_key: None,
+                audience: Audience::MadeBy(hook.application_id.clone()),
+            })
+            .await;
+        match result {
+            Ok(published) if !published.deduplicated => {
+                metrics::counter!(telemetry::EVENTS_PUBLISHED, "source" => "internal").increment(1)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(webhook = %hook.id, error = %e, "could not publish webhook.disabled"),
+        }
+    }
+}
