@@ -35,7 +35,8 @@ async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
 
 /// Writes `rows` deliveries and attempts in the database itself (a recursive CTE), newest
 /// last, with ids that sort like Hookline's own.
-async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) {
+/// Writes the rows and answers the id of the newest delivery.
+async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) -> String {
     let backend = db.get_database_backend();
     let pad = match backend {
         DatabaseBackend::Sqlite => "printf('%012d', i)",
@@ -87,6 +88,7 @@ async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) {
         .unwrap();
     }
     db.execute_unprepared("ANALYZE").await.unwrap();
+    format!("{ids}{rows:012}")
 }
 
 fn percentiles(mut ms: Vec<f64>) -> String {
@@ -159,13 +161,13 @@ async fn run(kind: &str, pg: Option<&str>, rows: u64) {
         .webhook
         .id;
     let filling = Instant::now();
-    fill(services.database(), &hook, rows).await;
+    let newest = fill(services.database(), &hook, rows).await;
     eprintln!("({kind}: {rows} deliveries and attempts written in {:.1} s)", filling.elapsed().as_secs_f64());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let merchant = sign_in(&http, &base, "merchant@bench.test").await;
     let admin = sign_in(&http, &base, "admin@bench.test").await;
-    let newest = format!("00000000-0000-7000-8000-{rows:012}");
+
     let page = format!("{base}/settings/api/webhooks/{hook}");
     println!(
         "| {kind} | webhook page (newest 25 of {rows}) | {} |",
