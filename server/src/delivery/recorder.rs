@@ -69,11 +69,11 @@ impl Engine {
         tracing::warn!(webhook = %hook.id, reason = reason.as_str(), "webhook turned off");
         metrics::counter!(telemetry::WEBHOOKS_DISABLED, "reason" => reason.as_str()).increment(1);
         let message = match reason {
-            DisabledReason::Gone => "The endpoint answered 410 Gone.".to_string(),
-            _ => format!(
+            DisabledReason::Automatic => format!(
                 "{} consecutive attempts failed over at least {:?}.",
                 self.cfg.disable_after_failures, self.cfg.disable_after_span
             ),
+            other => other.cause(0),
         };
         let payload = serde_json::json!({
             "webhook_id": hook.id,
