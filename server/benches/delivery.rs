@@ -19,8 +19,6 @@
 //! published through one API process (`HOOKLINE_ROLE=api`) and delivered by 1, 2 and 3 worker
 //! processes (`HOOKLINE_ROLE=worker`), as `deploy/docker-compose.yml` runs it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,87 +30,13 @@ use sea_orm::{ConnectionTrait, Database};
 mod own_postgres;
 use own_postgres::{Durability, OwnPostgres};
 
+#[path = "../tests/support/hookline_process.rs"]
+mod hookline_process;
+use hookline_process::{HooklineProcess, clock_ticks, process_cpu_seconds};
+
 #[path = "support/sink.rs"]
 mod sink;
-use sink::{now_us, start_sink};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(database_url: &str) -> Server {
-        Self::start_as(database_url, "all")
-    }
-
-    fn start_as(database_url: &str, role: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .arg("serve")
-            .env("HOOKLINE_ROLE", role)
-            .env("HOOKLINE_DATABASE_URL", database_url)
-            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKLINE_ALLOW_HTTP", "true")
-            .env("HOOKLINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("hookline starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let url = loop {
-            let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "hookline exited before listening");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, url }
-    }
-
-    /// CPU seconds the server has used (user and system), from /proc.
-    fn cpu_seconds(&self) -> f64 {
-        process_cpu_seconds(&self.child.id().to_string())
-    }
-
-    /// Peak resident set size in MiB, from /proc.
-    fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-            })
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU seconds a process has used (user and system), from /proc/<pid>/stat.
-fn process_cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which is in parentheses): utime and stime are the
-    // 12th and 13th of them.
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 =
-        fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(f64::NAN);
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    // USER_HZ, 100 on Linux.
-    100.0
-}
+use sink::{now_us, publish, start_sink};
 
 /// CPU seconds the whole machine has spent busy (every process, user and system), from
 /// /proc/stat.
@@ -232,46 +156,6 @@ async fn prepare(database_url: &str, target: &str, webhooks: usize) -> String {
     services.create_api_key(&Scope::Admin, "bench").await.unwrap().key
 }
 
-/// Publishes `events` events with `producers` concurrent producers, at most `rate` a second.
-async fn publish(base: &str, key: &str, events: usize, producers: usize, rate: Option<f64>) {
-    let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..producers {
-        let (client, next, url, key) =
-            (client.clone(), next.clone(), format!("{base}/api/v1/events"), key.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= events {
-                    return;
-                }
-                if let Some(rate) = rate {
-                    let due = start + Duration::from_secs_f64(i as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let body = format!(
-                    r#"{{"tenant_type":"store","tenant_id":"bench","event_type":"review-created","payload":{{"t":{},"i":{i},"data":{{"rating":5,"title":"Great fit","body":"Arrived fast and fits well."}}}}}}"#,
-                    now_us()
-                );
-                let res = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("publish answers");
-                assert_eq!(res.status(), 202, "publish failed");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 struct Figures {
     published_per_second: f64,
     per_second: f64,
@@ -301,7 +185,7 @@ async fn scenario(
     let (sink, target) = start_sink().await;
     let database_url = fresh_database(kind, pg).await;
     let key = prepare(&database_url, &target, webhooks).await;
-    let server = Server::start(&database_url);
+    let server = hookline_process::serve(&database_url).start();
     let expected = webhooks * events;
     let busy_before = machine_busy_seconds();
     let server_before = server.cpu_seconds();
@@ -309,7 +193,7 @@ async fn scenario(
     let pg_before = postgres_cpu_seconds(postmaster);
     let start = Instant::now();
     let producers = if rate.is_some() { 8 } else { 32 };
-    publish(&server.url, &key, events, producers, rate).await;
+    publish(&server.base, &key, events, producers, rate).await;
     let publish_secs = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     while sink.count.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
@@ -349,14 +233,16 @@ async fn multi_process(pg: &str, workers: usize, events: usize) -> (f64, f64, f6
     let (sink, target) = start_sink().await;
     let database_url = fresh_database("postgres", Some(pg)).await;
     let key = prepare(&database_url, &target, 1).await;
-    let api = Server::start_as(&database_url, "api");
-    let delivering: Vec<Server> = (0..workers).map(|_| Server::start_as(&database_url, "worker")).collect();
-    let cpu = |api: &Server, delivering: &[Server]| {
-        api.cpu_seconds() + delivering.iter().map(Server::cpu_seconds).sum::<f64>()
+    let api = hookline_process::serve(&database_url).env("HOOKLINE_ROLE", "api").start();
+    let delivering: Vec<HooklineProcess> = (0..workers)
+        .map(|_| hookline_process::serve(&database_url).env("HOOKLINE_ROLE", "worker").start())
+        .collect();
+    let cpu = |api: &HooklineProcess, delivering: &[HooklineProcess]| {
+        api.cpu_seconds() + delivering.iter().map(HooklineProcess::cpu_seconds).sum::<f64>()
     };
     let cpu_before = cpu(&api, &delivering);
     let start = Instant::now();
-    publish(&api.url, &key, events, 32, None).await;
+    publish(&api.base, &key, events, 32, None).await;
     let deadline = Instant::now() + Duration::from_secs(600);
     while sink.count.load(Ordering::Relaxed) < events && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

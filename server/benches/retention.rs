@@ -12,10 +12,7 @@
 //! `HOOKLINE_BENCH_PAIRS` (default 2) pairs per database.
 //! `cargo bench -p hookline --bench retention`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
@@ -28,57 +25,12 @@ use own_postgres::{Durability, OwnPostgres};
 const DAY: i64 = 86_400_000;
 const EVENTS: usize = 20_000;
 
+#[path = "../tests/support/hookline_process.rs"]
+mod hookline_process;
+
 #[path = "support/sink.rs"]
 mod sink;
-use sink::{Sink, now_us, start_sink};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(database_url: &str, retention: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .arg("serve")
-            .env("HOOKLINE_DATABASE_URL", database_url)
-            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKLINE_ALLOW_HTTP", "true")
-            .env("HOOKLINE_RETENTION", retention)
-            .env("HOOKLINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("hookline starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let url = loop {
-            let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "hookline exited before listening");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, url }
-    }
-}
-
-impl Server {
-    /// Stops the server as an operator would (SIGTERM): what it holds is finished or released,
-    /// so the next run's server sends nothing of this run again.
-    fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use sink::{Sink, publish, start_sink};
 
 async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
     match kind {
@@ -207,40 +159,6 @@ async fn old_deliveries(db: &DatabaseConnection, cutoff: i64) -> i64 {
     row.try_get("", "n").unwrap()
 }
 
-async fn publish(base: &str, key: &str, events: usize) {
-    let client = reqwest::Client::new();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..32 {
-        let (client, next, url, key) =
-            (client.clone(), next.clone(), format!("{base}/api/v1/events"), key.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= events {
-                    return;
-                }
-                let body = format!(
-                    r#"{{"tenant_type":"store","tenant_id":"bench","event_type":"review-created","payload":{{"t":{},"i":{i},"data":{{"rating":5,"title":"Great fit","body":"Arrived fast and fits well."}}}}}}"#,
-                    now_us()
-                );
-                let res = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("publish answers");
-                assert_eq!(res.status(), 202, "publish failed");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 struct Run {
     per_second: f64,
     p50: f64,
@@ -260,14 +178,14 @@ async fn scenario(
 ) -> Run {
     sink.latencies.lock().unwrap().clear();
     sink.count.store(0, Ordering::Relaxed);
-    let server = Server::start(database_url, retention);
+    let server = hookline_process::serve(database_url).env("HOOKLINE_RETENTION", retention).start();
     // The janitor starts a round when the process starts: let it get into the deliveries.
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Counted against one cutoff, so rows turning ten days old meanwhile do not count.
     let cutoff = hookline_core::now_ms() - 10 * DAY;
     let old_before = old_deliveries(db, cutoff).await;
     let start = Instant::now();
-    publish(&server.url, key, EVENTS).await;
+    publish(&server.base, key, EVENTS, 32, None).await;
     let deadline = Instant::now() + Duration::from_secs(600);
     while sink.count.load(Ordering::Relaxed) < EVENTS && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

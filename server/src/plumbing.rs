@@ -9,8 +9,10 @@
 use std::any::Any;
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::Router;
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, StatusCode};
@@ -53,13 +55,16 @@ pub fn around_everything(router: Router) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, COOKIE]))
 }
 
-/// The REST API's time limit and panics, answered in its JSON error shape.
+/// The REST API's time limit and panics, answered in its JSON error shape. tower's timeout
+/// fails the request with `Elapsed`, which the error handler turns into the API's 503, so
+/// nothing has to guess a timeout from the look of an answer.
 pub fn api<S: Clone + Send + Sync + 'static>(router: Router<S>, timeout: Duration) -> Router<S> {
     router
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-        .layer(axum::middleware::map_response(
-            move |res: Response| async move { api_timed_out(res, timeout) },
-        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |e: BoxError| async move { api_failed(e, timeout) }))
+                .layer(tower::timeout::TimeoutLayer::new(timeout)),
+        )
         .layer(CatchPanicLayer::custom(api_panicked))
 }
 
@@ -74,22 +79,26 @@ pub fn with_timeout<S: Clone + Send + Sync + 'static>(router: Router<S>, timeout
 /// may carry what a log should not.
 fn request_span(req: &Request<Body>) -> tracing::Span {
     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+    // A portal's address carries its link's or session's token: the log keeps only the portal.
+    let path = if req.uri().path().starts_with("/portal/") { "/portal/…" } else { req.uri().path() };
+    tracing::info_span!("request", method = %req.method(), path, request_id = id)
 }
 
-/// tower-http's timeout answers a bare 503, without a single header; the API's handlers
-/// always name their content type. That answer becomes the API's JSON error.
-fn api_timed_out(res: Response, timeout: Duration) -> Response {
-    if res.status() != StatusCode::SERVICE_UNAVAILABLE || !res.headers().is_empty() {
-        return res;
+/// What the API answers when a request fails in its layers rather than in a handler: the
+/// time limit, or (not expected) another layer's error.
+fn api_failed(error: BoxError, timeout: Duration) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!(timeout_secs = timeout.as_secs(), "a request took too long and was answered 503");
+        return ApiError::unavailable(format!(
+            "The request took longer than {} s and was stopped; it may have taken effect. \
+             Retry it (a publish with the same Idempotency-Key).",
+            timeout.as_secs()
+        ))
+        .into_response();
     }
-    tracing::warn!(timeout_secs = timeout.as_secs(), "a request took too long and was answered 503");
-    ApiError::unavailable(format!(
-        "The request took longer than {} s and was stopped; it may have taken effect. \
-         Retry it (a publish with the same Idempotency-Key).",
-        timeout.as_secs()
-    ))
-    .into_response()
+    tracing::error!(error = %error, "a request failed in the API's layers");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
+        .into_response()
 }
 
 fn api_panicked(panic: Box<dyn Any + Send + 'static>) -> Response {

@@ -1,10 +1,10 @@
-//! The benchmarks' receiver: counts deliveries and keeps each one's publish-to-receive
-//! latency (the payload starts with `{"t":<µs>`). Shared by the delivery and retention
-//! benchmarks through `#[path]`.
+//! The benchmarks' load: producers publishing review events, and the receiver, which counts
+//! deliveries and keeps each one's publish-to-receive latency (the payload starts with
+//! `{"t":<µs>`). Shared by the delivery and retention benchmarks through `#[path]`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -43,4 +43,44 @@ pub async fn start_sink() -> (Sink, String) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (sink, url)
+}
+
+/// Publishes `events` events with `producers` concurrent producers, at most `rate` a second.
+pub async fn publish(base: &str, key: &str, events: usize, producers: usize, rate: Option<f64>) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let (client, next, url, key) =
+            (client.clone(), next.clone(), format!("{base}/api/v1/events"), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return;
+                }
+                if let Some(rate) = rate {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let body = format!(
+                    r#"{{"tenant_type":"store","tenant_id":"bench","event_type":"review-created","payload":{{"t":{},"i":{i},"data":{{"rating":5,"title":"Great fit","body":"Arrived fast and fits well."}}}}}}"#,
+                    now_us()
+                );
+                let res = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("publish answers");
+                assert_eq!(res.status(), 202, "publish failed");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }

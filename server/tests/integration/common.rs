@@ -292,3 +292,43 @@ impl TestApp {
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A database made ready for Hookline as a separate process: store `store-a`, an admin key and
+/// a webhook of every event type to `receiver` (which is given its secret). The services on
+/// it, the key and the webhook's id.
+pub async fn prepared_for_a_process(
+    database_url: &str,
+    receiver: &test_receiver::Receiver,
+) -> (Services, String, String) {
+    hookline::install_tls_provider();
+    let db = hookline_core::connect(database_url).await.unwrap();
+    hookline_core::migrate(&db).await.unwrap();
+    let services = Services::new(
+        db,
+        hookline_core::Settings {
+            url_policy: hookline_core::UrlPolicy {
+                addresses: hookline_core::AddressPolicy {
+                    allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+                },
+                allow_http: true,
+            },
+            ..Default::default()
+        },
+    );
+    services.create_store("store-a", "Store A").await.unwrap();
+    let key = services.create_api_key(&Scope::Admin, "producer").await.unwrap().key;
+    let created = services
+        .create_webhook(
+            &Scope::Admin,
+            hookline_core::NewWebhook {
+                tenant: hookline_core::Tenant::store("store-a"),
+                url: receiver.url("/hooks"),
+                description: String::new(),
+                event_types: None,
+            },
+        )
+        .await
+        .unwrap();
+    receiver.set_secret(&created.secret);
+    (services, key, created.webhook.id)
+}

@@ -2,8 +2,7 @@
 //! the real `hookline` binary as separate processes.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,52 +11,15 @@ use serde_json::json;
 use test_receiver::Receiver;
 
 use crate::common::{Backend, TempDir, fresh_database};
+use crate::hookline_process::{self, HooklineProcess};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(database_url: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .arg("serve")
-            .env("HOOKLINE_DATABASE_URL", database_url)
-            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKLINE_ALLOW_HTTP", "true")
-            .env("HOOKLINE_RETRY_SCHEDULE", "50ms,100ms,200ms,400ms")
-            .env("HOOKLINE_LOG", "warn")
-            .env("HOOKLINE_DELIVERY_TIMEOUT", "1s")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hookline starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let url = loop {
-            let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "hookline exited before listening");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_string();
-            }
-        };
-        // Keep reading so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, url }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no shutdown, no flushing, leases left behind.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Hookline as a separate process, with quick retries and a short delivery timeout.
+fn start_server(database_url: &str) -> HooklineProcess {
+    hookline_process::serve(database_url)
+        .env("HOOKLINE_RETRY_SCHEDULE", "50ms,100ms,200ms,400ms")
+        .env("HOOKLINE_DELIVERY_TIMEOUT", "1s")
+        .stderr(Stdio::null())
+        .start()
 }
 
 async fn prepare(database_url: &str, receiver: &Receiver, webhooks: usize) -> (String, Services) {
@@ -171,13 +133,13 @@ async fn a_killed_server_delivers_everything_after_a_restart() {
     }
     receiver.configure(test_receiver::Behaviour { delay_ms: Some(2), ..Default::default() });
 
-    let server = Server::start(&database_url);
+    let server = start_server(&database_url);
     let _ = wait_for_pairs(&receiver, 300, Duration::from_secs(30)).await;
     let before = arrivals(&receiver).len();
     server.kill();
     assert!(before < events.len() * 2, "everything arrived before the kill; the test proves nothing");
 
-    let restarted = Server::start(&database_url);
+    let restarted = start_server(&database_url);
     let got = wait_for_pairs(&receiver, events.len() * 2, Duration::from_secs(120)).await;
     drop(restarted);
     let seen = arrivals(&receiver);
@@ -204,9 +166,9 @@ async fn two_processes_share_one_postgres_queue_without_losing_or_repeating() {
     let receiver = Receiver::start().await.unwrap();
     let (key, _services) = prepare(&database_url, &receiver, 1).await;
 
-    let first = Server::start(&database_url);
-    let second = Server::start(&database_url);
-    let (a, b) = tokio::join!(publish_many(&first.url, &key, 5000), publish_many(&second.url, &key, 5000));
+    let first = start_server(&database_url);
+    let second = start_server(&database_url);
+    let (a, b) = tokio::join!(publish_many(&first.base, &key, 5000), publish_many(&second.base, &key, 5000));
     let events: Vec<String> = a.into_iter().chain(b).collect();
     assert_eq!(events.len(), 10_000);
     let got = wait_for_pairs(&receiver, events.len(), Duration::from_secs(180)).await;

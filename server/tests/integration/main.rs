@@ -3,6 +3,8 @@
 //! on both databases (`…::sqlite` and `…::postgres`).
 
 mod common;
+#[path = "../support/hookline_process.rs"]
+mod hookline_process;
 
 mod browser;
 mod cli;

@@ -2,14 +2,13 @@
 //! lines about an attempt carry its ids. The metrics recorder is the process's, shared by
 //! every test app running at once, so the tests look for growth, never for exact totals.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hookline_core::{Scope, Services};
 use serde_json::{Value, json};
 use test_receiver::{Behaviour, Receiver};
 
 use crate::common::*;
+use crate::hookline_process::{self, HooklineProcess};
 
 /// The value of one series (`name{labels}` exactly as rendered), if it is there.
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -110,99 +109,30 @@ on_both_databases! {
     }
 }
 
-/// A SQLite database with a store, an admin key and a webhook to `receiver`: (key, webhook id).
-async fn prepared(database_url: &str, receiver: &Receiver) -> (String, String) {
-    hookline::install_tls_provider();
-    let db = hookline_core::connect(database_url).await.unwrap();
-    hookline_core::migrate(&db).await.unwrap();
-    let services = Services::new(
-        db,
-        hookline_core::Settings {
-            url_policy: hookline_core::UrlPolicy {
-                addresses: hookline_core::AddressPolicy {
-                    allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
-                },
-                allow_http: true,
-            },
-            ..Default::default()
-        },
-    );
-    services.create_store("store-a", "Store A").await.unwrap();
-    let key = services.create_api_key(&Scope::Admin, "producer").await.unwrap().key;
-    let created = services
-        .create_webhook(
-            &Scope::Admin,
-            hookline_core::NewWebhook {
-                tenant: hookline_core::Tenant::store("store-a"),
-                url: receiver.url("/hooks"),
-                description: String::new(),
-                event_types: None,
-            },
-        )
+/// The real binary, its log in `log`, with an admin and `extra` settings.
+fn start_hookline(database_url: &str, log: &std::path::Path, extra: &[(&str, &str)]) -> HooklineProcess {
+    hookline_process::serve(database_url)
+        .env("HOOKLINE_LOG", "info")
+        .env("HOOKLINE_ADMIN_EMAIL", "ops@hookline.test")
+        .env("HOOKLINE_ADMIN_PASSWORD", "a long password")
+        .stderr(std::fs::File::create(log).unwrap())
+        .envs(extra)
+        .start()
+}
+
+/// Publishes an event for store-a through the process; its id.
+async fn publish(hookline: &HooklineProcess, key: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(hookline.url("/api/v1/events"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {}}).to_string())
+        .send()
         .await
         .unwrap();
-    receiver.set_secret(&created.secret);
-    (key, created.webhook.id)
-}
-
-/// The real binary, its stderr in `log`; killed when dropped.
-struct Hookline {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Hookline {
-    async fn start(database_url: &str, log: &std::path::Path, extra: &[(&str, &str)]) -> Hookline {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
-        cmd.arg("serve")
-            .env_remove("HOOKLINE_CONFIG")
-            .env("HOOKLINE_DATABASE_URL", database_url)
-            .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKLINE_ALLOW_HTTP", "true")
-            .env("HOOKLINE_ADMIN_EMAIL", "ops@hookline.test")
-            .env("HOOKLINE_ADMIN_PASSWORD", "a long password")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let hookline = Hookline {
-            child: cmd.spawn().expect("hookline starts"),
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http.get(format!("{}/healthz", hookline.base)).send().await.is_err() {
-            assert!(Instant::now() < deadline, "hookline never answered /healthz");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        hookline
-    }
-
-    /// Publishes an event for store-a; its id.
-    async fn publish(&self, key: &str) -> String {
-        let res = reqwest::Client::new()
-            .post(format!("{}/api/v1/events", self.base))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created", "payload": {}}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 202);
-        let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        body["id"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Hookline {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    assert_eq!(res.status(), 202);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    body["id"].as_str().unwrap().to_string()
 }
 
 /// The real binary with `HOOKLINE_LOG_FORMAT=json`: the line about an attempt names its event,
@@ -212,16 +142,15 @@ async fn json_logs_carry_the_attempt_ids() {
     let dir = TempDir::new();
     let database_url = fresh_database(Backend::Sqlite, &dir).await;
     let receiver = Receiver::start().await.unwrap();
-    let (key, webhook_id) = prepared(&database_url, &receiver).await;
+    let (_, key, webhook_id) = prepared_for_a_process(&database_url, &receiver).await;
     let log = dir.0.join("hookline.log");
-    let hookline = Hookline::start(
+    let hookline = start_hookline(
         &database_url,
         &log,
         &[("HOOKLINE_LOG_FORMAT", "json"), ("HOOKLINE_LOG", "info,hookline::delivery=debug")],
-    )
-    .await;
+    );
 
-    let event_id = hookline.publish(&key).await;
+    let event_id = publish(&hookline, &key).await;
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -274,21 +203,15 @@ async fn attempt_spans_are_exported_over_otlp() {
     let dir = TempDir::new();
     let database_url = fresh_database(Backend::Sqlite, &dir).await;
     let receiver = Receiver::start().await.unwrap();
-    let (key, webhook_id) = prepared(&database_url, &receiver).await;
+    let (_, key, webhook_id) = prepared_for_a_process(&database_url, &receiver).await;
     let endpoint = format!("http://{collector_addr}");
     let mut hookline =
-        Hookline::start(&database_url, &dir.0.join("hookline.log"), &[("HOOKLINE_OTLP_ENDPOINT", &endpoint)])
-            .await;
-    let event_id = hookline.publish(&key).await;
+        start_hookline(&database_url, &dir.0.join("hookline.log"), &[("HOOKLINE_OTLP_ENDPOINT", &endpoint)]);
+    let event_id = publish(&hookline, &key).await;
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
 
-    let stopped = Command::new("kill").args(["-TERM", &hookline.child.id().to_string()]).status().unwrap();
-    assert!(stopped.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while hookline.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "hookline did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hookline.signal("-TERM");
+    hookline.exited_within(Duration::from_secs(20)).await;
     let received = received.lock().unwrap().clone();
     let contains = |body: &[u8], text: &str| body.windows(text.len()).any(|w| w == text.as_bytes());
     assert!(

@@ -5,115 +5,25 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hookline_core::{Scope, Services};
+use hookline_core::Services;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use test_receiver::{Behaviour, Receiver};
 
-use crate::common::{Backend, TempDir, fresh_database};
+use crate::common::{Backend, TempDir, fresh_database, prepared_for_a_process};
+use crate::hookline_process::{self, HooklineProcess};
 
-struct Process {
-    child: Child,
-    addr: String,
-}
-
-impl Process {
-    async fn start(database_url: &str, role: &str, extra: &[(&str, &str)]) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
-        cmd.arg("serve")
-            .env_remove("HOOKLINE_CONFIG")
-            .env("HOOKLINE_DATABASE_URL", database_url)
-            .env("HOOKLINE_LISTEN", &addr)
-            .env("HOOKLINE_ROLE", role)
-            .env("HOOKLINE_ALLOW_NETWORKS", "127.0.0.0/8")
-            .env("HOOKLINE_ALLOW_HTTP", "true")
-            .env("HOOKLINE_DELIVERY_TIMEOUT", "2s")
-            .env("HOOKLINE_RETRY_SCHEDULE", "100ms,200ms,400ms")
-            .env("HOOKLINE_ADMIN_EMAIL", "ops@hookline.test")
-            .env("HOOKLINE_ADMIN_PASSWORD", "a long password")
-            .env("HOOKLINE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("hookline starts");
-        let process = Process { child, addr };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http.get(process.url("/healthz")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "hookline never answered /healthz");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        process
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok =
-            Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {signal}");
-    }
-
-    /// Waits for the process to exit; its exit code.
-    async fn wait(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "hookline did not exit within {within:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A database with a store, an admin key and a webhook to the receiver; the services on it.
-async fn prepared(database_url: &str, receiver: &Receiver) -> (Services, String) {
-    hookline::install_tls_provider();
-    let db = hookline_core::connect(database_url).await.unwrap();
-    hookline_core::migrate(&db).await.unwrap();
-    let services = Services::new(
-        db,
-        hookline_core::Settings {
-            url_policy: hookline_core::UrlPolicy {
-                addresses: hookline_core::AddressPolicy {
-                    allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
-                },
-                allow_http: true,
-            },
-            ..Default::default()
-        },
-    );
-    services.create_store("store-a", "Store A").await.unwrap();
-    let key = services.create_api_key(&Scope::Admin, "producer").await.unwrap().key;
-    let created = services
-        .create_webhook(
-            &Scope::Admin,
-            hookline_core::NewWebhook {
-                tenant: hookline_core::Tenant::store("store-a"),
-                url: receiver.url("/hooks"),
-                description: String::new(),
-                event_types: None,
-            },
-        )
-        .await
-        .unwrap();
-    receiver.set_secret(&created.secret);
-    (services, key)
+/// Hookline in `role`, with quick retries, a short delivery timeout and an admin, plus
+/// `extra` settings.
+fn start(database_url: &str, role: &str, extra: &[(&str, &str)]) -> HooklineProcess {
+    hookline_process::serve(database_url)
+        .env("HOOKLINE_ROLE", role)
+        .env("HOOKLINE_DELIVERY_TIMEOUT", "2s")
+        .env("HOOKLINE_RETRY_SCHEDULE", "100ms,200ms,400ms")
+        .env("HOOKLINE_ADMIN_EMAIL", "ops@hookline.test")
+        .env("HOOKLINE_ADMIN_PASSWORD", "a long password")
+        .envs(extra)
+        .start()
 }
 
 /// Publishes `n` events through the process at `base` (`http://host:port`), 8 at a time;
@@ -182,14 +92,14 @@ async fn sigterm_finishes_what_is_in_flight_and_releases_the_rest_at_once() {
     let url = fresh_database(Backend::Sqlite, &dir).await;
     let receiver = Receiver::start().await.unwrap();
     receiver.configure(Behaviour { delay_ms: Some(100), ..Default::default() });
-    let (services, key) = prepared(&url, &receiver).await;
+    let (services, key, _) = prepared_for_a_process(&url, &receiver).await;
     let extra = [("HOOKLINE_PER_WEBHOOK_CONCURRENCY", "4")];
-    let mut first = Process::start(&url, "all", &extra).await;
+    let mut first = start(&url, "all", &extra);
     let ids = publish_many(&first.url(""), &key, 200, "sigterm").await;
 
     first.signal("-TERM");
     let stopping = Instant::now();
-    assert_eq!(first.wait(Duration::from_secs(15)).await, Some(0), "a graceful stop exits 0");
+    assert_eq!(first.exited_within(Duration::from_secs(15)).await, Some(0), "a graceful stop exits 0");
     assert!(stopping.elapsed() < Duration::from_secs(8), "{:?}", stopping.elapsed());
     let delivered_before = arrivals(&receiver).len();
     assert!(delivered_before < ids.len(), "the test stops the process while it still has work");
@@ -200,7 +110,7 @@ async fn sigterm_finishes_what_is_in_flight_and_releases_the_rest_at_once() {
     assert_eq!(recorded, receiver.received().len());
 
     let restarted = Instant::now();
-    let _second = Process::start(&url, "all", &extra).await;
+    let _second = start(&url, "all", &extra);
     // None waits out a lease (9 s here): the next arrives at once.
     let deadline = Instant::now() + Duration::from_secs(3);
     while arrivals(&receiver).len() == delivered_before {
@@ -217,10 +127,10 @@ async fn one_api_and_two_workers_share_the_queue_and_survive_a_kill() {
     let url = fresh_database(Backend::Postgres, &dir).await;
     let receiver = Receiver::start().await.unwrap();
     receiver.configure(Behaviour { delay_ms: Some(5), ..Default::default() });
-    let (_services, key) = prepared(&url, &receiver).await;
-    let api = Process::start(&url, "api", &[]).await;
-    let mut worker_1 = Process::start(&url, "worker", &[]).await;
-    let _worker_2 = Process::start(&url, "worker", &[]).await;
+    let (_, key, _) = prepared_for_a_process(&url, &receiver).await;
+    let api = start(&url, "api", &[]);
+    let mut worker_1 = start(&url, "worker", &[]);
+    let _worker_2 = start(&url, "worker", &[]);
 
     // A worker serves operations only.
     let http = reqwest::Client::new();
@@ -243,9 +153,9 @@ async fn one_api_and_two_workers_share_the_queue_and_survive_a_kill() {
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     worker_1.signal("-KILL");
-    worker_1.wait(Duration::from_secs(5)).await;
+    worker_1.exited_within(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _worker_1_again = Process::start(&url, "worker", &[]).await;
+    let _worker_1_again = start(&url, "worker", &[]);
     let storm = publishing.await.unwrap();
     wait_for_all(&receiver, &storm, Duration::from_secs(60)).await;
     let all: HashSet<&String> = calm.iter().chain(storm.iter()).collect();
@@ -279,8 +189,8 @@ async fn an_online_backup_holds_every_accepted_event() {
     let dir = TempDir::new();
     let url = fresh_database(Backend::Sqlite, &dir).await;
     let receiver = Receiver::start().await.unwrap();
-    let (_services, key) = prepared(&url, &receiver).await;
-    let process = Process::start(&url, "all", &[]).await;
+    let (_, key, _) = prepared_for_a_process(&url, &receiver).await;
+    let process = start(&url, "all", &[]);
     let before = publish_many(&process.url(""), &key, 120, "before").await;
     // More events are published while the copy is made.
     let during = {
