@@ -11,7 +11,8 @@
 //! writes on, reached over TLS (a self-signed certificate, `sslmode=require`);
 //! `HOOKLINE_BENCH_POSTGRES_URL` names another server instead (say which in BENCHMARKS.md).
 //! Each run first measures a "receiver only" baseline: the same producers posting straight
-//! to the receiver, the machine's ceiling. Each line says how busy the machine was.
+//! to the receiver, the machine's ceiling. Each line says how busy the machine was, and how
+//! many deliveries were still to arrive when the last publish was answered (the backlog).
 //! `HOOKLINE_BENCH_SCALE=0.1` shrinks every scenario for a quick look; `HOOKLINE_BENCH_ONLY=ab`
 //! runs only those scenarios, `HOOKLINE_BENCH_DATABASES=postgres` only that database.
 //!
@@ -172,6 +173,9 @@ struct Figures {
     postgres_cpu_us: f64,
     /// Share of the machine's CPU time that was busy during the run.
     busy_percent: f64,
+    /// Deliveries accepted but not yet received when the last publish was answered: how far
+    /// publishing ran ahead of delivery.
+    backlog: usize,
 }
 
 async fn scenario(
@@ -195,6 +199,7 @@ async fn scenario(
     let producers = if rate.is_some() { 8 } else { 32 };
     publish(&server.base, &key, events, producers, rate).await;
     let publish_secs = start.elapsed().as_secs_f64();
+    let backlog = expected.saturating_sub(sink.count.load(Ordering::Relaxed));
     let deadline = Instant::now() + Duration::from_secs(600);
     while sink.count.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -224,6 +229,7 @@ async fn scenario(
         machine_cpu_us: machine_cpu * 1e6 / got as f64,
         postgres_cpu_us: if kind == "sqlite" { 0.0 } else { pg_cpu * 1e6 / got as f64 },
         busy_percent: 100.0 * machine_cpu / (elapsed * cores()),
+        backlog,
     }
 }
 
@@ -293,10 +299,10 @@ fn main() {
     let baseline = runtime.block_on(receiver_only(n(20_000)));
     println!("Receiver only (the producers straight to the receiver): {baseline:.0} requests/s\n");
     println!(
-        "| database | scenario | events published/s | deliveries/s | of receiver only | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | PostgreSQL | load generator | machine | machine busy |"
+        "| database | scenario | events published/s | deliveries/s | of receiver only | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery: server | PostgreSQL | load generator | machine | machine busy | backlog when publishing ended |"
     );
     println!(
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for kind in backends {
         let runs = [
@@ -318,7 +324,7 @@ fn main() {
                 rate,
             ));
             println!(
-                "| {kind} | {name} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
+                "| {kind} | {name} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% | {} |",
                 f.published_per_second,
                 f.per_second,
                 100.0 * f.per_second / baseline,
@@ -331,7 +337,8 @@ fn main() {
                 f.postgres_cpu_us,
                 f.bench_cpu_us,
                 f.machine_cpu_us,
-                f.busy_percent
+                f.busy_percent,
+                f.backlog
             );
         }
     }
