@@ -42,6 +42,7 @@ fn WhoAmI(viewer: Viewer, logout: ServerAction<SignOut>) -> impl IntoView {
     view! {
         {viewer.is_admin.then(|| view! {
             <nav class="admin-nav" aria-label="Admin">
+                <A href="/admin" exact=true>"Overview"</A>
                 <A href="/admin/deliveries">"Deliveries"</A>
                 <A href="/admin/webhooks">"Turned-off webhooks"</A>
                 <A href="/admin/stores">"Stores"</A>

@@ -61,11 +61,17 @@ pub fn App() -> impl IntoView {
                 // or a redirect to the login page reaches the browser as HTTP.
                 <Route path=path!("/settings/api") view=pages::SettingsApiPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/api/webhooks/:id") view=pages::WebhookPage ssr=SsrMode::Async/>
+                <Route path=path!("/settings/api/events") view=pages::EventCatalogPage ssr=SsrMode::Async/>
+                <Route path=path!("/docs/events") view=pages::PublicEventCatalogPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin") view=pages::AdminOverviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/deliveries") view=pages::AdminDeliveriesPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/webhooks") view=pages::AdminWebhooksPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/stores") view=pages::AdminStoresPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/users") view=pages::AdminUsersPage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=pages::AccountPage ssr=SsrMode::Async/>
+                // The embeddable portal: the session is the token in the address (no cookie).
+                <Route path=path!("/portal/:session/webhooks") view=pages::PortalWebhooksPage ssr=SsrMode::Async/>
+                <Route path=path!("/portal/:session/webhooks/:id") view=pages::PortalWebhookPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

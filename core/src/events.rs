@@ -135,6 +135,7 @@ impl Services {
                 format!("{} is an event of {} tenants.", kind.name, kind.tenant_type),
             ));
         }
+        self.check_payload(&kind, &req.payload)?;
         let (reply, answer) = oneshot::channel();
         let job = PublishJob {
             req,
@@ -261,6 +262,7 @@ impl Services {
         if planned.queued {
             self.wake_workers();
         }
+        self.events_published();
         Ok(planned.answers)
     }
 

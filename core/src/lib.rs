@@ -16,9 +16,13 @@ mod db;
 mod dispatch;
 mod error;
 mod events;
+mod listeners;
 mod maintenance;
+mod overview;
+mod portal;
 mod retention;
 mod secrets;
+mod signature_check;
 mod subscriptions;
 mod tenants;
 mod throttle;
@@ -26,14 +30,25 @@ mod time;
 mod webhooks;
 
 pub use auth::{ApiKeyCreated, SessionUser};
-pub use catalog::NewEventType;
+pub use catalog::{
+    MAX_SCHEMA, NewEventType, SchemaChange, SchemaSource, event_schema, example_payload, matches_search,
+};
 pub use crypto::{Keyring, SecretKey, UnreadableSecret};
 pub use db::{DEFAULT_POOL_SIZE, connect, connect_with_pool_size, migrate};
 pub use dispatch::{AttemptResult, BoxFuture, ClaimedDelivery, Dispatcher, Handoff, Reservation};
 pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SECS, is_unavailable};
 pub use events::{Audience, OPERATIONAL_PREFIX, PublishRequest, Published};
+pub use listeners::{
+    LISTENER_EXPIRY, LISTENER_HEARTBEAT, Listener, ListenerFeed, ListenerView, MAX_LISTENERS_PER_TENANT,
+};
+pub use overview::{EndpointStat, OVERVIEW_DUE_CAP, OVERVIEW_LIST_LEN, Overview, OverviewPeriod};
+pub use portal::{
+    MAX_PORTAL_ORIGINS, PORTAL_LINK_TTL, PORTAL_SESSION_TTL, PortalAccess, PortalEnded, PortalLink,
+    parse_portal_origin,
+};
 pub use retention::{PruneReport, Pruner, format_retention, parse_retention};
 pub use secrets::Reencrypted;
+pub use signature_check::SignatureMaterial;
 pub use throttle::{ClientAddress, client_behind};
 pub use time::now_ms;
 pub use webhooks::{
@@ -117,6 +132,8 @@ pub struct Services {
     /// event caused, so a caller may not make many.
     on_request_limit: Arc<OnRequestLimiter>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Moves on every publish: wakes this process's `hookline listen` feeds at once.
+    published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Services {
@@ -143,6 +160,7 @@ impl Services {
                 .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
             )),
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            published: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 

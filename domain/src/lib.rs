@@ -38,7 +38,9 @@ mod ids;
 mod input_error;
 mod net;
 mod page;
+mod schema;
 mod scope;
+pub mod signature;
 mod tenant;
 mod time;
 mod webhook_state;
@@ -50,6 +52,7 @@ pub use ids::{ApiKeyId, ApplicationId, AttemptId, DeliveryId, EventId, StoreId, 
 pub use input_error::{InputError, UnknownValue};
 pub use net::{AddressPolicy, is_public_ip};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
+pub use schema::{SCHEMA_DIALECT, infer_schema, readable_path};
 pub use scope::Scope;
 pub use tenant::{Role, Tenant, TenantType};
 pub use time::{human_duration, human_time, iso8601, parse_date_ms};

@@ -256,7 +256,7 @@ test("a webhook's page charts the last day's attempts and filters its delivery l
   await expect(page.getByRole('img', { name: /3 successful/ })).toBeVisible();
   await expect(page.locator('table.deliveries tbody tr')).toHaveCount(3);
 
-  await page.getByLabel('Event type').fill('message-created');
+  await page.getByLabel('Event type', { exact: true }).fill('message-created');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page).toHaveURL(/event_type=message-created/);
   await expect(page.locator('table.deliveries tbody tr')).toHaveCount(1);

@@ -10,6 +10,11 @@ mod m20261123_000003_session_flash;
 mod m20261123_000004_lean_indexes;
 mod m20261203_000005_hardening;
 mod m20261204_000006_retention;
+mod m20261210_000007_listeners;
+mod m20261210_000008_event_schemas;
+mod m20261210_000009_portal_sessions;
+pub mod m20261210_000010_webhook_alerts;
+mod m20261210_000011_overview;
 
 pub struct Migrator;
 
@@ -23,6 +28,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_lean_indexes::Migration),
             Box::new(m20261203_000005_hardening::Migration),
             Box::new(m20261204_000006_retention::Migration),
+            Box::new(m20261210_000007_listeners::Migration),
+            Box::new(m20261210_000008_event_schemas::Migration),
+            Box::new(m20261210_000009_portal_sessions::Migration),
+            Box::new(m20261210_000010_webhook_alerts::Migration),
+            Box::new(m20261210_000011_overview::Migration),
         ]
     }
 }

@@ -6,8 +6,10 @@
 //! names a server) with `HOOKLINE_BENCH_ROWS` (default 1,000,000) deliveries of one webhook,
 //! one attempt each, starts Hookline in this process, signs in and times full server-side
 //! renders: the webhook page, the webhook page with one delivery opened, and the admin's
-//! delivery history (which also counts every delivery by status).
-//! `cargo bench -p hookline --bench dashboard`.
+//! delivery history (which also counts every delivery by status); then the admin overview
+//! (`/admin`, a day and a week) with a week of hourly counters of 1,000 more webhooks.
+//! `cargo bench -p hookline --bench dashboard`; `HOOKLINE_BENCH_ROWS=10000000` for the
+//! overview's target (under 100 ms with ten million deliveries).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -89,6 +91,25 @@ async fn fill(db: &sea_orm::DatabaseConnection, webhook: &str, rows: u64) -> Str
     }
     db.execute_unprepared("ANALYZE").await.unwrap();
     format!("{ids}{rows:012}")
+}
+
+/// How many other webhooks have hourly counters for the overview to add up.
+const OVERVIEW_WEBHOOKS: u64 = 1_000;
+
+/// A week of hourly counters for [`OVERVIEW_WEBHOOKS`] more webhooks, as busy endpoints would
+/// leave them (one row per webhook and hour: the most the overview can meet for them).
+async fn overview_counters(db: &sea_orm::DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let hour = hookline_core::HOUR_MS;
+    let first = (hookline_core::now_ms() / hour - 24 * 7 + 1) * hour;
+    let sql = format!(
+        "WITH RECURSIVE w(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM w WHERE i < {OVERVIEW_WEBHOOKS}), \
+         h(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM h WHERE j < 167) \
+         INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, duration_ms) \
+         SELECT 'overview-' || i, $1 + j * {hour}, 100 + i % 7, i % 5, (100 + i % 7 + i % 5) * (10 + i % 90) FROM w, h"
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [first.into()])).await.unwrap();
+    db.execute_unprepared("ANALYZE").await.unwrap();
 }
 
 fn percentiles(mut ms: Vec<f64>) -> String {
@@ -188,6 +209,14 @@ async fn run(kind: &str, pg: Option<&str>, rows: u64) {
         "| {kind} | admin delivery history with totals | {} |",
         time_get(&http, &history, &admin, 10, &newest).await
     );
+    // The admin overview reads counters only: its time must not grow with the deliveries.
+    overview_counters(services.database()).await;
+    for (path, what) in [("/admin", "last 24 hours"), ("/admin?period=7d", "last 7 days")] {
+        println!(
+            "| {kind} | admin overview, {what} ({OVERVIEW_WEBHOOKS} webhooks' counters) | {} |",
+            time_get(&http, &format!("{base}{path}"), &admin, 20, "Attempts per hour").await
+        );
+    }
 }
 
 fn main() {

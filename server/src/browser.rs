@@ -45,6 +45,16 @@ struct Guard {
     error_key: Arc<[u8; 32]>,
 }
 
+/// `HOOKLINE_PUBLIC_URL`, for addresses the server hands out (portal links); unset, each
+/// request's own origin stands in.
+#[derive(Clone, Debug)]
+pub struct PublicUrl(pub Option<Url>);
+
+/// The origins a portal page lets frame it, set on the response by the portal's routes;
+/// honoured only under `/portal/` (every other page answers `frame-ancestors 'none'`).
+#[derive(Clone, Debug)]
+pub struct FrameAncestors(pub Vec<String>);
+
 /// Wraps the whole router (dashboard, API, docs) in the browser rules.
 pub fn protect(router: Router, cfg: &Config) -> Router {
     let guard = Guard {
@@ -59,6 +69,7 @@ pub fn protect(router: Router, cfg: &Config) -> Router {
         .layer(from_fn_with_state(guard.clone(), tag_form_errors))
         .layer(from_fn_with_state(guard, refuse_cross_site))
         .layer(from_fn(security_headers))
+        .layer(axum::Extension(PublicUrl(cfg.public_url.clone())))
 }
 
 /// Notes who the client is (the sign-in throttle counts per client): the connection's peer,
@@ -94,27 +105,38 @@ fn header(req: &Request, name: impl header::AsHeaderName) -> Option<&str> {
 async fn security_headers(mut req: Request, next: Next) -> Response {
     let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
     req.extensions_mut().insert(ScriptNonce(nonce.clone()));
+    let is_portal = req.uri().path().starts_with("/portal/");
     let mut res = next.run(req).await;
+    // The one exception to "nothing frames a page": the portal, by its tenant's allow-list.
+    let ancestors = res
+        .extensions_mut()
+        .remove::<FrameAncestors>()
+        .filter(|a| is_portal && !a.0.is_empty())
+        .map(|a| a.0.join(" "));
     let headers = res.headers_mut();
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if ancestors.is_none() {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if is_html && let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce)) {
+    let frame_ancestors = ancestors.as_deref().unwrap_or("'none'");
+    if is_html && let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce, frame_ancestors)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     res
 }
 
 /// Scripts run from this site or with the page's nonce, never inline handlers; WebAssembly
-/// compiles; nothing frames the page.
-fn content_security_policy(nonce: &str) -> String {
+/// compiles; nothing frames the page but the origins `frame_ancestors` names (`'none'`
+/// except on the portal's pages).
+fn content_security_policy(nonce: &str, frame_ancestors: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors {frame_ancestors}; base-uri 'none'; \
          form-action 'self'; object-src 'none'"
     )
 }
@@ -149,7 +171,7 @@ async fn refuse_cross_site(State(guard): State<Guard>, req: Request, next: Next)
 
 /// The origin the browser reached: the `Host` it asked for, over https when the proxy in
 /// front says so.
-fn request_origin(req: &Request) -> Option<url::Origin> {
+pub(crate) fn request_origin(req: &Request) -> Option<url::Origin> {
     let host = header(req, header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()))?;
     let forwarded_https = header(req, "x-forwarded-proto")
         .and_then(|p| p.split(',').next())

@@ -4,6 +4,8 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 
+pub mod listen;
+
 #[derive(Parser, Debug)]
 #[command(name = "hookline", version, about = "Self-hosted webhooks: signed, retried and logged")]
 pub struct Cli {
@@ -93,6 +95,10 @@ pub enum Command {
     /// HOOKLINE_PREVIOUS_SECRET_KEYS and restart again. A key is 32 random bytes as base64 or
     /// 64 hex characters: `openssl rand -base64 32`.
     ReencryptSecrets,
+    /// Forward a tenant's events to a local URL, signed as deliveries are; no public URL needed.
+    Listen(listen::ListenArgs),
+    /// Publish an event type's example payload from the catalog; prints the event's id.
+    Trigger(listen::TriggerArgs),
 }
 
 /// What `hookline prune` prints: per table, the rows deleted and the payloads or response

@@ -44,6 +44,12 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The dashboard's address as users reach it (`HOOKLINE_PUBLIC_URL`).
     pub public_url: Option<url::Url>,
+    /// The relay alert emails go through (`HOOKLINE_SMTP_URL`); alert emails are off when unset.
+    pub smtp_url: Option<crate::alerts::mail::SmtpUrl>,
+    /// Their sender (`HOOKLINE_SMTP_FROM`, default `hookline@` the public URL's host).
+    pub smtp_from: lettre::message::Mailbox,
+    /// How long a webhook fails before its first alert (`HOOKLINE_ALERT_FAILING_AFTER`, 1h).
+    pub alert_failing_after: Duration,
     /// Most client connections held open at once (`HOOKLINE_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// The key that encrypts signing secrets at rest (`HOOKLINE_SECRET_KEY`, or the contents
@@ -157,6 +163,9 @@ const KEYS: &[&str] = &[
     "LOG",
     "LOG_FORMAT",
     "OTLP_ENDPOINT",
+    "SMTP_URL",
+    "SMTP_FROM",
+    "ALERT_FAILING_AFTER",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +260,27 @@ impl Config {
             .filter(|p| p.join("pkg").exists())
             .unwrap_or_else(|| PathBuf::from("target/site"));
 
+        let smtp_url = get("HOOKLINE_SMTP_URL")
+            .map(|u| crate::alerts::mail::SmtpUrl::parse(&u))
+            .transpose()
+            .map_err(|m| err("HOOKLINE_SMTP_URL", m))?;
+        let smtp_from = match get("HOOKLINE_SMTP_FROM") {
+            Some(from) => {
+                crate::alerts::mail::parse_sender(&from).map_err(|m| err("HOOKLINE_SMTP_FROM", m))?
+            }
+            None => {
+                let host = get("HOOKLINE_PUBLIC_URL")
+                    .and_then(|u| url::Url::parse(&u).ok())
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_else(|| "localhost".into());
+                crate::alerts::mail::parse_sender(&format!("Hookline <hookline@{host}>")).map_err(|m| {
+                    err("HOOKLINE_SMTP_FROM", format!("no default sender from the public URL: {m}"))
+                })?
+            }
+        };
+        let alert_failing_after =
+            parse_duration(&get("HOOKLINE_ALERT_FAILING_AFTER").unwrap_or_else(|| "1h".into()))
+                .map_err(|m| err("HOOKLINE_ALERT_FAILING_AFTER", m))?;
         let log = LogSettings {
             filter: match get("HOOKLINE_LOG").map(|f| (f, "HOOKLINE_LOG")).or_else(|| {
                 env.get("RUST_LOG")
@@ -380,6 +410,9 @@ impl Config {
             role,
             retention,
             payload_retention,
+            smtp_url,
+            smtp_from,
+            alert_failing_after,
             log,
         })
     }

@@ -2,6 +2,7 @@
 //! all in one process. [`Application::build`] then [`Application::run_until_stopped`] is the
 //! whole program; tests do the same on port 0.
 
+pub mod alerts;
 pub mod api;
 mod browser;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod delivery;
 pub mod ops;
 pub mod plumbing;
+mod portal;
 pub mod serve;
 pub mod telemetry;
 mod web;
@@ -29,6 +31,10 @@ use crate::ops::Metrics;
 pub struct AppState {
     pub services: Services,
     pub metrics: Arc<Metrics>,
+    /// `HOOKLINE_HEADER_PREFIX`, for what is signed outside the engine (`hookline listen`).
+    pub header_prefix: Arc<str>,
+    /// Turns true when the process stops: endless answers (listen streams) end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +67,14 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     engine: Option<Engine>,
+    /// Alerts before turn-off, in processes that deliver.
+    alerts: Option<alerts::Alerts>,
     /// The engine as the services reach it for resends and test events; they hold it only
     /// weakly, so it lives here as long as the application serves.
     dispatcher: Arc<dyn hookline_core::Dispatcher>,
     services: Services,
     limits: serve::Limits,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -77,7 +86,13 @@ impl Application {
 
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
-        let state = AppState { services: services.clone(), metrics };
+        let stopping = tokio::sync::watch::Sender::new(false);
+        let state = AppState {
+            services: services.clone(),
+            metrics,
+            header_prefix: cfg.header_prefix.as_str().into(),
+            stopping: stopping.subscribe(),
+        };
         let timeout = plumbing::request_timeout(cfg.body_timeout);
         // A worker process serves only what operations need of it; the others serve all.
         let router = if cfg.role == config::Role::Worker {
@@ -110,9 +125,10 @@ impl Application {
         let dispatcher: Arc<dyn hookline_core::Dispatcher> = Arc::new(engine.clone());
         services.set_dispatcher(&dispatcher);
         let engine = cfg.workers.then_some(engine);
+        let alerts = cfg.workers.then(|| alerts::Alerts::from_config(&cfg));
         let listener = TcpListener::bind(cfg.listen).await.map_err(|e| StartError::Listen(cfg.listen, e))?;
         let limits = serve::Limits::from_config(&cfg);
-        Ok(Application { listener, router, engine, dispatcher, services, limits })
+        Ok(Application { listener, router, engine, alerts, dispatcher, services, limits, stopping })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -128,18 +144,22 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = (self.stopping.clone(), self.stopping.subscribe());
         let workers = self.engine.map(|engine| {
             let mut rx = stop_rx.clone();
             tokio::spawn(engine.run(async move {
                 let _ = rx.wait_for(|stopped| *stopped).await;
             }))
         });
+        let alerts = self.alerts.map(|alerts| tokio::spawn(alerts.run(self.services.clone())));
         let serve = serve::serve(self.listener, self.router, self.limits, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
         let result = serve.await;
+        if let Some(alerts) = alerts {
+            alerts.abort();
+        }
         if let Some(workers) = workers {
             let _ = workers.await;
         }

@@ -29,13 +29,17 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, cfg: Config) -> Result<(), String> {
     install_tls_provider();
-    if let Command::Serve = command {
-        return serve(cfg).await;
-    }
+    let command = match command {
+        Command::Serve => return serve(cfg).await,
+        // Clients of the REST API: no database.
+        Command::Listen(args) => return hookline::cli::listen::listen(args).await,
+        Command::Trigger(args) => return hookline::cli::listen::trigger(args).await,
+        other => other,
+    };
     let services = open_services(&cfg).await.map_err(|e| e.to_string())?;
     let fail = |e: hookline_core::Error| e.to_string();
     match command {
-        Command::Serve => unreachable!("handled above"),
+        Command::Serve | Command::Listen(_) | Command::Trigger(_) => unreachable!("handled above"),
         Command::Migrate => println!("The database is up to date."),
         Command::CreateAdmin { email } => {
             let user = services.create_admin(&email, &read_password(&cfg)?).await.map_err(fail)?;

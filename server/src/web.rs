@@ -19,6 +19,7 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         .site_addr(cfg.listen)
         .build();
     let routes = generate_route_list(app::App);
+    let portal = services.clone();
     let context = move || {
         provide_context(services.clone());
         // The page's scripts carry the nonce its Content-Security-Policy allows (browser.rs),
@@ -36,6 +37,8 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(context, app::shell))
         .with_state(options)
+        .merge(crate::portal::router(portal.clone()))
+        .layer(axum::middleware::from_fn_with_state(portal, crate::portal::frame_ancestors))
         // Pages, CSS, JavaScript and the WebAssembly, brotli or gzip as the browser accepts:
         // the release WebAssembly is a third of its size compressed.
         .layer(tower_http::compression::CompressionLayer::new().br(true).gzip(true))

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
+mod listeners;
 pub(crate) mod server;
 
 use server::{
@@ -96,6 +97,7 @@ fn SettingsApi() -> impl IntoView {
                 })}
             </Transition>
         </section>
+        <listeners::ListeningNow store=Signal::derive(picked_store)/>
     }
 }
 
@@ -268,6 +270,8 @@ fn ApiKeysSection(
         <p class="hint">
             "Keys let your systems call the Hookline API for this store. A key is shown once, when it is created. "
             <a href="/docs/api" rel="external">"API reference"</a>
+            " · "
+            <A href="/settings/api/events" attr:id="event-catalog">"Event catalog"</A>
         </p>
         <ActionForm action=create attr:class="form inline-form" attr:aria-label="New API key">
             <input type="hidden" name="store" value=store/>

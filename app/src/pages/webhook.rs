@@ -7,6 +7,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 pub(crate) mod server;
+mod signature_check;
+mod test_event;
 
 pub(crate) use server::{DeleteWebhook, RotateSecret, SendTestEvent, SwitchWebhook, WebhookRow};
 use server::{
@@ -144,8 +146,9 @@ fn WebhookBody(
             </dl>
         </section>
         <EditPanel row=row.clone() edit/>
-        <TestPanel id=row.id.clone() refresh=panels.refresh/>
+        <test_event::TestEventPanel id=row.id.clone() refresh=panels.refresh/>
         <SecretPanel id=row.id.clone()/>
+        <signature_check::SignatureCheck id=row.id.clone()/>
         <DeliveryLogPanel id=row.id.clone() panels/>
         <DeletePanel id=row.id.clone()/>
     }
@@ -179,34 +182,6 @@ fn DeletePanel(id: String) -> impl IntoView {
                 </ActionForm>
             </Show>
             {move || delete.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        </section>
-    }
-}
-
-#[component]
-fn TestPanel(id: String, refresh: RwSignal<u32>) -> impl IntoView {
-    let test = ServerAction::<SendTestEvent>::new();
-    Effect::new(move |_| {
-        if test.value().get().is_some() {
-            refresh.update(|n| *n += 1);
-        }
-    });
-    view! {
-        <section class="card" aria-labelledby="test-title">
-            <div class="section-head">
-                <h2 id="test-title">"Test"</h2>
-                <ActionForm action=test attr:class="inline">
-                    <input type="hidden" name="id" value=id/>
-                    <button type="submit" id="send-test" disabled=move || test.pending().get()>
-                        {move || if test.pending().get() { "Sending…" } else { "Send test event" }}
-                    </button>
-                </ActionForm>
-            </div>
-            <p class="hint">"Sends the example payload of an event type this webhook receives, signed like any delivery."</p>
-            {move || test.value().get().map(|r| match r {
-                Ok(o) => view! { <p class=if o.succeeded { "result ok" } else { "result bad" } role="status">{o.summary}</p> }.into_any(),
-                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-            })}
         </section>
     }
 }
@@ -357,6 +332,17 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
         |k| ["status", "event_type", "from", "to"].contains(&k),
     );
     view! {
+        <DeliveryRows items=log.items detail_base=Some(base)/>
+        <DeliveryPager links/>
+    }
+    .into_any()
+}
+
+/// A page of deliveries as a table; each time links to the delivery's detail when there is
+/// one to open (the dashboard's log), not in the portal's.
+#[component]
+pub(crate) fn DeliveryRows(items: Vec<server::DeliveryRow>, detail_base: Option<String>) -> impl IntoView {
+    view! {
         <div class="table-wrap">
             <table class="deliveries">
                 <thead>
@@ -370,11 +356,17 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    {log.items.into_iter().map(|d| {
-                        let href = href(&base, &[("delivery", &d.id)]);
+                    {items.into_iter().map(|d| {
+                        let time = match &detail_base {
+                            Some(base) => {
+                                let link = href(base, &[("delivery", &d.id)]);
+                                view! { <A href=link>{d.time.clone()}</A> }.into_any()
+                            }
+                            None => d.time.clone().into_any(),
+                        };
                         view! {
                             <tr data-delivery-id=d.id.clone() data-status=d.status.clone()>
-                                <td><A href=href>{d.time.clone()}</A></td>
+                                <td>{time}</td>
                                 <td><code>{d.event_type.clone()}</code></td>
                                 <td><span class=format!("status {}", d.status)>{d.status.clone()}</span></td>
                                 <td class="http">{d.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
@@ -386,9 +378,7 @@ fn DeliveryTable(log: DeliveryLog, base: String) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        <DeliveryPager links/>
     }
-    .into_any()
 }
 
 #[component]
@@ -557,13 +547,16 @@ fn EditPanel(row: WebhookRow, edit: EditPanels) -> impl IntoView {
 /// Successes and failures per hour over the last day, drawn on the server as SVG: bars of
 /// attempts, failures stacked on top in red, each hour with its numbers as a tooltip.
 #[component]
-fn HealthChart(hours: Vec<HourBar>) -> impl IntoView {
+pub(crate) fn HealthChart(
+    hours: Vec<HourBar>,
+    #[prop(into, default = "in the last 24 hours".into())] span: String,
+) -> impl IntoView {
     let succeeded: u64 = hours.iter().map(|h| h.succeeded).sum();
     let failed: u64 = hours.iter().map(|h| h.failed).sum();
     let peak = hours.iter().map(|h| h.succeeded + h.failed).max().unwrap_or(0).max(1) as f64;
     let (width, height, gap) = (480.0, 96.0, 2.0);
     let bar = width / hours.len().max(1) as f64;
-    let summary = format!("{succeeded} successful and {failed} failed attempts in the last 24 hours");
+    let summary = format!("{succeeded} successful and {failed} failed attempts {span}");
     let first = hours.first().map(|h| h.hour.clone()).unwrap_or_default();
     let last = hours.last().map(|h| h.hour.clone()).unwrap_or_default();
     view! {

@@ -12,6 +12,11 @@ pub struct Model {
     pub resource: String,
     pub example_payload: String,
     pub created_at: i64,
+    /// A JSON Schema an admin set, as JSON text; without one the catalog infers one from the
+    /// example payload.
+    pub payload_schema: Option<String>,
+    /// Whether publishing checks payloads against the schema (off by default).
+    pub validate_payloads: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,9 @@ pub struct Model {
     pub hour: i64,
     pub succeeded: i64,
     pub failed: i64,
+    /// The attempts' durations added up, in milliseconds: the admin overview's slowest
+    /// endpoints divide it by the attempts.
+    pub duration_ms: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,6 @@
 //! Recording attempts: the attempts themselves, their deliveries settled or rescheduled, the
-//! webhooks' hourly counters (`webhook_hours`, the health chart) and their health (the run of
-//! failures that turns a webhook off).
+//! webhooks' hourly counters (`webhook_hours`, the health chart and the admin overview) and
+//! their health (the run of failures that turns a webhook off).
 //!
 //! One call writes a batch, however many attempts it holds: on PostgreSQL a batch of
 //! successes is one statement; otherwise one transaction with multi-row inserts of attempts,
@@ -248,31 +248,34 @@ pub fn insert_attempts_sql<A: Borrow<Attempt>>(
 /// A webhook and the start of an hour.
 type HourKey<'a> = (&'a str, i64);
 
-/// Adds the attempts to their webhooks' hourly counters (the health chart): one multi-row
-/// upsert, a row per webhook and hour, adding (succeeded, failed).
+/// Adds the attempts to their webhooks' hourly counters (the health chart, the admin
+/// overview): one multi-row upsert, a row per webhook and hour, adding (succeeded, failed,
+/// duration in ms).
 pub fn count_hours_sql<A: Borrow<Attempt>>(attempts: &[A], offset: usize) -> (String, Vec<sea_orm::Value>) {
-    let mut counts: Vec<(HourKey<'_>, (i64, i64))> = Vec::new();
+    let mut counts: Vec<(HourKey<'_>, (i64, i64, i64))> = Vec::new();
     for a in attempts {
         let a: &Attempt = a.borrow();
         let key = (a.webhook.id.as_str(), a.ended_at / HOUR_MS * HOUR_MS);
         let (ok, bad) = if a.succeeded() { (1, 0) } else { (0, 1) };
+        let ms = i64::from(a.duration_ms());
         match counts.iter_mut().find(|(k, _)| *k == key) {
             Some((_, c)) => {
                 c.0 += ok;
                 c.1 += bad;
+                c.2 += ms;
             }
-            None => counts.push((key, (ok, bad))),
+            None => counts.push((key, (ok, bad, ms))),
         }
     }
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counts.len() * 4);
-    for ((webhook, hour), (ok, bad)) in &counts {
-        values.extend([(*webhook).into(), (*hour).into(), (*ok).into(), (*bad).into()]);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counts.len() * 5);
+    for ((webhook, hour), (ok, bad, ms)) in &counts {
+        values.extend([(*webhook).into(), (*hour).into(), (*ok).into(), (*bad).into(), (*ms).into()]);
     }
     let sql = format!(
-        "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed) VALUES {} \
+        "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, duration_ms) VALUES {} \
          ON CONFLICT (webhook_id, hour) DO UPDATE SET succeeded = webhook_hours.succeeded + excluded.succeeded, \
-         failed = webhook_hours.failed + excluded.failed",
-        placeholders(counts.len(), 4, offset)
+         failed = webhook_hours.failed + excluded.failed, duration_ms = webhook_hours.duration_ms + excluded.duration_ms",
+        placeholders(counts.len(), 5, offset)
     );
     (sql, values)
 }

@@ -471,14 +471,14 @@ on_both_databases! {
         assert_eq!(values.len(), 3 * 13, "13 columns per attempt");
         assert!(sql.ends_with(&format!("VALUES {}", placeholders(3, 13, 0))), "{sql}");
         let (_, values) = count_hours_sql(&batch, 0);
-        assert_eq!(values.len(), 2 * 4, "one counter row per webhook and hour");
+        assert_eq!(values.len(), 2 * 5, "one counter row per webhook and hour");
         let (list, update, values) = update_deliveries_sql(&batch, 5);
         assert_eq!(values.len(), 3 * 9);
         assert!(list.contains("CAST($6 AS TEXT)") && list.contains("CAST($32 AS INTEGER)"), "{list}");
         assert!(update.starts_with("UPDATE deliveries SET attempts = attempts + 1"));
         let statement = all_succeeded_statement(&batch);
         let values = statement.values.expect("bound values").0;
-        assert_eq!(values.len(), 3 * 9 + 3 * 13 + 2 * 4 + 2 * 2, "one numbering across the whole statement");
+        assert_eq!(values.len(), 3 * 9 + 3 * 13 + 2 * 5 + 2 * 2, "one numbering across the whole statement");
         assert!(statement.sql.contains(&format!("${}", values.len())) && !statement.sql.contains(&format!("${}", values.len() + 1)));
     }
 }

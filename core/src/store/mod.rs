@@ -1,13 +1,17 @@
 //! Storage the delivery engine uses, one module per table family: [`queue`] (claiming due
 //! deliveries, giving them back, loading what their attempts need), [`attempts`] (recording
-//! attempts, settling deliveries, the hourly counters and webhook health) and [`webhooks`]
-//! (turning a webhook off). The SQL is written here and nowhere in the server; the
-//! statements' shapes and batching are the measured ones (BENCHMARKS.md), so change them only
-//! with a measurement.
+//! attempts, settling deliveries, the hourly counters and webhook health), [`webhooks`]
+//! (turning a webhook off) and [`overview`] (the admin overview's reads of those counters).
+//! The SQL is written here and nowhere in the server; the statements' shapes and batching are
+//! the measured ones (BENCHMARKS.md), so change them only with a measurement.
 //!
 //! Also the one placeholder builder of multi-row statements.
 
+pub mod alerts;
 pub mod attempts;
+pub mod listeners;
+pub mod overview;
+pub mod portal;
 pub mod queue;
 pub mod webhooks;
 

@@ -3,10 +3,13 @@
 //! OpenAPI document ([`openapi`]) is generated from them, so it cannot drift from the code.
 
 mod error;
+mod event_types;
 mod events;
 mod extract;
 mod keys;
+mod listen;
 pub mod openapi;
+mod portal;
 mod subscriptions;
 mod tenants;
 mod webhooks;
@@ -35,7 +38,10 @@ fn routes(max_payload: usize) -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(subscriptions::router())
         .merge(tenants::router())
+        .merge(event_types::router())
         .merge(keys::router())
+        .merge(listen::router())
+        .merge(portal::router())
         .merge(openapi::router())
 }
 

@@ -196,7 +196,8 @@ pub fn reference_html() -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>API reference · Hookline</title><link rel=\"stylesheet\" href=\"/pkg/hookline.css\"></head><body>\
          <header class=\"topbar\"><a class=\"brand\" href=\"/settings/api\">Hookline</a>\
-         <nav aria-label=\"Main\"><a href=\"/settings/api\">Settings › API</a></nav></header>\
+         <nav aria-label=\"Main\" class=\"docs-nav\"><a href=\"/settings/api\">Settings › API</a>\
+         <a href=\"/docs/events\">Event catalog</a></nav></header>\
          <main class=\"page reference\"><h1>API reference</h1>\
          <p class=\"hint\">Every route is under <code>/api/v1</code> and takes <code>Authorization: Bearer &lt;API key&gt;</code>. \
          Errors answer <code>{\"error\": {\"code\", \"message\", \"field\"}}</code>; lists take <code>limit</code> and \

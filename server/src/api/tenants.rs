@@ -1,5 +1,5 @@
 //! Admin routes for tenants (stores with their retention and deletion, applications,
-//! installations) and the event catalog.
+//! installations). The event catalog is `event_types.rs`.
 
 use std::time::Duration;
 
@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,8 +14,8 @@ use utoipa_axum::routes;
 use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, ErrorBody, Page, PageQuery, time};
 use crate::AppState;
-use hookline_core::entities::{event_type, installation, store};
-use hookline_core::{NewEventType, format_retention};
+use hookline_core::entities::{installation, store};
+use hookline_core::format_retention;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
@@ -25,7 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_application))
         .routes(routes!(install, installations))
         .routes(routes!(disconnect))
-        .routes(routes!(event_types, create_event_type))
 }
 
 /// A new store or application.
@@ -349,115 +347,4 @@ async fn disconnect(
     caller.require_admin()?;
     let event_id = state.services.disconnect_application(&application_id, &store_id).await?;
     Ok(Json(DisconnectedView { application_id, store_id, event_id }))
-}
-
-/// Which tenants an event type is for.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // documents the strings the API reads and writes
-enum EventTenantType {
-    Store,
-    Application,
-    Any,
-}
-
-/// An entry of the event type catalog.
-#[derive(Serialize, ToSchema)]
-#[schema(as = EventType)]
-struct EventTypeView {
-    name: String,
-    description: String,
-    product_group: String,
-    #[schema(value_type = EventTenantType)]
-    tenant_type: String,
-    /// What the event's sequence number counts.
-    resource: String,
-    /// What a payload of this type looks like; test sends carry it.
-    #[schema(value_type = Value)]
-    example_payload: Box<RawValue>,
-}
-
-impl From<event_type::Model> for EventTypeView {
-    fn from(t: event_type::Model) -> Self {
-        EventTypeView {
-            // Stored from a parsed JSON value, so it parses; `{}` guards a hand-edited row.
-            example_payload: RawValue::from_string(t.example_payload)
-                .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON")),
-            name: t.name,
-            description: t.description,
-            product_group: t.product_group,
-            tenant_type: t.tenant_type,
-            resource: t.resource,
-        }
-    }
-}
-
-/// The event type catalog
-///
-/// By product group and name; the cursor is the last type's name.
-#[utoipa::path(
-    get,
-    path = "/event-types",
-    operation_id = "listEventTypes",
-    tag = "Event types",
-    params(PageQuery),
-    responses((status = 200, description = "A page of the catalog", body = Page<EventTypeView>)),
-)]
-async fn event_types(
-    State(state): State<AppState>,
-    _caller: Caller,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<Page<EventTypeView>>, ApiError> {
-    Ok(Json(Page::of(state.services.event_types_page(&q.page()).await?, EventTypeView::from)))
-}
-
-/// A new entry of the event type catalog.
-#[derive(Deserialize, ToSchema)]
-#[schema(as = NewEventType)]
-struct NewEventTypeBody {
-    /// The event type's name, e.g. `orders.created.v1`.
-    name: String,
-    #[serde(default)]
-    description: String,
-    product_group: String,
-    #[schema(value_type = EventTenantType)]
-    tenant_type: String,
-    /// What the sequence number counts; the type's name by default.
-    #[serde(default)]
-    resource: Option<String>,
-    /// What a payload of this type looks like; `{}` by default.
-    #[serde(default)]
-    #[schema(value_type = Option<Value>)]
-    example_payload: Option<serde_json::Value>,
-}
-
-/// Add an event type (admin)
-#[utoipa::path(
-    post,
-    path = "/event-types",
-    operation_id = "createEventType",
-    tag = "Event types",
-    request_body = NewEventTypeBody,
-    responses(
-        (status = 201, description = "The new entry", body = EventTypeView),
-        (status = 403, description = "This needs an admin key", body = ErrorBody),
-        (status = 409, description = "An event type with this name exists", body = ErrorBody),
-        (status = 422, description = "The entry is not valid", body = ErrorBody),
-    ),
-)]
-async fn create_event_type(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody<NewEventTypeBody>,
-) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
-    let new = NewEventType {
-        name: body.name,
-        description: body.description,
-        product_group: body.product_group,
-        tenant_type: body.tenant_type,
-        resource: body.resource,
-        example_payload: body.example_payload,
-    };
-    let made = state.services.create_event_type(&caller.0, new).await?;
-    Ok((StatusCode::CREATED, Json(made.into())))
 }

@@ -170,28 +170,39 @@ impl Engine {
         (headers, outcome)
     }
 
-    /// Every header of SPEC section 3. `webhook-id` is the event id, the same on every retry.
+    /// Every header of SPEC section 3 (see [`delivery_headers`]).
     fn request_headers(
         &self,
         delivery_id: &str,
         ev: &event::Model,
         secrets: &[String],
     ) -> Vec<(String, String)> {
-        let timestamp = now_ms() / 1000;
-        let p = &self.cfg.header_prefix;
-        vec![
-            ("content-type".into(), "application/json".into()),
-            ("webhook-id".into(), ev.id.clone()),
-            ("webhook-timestamp".into(), timestamp.to_string()),
-            ("webhook-signature".into(), signature_header(secrets, &ev.id, timestamp, ev.payload.as_bytes())),
-            ("webhookmessageid".into(), ev.id.clone()),
-            ("webhookmessageidpertarget".into(), delivery_id.to_string()),
-            (format!("{p}event-type"), ev.event_type.clone()),
-            (format!("{p}tenant-type"), ev.tenant_type.to_string()),
-            (format!("{p}tenant-id"), ev.tenant_id.clone()),
-            (format!("{p}sequence"), ev.sequence.to_string()),
-        ]
+        delivery_headers(&self.cfg.header_prefix, delivery_id, ev, secrets)
     }
+}
+
+/// Every header of SPEC section 3, signed now with `secrets`. `webhook-id` is the event id,
+/// the same on every retry; `per_target_id` is unique per event and receiver. `hookline
+/// listen` signs its events with this too, so they are exactly like a delivery's.
+pub fn delivery_headers(
+    p: &str,
+    per_target_id: &str,
+    ev: &event::Model,
+    secrets: &[String],
+) -> Vec<(String, String)> {
+    let timestamp = now_ms() / 1000;
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("webhook-id".into(), ev.id.clone()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), signature_header(secrets, &ev.id, timestamp, ev.payload.as_bytes())),
+        ("webhookmessageid".into(), ev.id.clone()),
+        ("webhookmessageidpertarget".into(), per_target_id.to_string()),
+        (format!("{p}event-type"), ev.event_type.clone()),
+        (format!("{p}tenant-type"), ev.tenant_type.to_string()),
+        (format!("{p}tenant-id"), ev.tenant_id.clone()),
+        (format!("{p}sequence"), ev.sequence.to_string()),
+    ]
 }
 
 /// The one place that decides what a scheduled attempt leads to, after `attempts` earlier

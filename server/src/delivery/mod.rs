@@ -20,6 +20,7 @@ mod recorder;
 mod retry;
 pub mod signature;
 
+pub use attempt::delivery_headers;
 pub use client::{ErrorClass, MAX_RESPONSE_BODY, Outcome, WebhookClient};
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;

@@ -6,7 +6,9 @@ mod common;
 #[path = "../support/hookline_process.rs"]
 mod hookline_process;
 
+mod alerts;
 mod browser;
+mod catalog;
 mod cli;
 mod connections;
 mod dashboard;
@@ -16,10 +18,13 @@ mod durability;
 mod events;
 mod hardening;
 mod isolation;
+mod listen;
 mod observability;
 mod openapi;
 mod outage;
+mod overview;
 mod plumbing;
+mod portal;
 mod processes;
 mod publish;
 mod retention;

@@ -176,6 +176,8 @@ on_both_databases! {
 
         c.call("GET", "/event-types?limit=2", key, None, 200).await;
         c.call("POST", "/event-types", admin, Some(json!({"name": "x.made.v1", "product_group": "X", "tenant_type": "store"})), 201).await;
+        c.call("GET", "/event-types/x.made.v1", key, None, 200).await;
+        c.call("PATCH", "/event-types/x.made.v1", admin, Some(json!({"schema": {"type": "object"}, "validate_payloads": true})), 200).await;
         c.call("GET", "/stores", admin, None, 200).await;
         c.call("POST", "/stores", admin, Some(json!({"id": "s-3", "name": "S3"})), 201).await;
         c.call("GET", "/stores/s-3", admin, None, 200).await;
@@ -193,11 +195,23 @@ on_both_databases! {
         let other = id(&c.call("POST", "/api-keys", key, Some(json!({"name": "k2"})), 201).await);
         c.call("POST", &format!("/api-keys/{other}/revoke"), key, None, 200).await;
 
+        let origins = json!({"origins": ["https://partner.example"]});
+        c.call("PUT", "/stores/store-a/portal-origins", key, Some(origins.clone()), 200).await;
+        c.call("GET", "/stores/store-a/portal-origins", key, None, 200).await;
+        c.call("POST", "/applications", admin, Some(json!({"id": "app-p", "name": "P"})), 201).await;
+        c.call("PUT", "/applications/app-p/portal-origins", admin, Some(origins), 200).await;
+        c.call("GET", "/applications/app-p/portal-origins", admin, None, 200).await;
+        c.call("PUT", "/stores/store-a/portal-origins", key, Some(json!({"origins": ["x"]})), 422).await;
+        let portal = c.call("POST", "/portal-sessions", key, Some(json!({})), 201).await;
+        c.call("DELETE", &format!("/portal-sessions/{}", id(&portal)), key, None, 204).await;
+
         // Errors answer in the documented shape and with documented statuses.
         c.call("GET", "/webhooks/nope", key, None, 404).await;
         c.call("GET", "/webhooks", None, None, 401).await;
         c.call("POST", "/stores", key, Some(json!({"id": "s-4", "name": "S4"})), 403).await;
         c.call("POST", "/events", key, Some(json!({"event_type": "no.such.type", "payload": {}})), 422).await;
+        // The listen stream's 200 never ends; its refusal is as documented (tests/listen.rs streams).
+        c.call("GET", "/listen?events=no.such.type", key, None, 422).await;
 
         let documented: BTreeSet<(String, String)> =
             documented_operations(doc()).into_iter().map(|o| (o.method, o.path)).collect();

@@ -104,7 +104,7 @@ pub struct HourBar {
 }
 
 #[cfg(feature = "ssr")]
-pub(crate) use ssr::{delivery_row, webhook_row};
+pub(crate) use ssr::{delivery_row, outcome, webhook_row};
 
 #[cfg(feature = "ssr")]
 mod ssr {

@@ -1,0 +1,73 @@
+//! What the webhook page's signature check needs from the database: every signing secret the
+//! webhook has had, each with when a rotation replaced it, and the body Hookline sent with a
+//! `webhook-id`. The check itself is `hookline_domain::signature::diagnose`, which the
+//! dashboard runs in the browser.
+
+use hookline_domain::signature::KnownSecret;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
+
+use crate::entities::webhook_secret;
+use crate::error::Result;
+use crate::{Scope, Services, now_ms};
+
+/// The secrets and the original body a signature check compares a received request with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureMaterial {
+    /// The current secret first, then the rotated-out ones, newest first.
+    pub secrets: Vec<KnownSecret>,
+    /// The payload of the webhook's delivery of the event named by `webhook-id`, if there is one.
+    pub original_body: Option<String>,
+    /// The server's clock, in seconds: the browser has none the check could trust.
+    pub now_secs: i64,
+}
+
+impl Services {
+    /// The webhook's secrets (whoever may reveal its secret may have them) and, given the
+    /// request's `webhook-id`, the body its delivery of that event carried.
+    pub async fn signature_material(
+        &self,
+        scope: &Scope,
+        webhook_id: &str,
+        event_id: Option<&str>,
+    ) -> Result<SignatureMaterial> {
+        let found = self.webhook(scope, webhook_id).await?;
+        let rows = webhook_secret::Entity::find()
+            .filter(webhook_secret::Column::WebhookId.eq(&found.id))
+            .order_by_desc(webhook_secret::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        // A rotation makes the new secret at the moment the old one stops being current: each
+        // secret was rotated out when the next newer one was made. Unreadable ones are skipped.
+        let mut secrets = Vec::with_capacity(rows.len());
+        let mut newer: Option<i64> = None;
+        for row in &rows {
+            let rotated_out_at = if row.expires_at.is_some() { newer.or(row.expires_at) } else { None };
+            newer = Some(row.created_at);
+            if let Ok(secret) = self.settings.keyring.open(&row.secret, &row.webhook_id) {
+                secrets.push(KnownSecret { secret, rotated_out_at });
+            }
+        }
+        secrets.sort_by_key(|k| k.rotated_out_at.is_some());
+        let original_body = match event_id.map(str::trim).filter(|id| !id.is_empty()) {
+            Some(event_id) => {
+                let row = self
+                    .db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        self.db.get_database_backend(),
+                        "SELECT e.payload, e.payload_pruned_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                         WHERE d.event_id = $1 AND d.webhook_id = $2 LIMIT 1",
+                        [event_id.into(), found.id.clone().into()],
+                    ))
+                    .await?;
+                match row {
+                    Some(row) if row.try_get::<Option<i64>>("", "payload_pruned_at")?.is_none() => {
+                        Some(row.try_get::<String>("", "payload")?)
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok(SignatureMaterial { secrets, original_body, now_secs: now_ms() / 1000 })
+    }
+}
