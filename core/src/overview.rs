@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entities::webhook;
 use crate::error::{Error, Result};
-use crate::store::overview::{EndpointTotals, HourTotals, Ranking};
+use crate::store::overview::{EndpointTotals, HourTotals, Ranking, rank};
 use crate::{HOUR_MS, Scope, Services, now_ms};
 
 /// How many endpoints each ranking and the turned-off list show.
@@ -80,7 +80,9 @@ impl Services {
         let to = (now / HOUR_MS + 1) * HOUR_MS;
         let from = to - period.hours() * HOUR_MS;
         let store = self.store();
-        let counted = store.hour_totals(from, to).await?;
+        // Two passes over the counters' hour range, at once: per hour and per webhook.
+        let (counted, totals) =
+            tokio::try_join!(store.hour_totals(from, to), store.endpoint_totals(from, to))?;
         let mut hours: Vec<HourTotals> = (0..period.hours())
             .map(|i| HourTotals { hour: from + i * HOUR_MS, ..Default::default() })
             .collect();
@@ -90,8 +92,8 @@ impl Services {
                 *slot = h;
             }
         }
-        let most_failing = store.ranked_endpoints(from, to, Ranking::MostFailing, OVERVIEW_LIST_LEN).await?;
-        let slowest = store.ranked_endpoints(from, to, Ranking::Slowest, OVERVIEW_LIST_LEN).await?;
+        let most_failing = rank(&totals, Ranking::MostFailing, OVERVIEW_LIST_LEN as usize);
+        let slowest = rank(&totals, Ranking::Slowest, OVERVIEW_LIST_LEN as usize);
         let turned_off_ids = store.turned_off_since(from, OVERVIEW_LIST_LEN).await?;
         let due = store.count_due(now, OVERVIEW_DUE_CAP).await?;
         let oldest_due_at = self.oldest_due().await?;

@@ -72,29 +72,17 @@ impl Store<'_> {
             .collect()
     }
 
-    /// The `limit` first webhooks by `ranking` over the hours starting in `[from, to)`.
-    pub async fn ranked_endpoints(
-        &self,
-        from: i64,
-        to: i64,
-        ranking: Ranking,
-        limit: u64,
-    ) -> Result<Vec<EndpointTotals>> {
-        let (having, order) = match ranking {
-            Ranking::MostFailing => ("SUM(failed) > 0", "SUM(failed) DESC"),
-            // The mean as a ratio of sums: no division by zero, since every row counts an attempt.
-            Ranking::Slowest => (
-                "SUM(succeeded) + SUM(failed) > 0",
-                "SUM(duration_ms) * 1.0 / (SUM(succeeded) + SUM(failed)) DESC",
-            ),
-        };
+    /// Every webhook's counters summed over the hours starting in `[from, to)`, for the
+    /// webhooks with an attempt then: one pass over the range serves every ranking
+    /// ([`rank`]).
+    pub async fn endpoint_totals(&self, from: i64, to: i64) -> Result<Vec<EndpointTotals>> {
         let rows = self
             .db
             .query_all_raw(Statement::from_sql_and_values(
                 self.backend(),
                 format!(
                     "SELECT webhook_id, {SUMS} FROM webhook_hours WHERE hour >= $1 AND hour < $2 \
-                     GROUP BY webhook_id HAVING {having} ORDER BY {order}, webhook_id LIMIT {limit}"
+                     GROUP BY webhook_id"
                 ),
                 [from.into(), to.into()],
             ))
@@ -136,4 +124,29 @@ const SUMS: &str = "CAST(SUM(succeeded) AS BIGINT) AS succeeded, CAST(SUM(failed
 
 fn sum(row: &QueryResult, column: &str) -> Result<i64> {
     Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
+}
+
+/// The `limit` first webhooks of `totals` by `ranking`, ties by webhook id.
+pub fn rank(totals: &[EndpointTotals], ranking: Ranking, limit: usize) -> Vec<EndpointTotals> {
+    let mut ranked: Vec<EndpointTotals> = totals
+        .iter()
+        .filter(|t| match ranking {
+            Ranking::MostFailing => t.failed > 0,
+            Ranking::Slowest => t.attempts() > 0,
+        })
+        .cloned()
+        .collect();
+    match ranking {
+        Ranking::MostFailing => {
+            ranked.sort_by(|a, b| b.failed.cmp(&a.failed).then_with(|| a.webhook_id.cmp(&b.webhook_id)))
+        }
+        // The mean as a ratio, compared by cross-multiplying: exact, and no division by zero.
+        Ranking::Slowest => ranked.sort_by(|a, b| {
+            (i128::from(b.duration_ms) * i128::from(a.attempts()))
+                .cmp(&(i128::from(a.duration_ms) * i128::from(b.attempts())))
+                .then_with(|| a.webhook_id.cmp(&b.webhook_id))
+        }),
+    }
+    ranked.truncate(limit);
+    ranked
 }
