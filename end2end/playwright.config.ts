@@ -7,7 +7,9 @@ export default defineConfig({
   expect: { timeout: 10_000 },
   fullyParallel: false,
   workers: 1,
-  retries: 0,
+  // One retry: a renderer crash of Debian's Chromium (seen once, on a loaded machine) is not the
+  // product's; the list reporter still names a test that passed only on its retry as flaky.
+  retries: 1,
   reporter: [['list']],
   use: {
     launchOptions: {
