@@ -183,6 +183,7 @@ impl Services {
             sequence: Set(sequence),
             received_at: Set(now),
             payload_pruned_at: Set(None),
+            ordering_key: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -201,6 +202,8 @@ impl Services {
             leased_by: Set(None),
             last_status_code: Set(None),
             last_duration_ms: Set(None),
+            ordering_key: Set(None),
+            ordering_seq: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })

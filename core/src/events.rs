@@ -419,6 +419,7 @@ fn lay_out(
             sequence: *sequence,
             received_at: now,
             payload_pruned_at: None,
+            ordering_key: None,
         });
         for w in recipients.of(req, group) {
             let id = new_id();
@@ -450,6 +451,8 @@ fn lay_out(
                 leased_by,
                 last_status_code: None,
                 last_duration_ms: None,
+                ordering_key: None,
+                ordering_seq: None,
                 created_at: now,
                 updated_at: now,
             });

@@ -76,6 +76,7 @@ impl Services {
             tenant_id: Set(tenant.id.clone()),
             events: Set(events),
             application_id: Set(reach.application()),
+            conditions: Set(None),
             created_at: Set(now_ms()),
         }
         .insert(&self.db)

@@ -275,6 +275,13 @@ impl Services {
             target_id: Set(target_id),
             filter_id: Set(filter_id),
             application_id: Set(made.application),
+            ordering: Set(false),
+            rate_limit: Set(None),
+            conditions: Set(None),
+            include_fields: Set(None),
+            paused_until: Set(None),
+            pause_reason: Set(None),
+            probe_interval_ms: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

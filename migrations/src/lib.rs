@@ -15,6 +15,7 @@ mod m20261210_000008_event_schemas;
 mod m20261210_000009_portal_sessions;
 pub mod m20261210_000010_webhook_alerts;
 mod m20261210_000011_overview;
+pub mod m20261215_000012_delivery_control;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000009_portal_sessions::Migration),
             Box::new(m20261210_000010_webhook_alerts::Migration),
             Box::new(m20261210_000011_overview::Migration),
+            Box::new(m20261215_000012_delivery_control::Migration),
         ]
     }
 }

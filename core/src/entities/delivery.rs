@@ -21,6 +21,10 @@ pub struct Model {
     pub leased_by: Option<String>,
     pub last_status_code: Option<i32>,
     pub last_duration_ms: Option<i32>,
+    /// The event's ordering key, on the deliveries of a webhook with ordering on only.
+    pub ordering_key: Option<String>,
+    /// The event's tenant sequence, beside `ordering_key`.
+    pub ordering_seq: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub received_at: i64,
     /// When the payload was cleared after the payload retention; it is then `null`.
     pub payload_pruned_at: Option<i64>,
+    /// The publisher's ordering key, if it gave one.
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub events: String,
     /// The application that made this store-level record, if one did.
     pub application_id: Option<String>,
+    /// Payload conditions as JSON; `None` for none.
+    pub conditions: Option<String>,
     pub created_at: i64,
 }
 

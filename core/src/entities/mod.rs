@@ -12,6 +12,7 @@ pub mod installation;
 pub mod listener;
 pub mod portal_origin;
 pub mod portal_session;
+pub mod replay;
 pub mod sequence;
 pub mod session;
 pub mod store;

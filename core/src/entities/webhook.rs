@@ -23,6 +23,21 @@ pub struct Model {
     pub filter_id: Option<String>,
     /// The application that made this store-level record, if one did.
     pub application_id: Option<String>,
+    /// Deliveries of one ordering key go one at a time, in publish order.
+    pub ordering: bool,
+    /// Requests per second at most; `None` for no limit.
+    pub rate_limit: Option<i32>,
+    /// Payload conditions as JSON ([`hookline_domain::conditions`]); `None` for none.
+    pub conditions: Option<String>,
+    /// JSON array of the payload paths sent; `None` sends the whole payload.
+    pub include_fields: Option<String>,
+    /// Claims of its deliveries wait until then (the receiver's `Retry-After`, or the circuit
+    /// breaker's next probe).
+    pub paused_until: Option<i64>,
+    /// Why it is paused: `retry_after` or `circuit_open`.
+    pub pause_reason: Option<String>,
+    /// The circuit breaker's probe interval while it is open; `None` while closed.
+    pub probe_interval_ms: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -143,6 +143,7 @@ on_both_databases! {
             last_duration_ms: Set(None),
             created_at: Set(i as i64),
             updated_at: Set(i as i64),
+            ..Default::default()
         };
         let mut rows: Vec<_> = (0..10_000).map(|i| row(i, "store-a", "succeeded")).collect();
         rows.extend((10_000..10_030).map(|i| row(i, "store-a", "failed")));

@@ -417,6 +417,7 @@ on_both_databases! {
                 last_duration_ms: Set(Some(3)),
                 created_at: Set(i),
                 updated_at: Set(i),
+                ..Default::default()
             })
             .collect();
         for chunk in rows.chunks(1000) {

@@ -194,6 +194,7 @@ on_both_databases! {
                 application_id: Set(None),
                 created_at: Set(1),
                 updated_at: Set(1),
+                ..Default::default()
             })
             .collect();
         for chunk in rows.chunks(500) {

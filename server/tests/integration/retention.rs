@@ -38,6 +38,7 @@ fn event_row(store: &str, at: i64, key: Option<&str>) -> event::ActiveModel {
         sequence: Set(1),
         received_at: Set(at),
         payload_pruned_at: Set(None),
+        ordering_key: Set(None),
     }
 }
 
@@ -66,6 +67,7 @@ fn delivery_row(
         last_duration_ms: Set(Some(12)),
         created_at: Set(at),
         updated_at: Set(at),
+        ..Default::default()
     }
 }
 
