@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/settings/api") view=pages::SettingsApiPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/api/webhooks/:id") view=pages::WebhookPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/api/events") view=pages::EventCatalogPage ssr=SsrMode::Async/>
+                <Route path=path!("/events/:id") view=pages::EventPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs/events") view=pages::PublicEventCatalogPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=pages::AdminOverviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/deliveries") view=pages::AdminDeliveriesPage ssr=SsrMode::Async/>

@@ -15,11 +15,17 @@ use crate::dispatch::{Dispatcher, Handoff};
 use crate::entities::{delivery, event, installation, webhook};
 use crate::error::{Error, Result};
 use crate::{Services, new_id, now_ms};
+use hookline_domain::conditions::Conditions;
 use hookline_domain::{DeliveryStatus, EventFilter, Scope, Tenant, TenantType};
 
 /// How long an `Idempotency-Key` stays bound to the event it first published.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+const MAX_ORDERING_KEY: usize = 255;
+/// The `sequences` row of a tenant's ordering counter: the order of its events that carry an
+/// ordering key, whatever their resource (a catalog resource is never empty, so the name is
+/// free). One counter per tenant, so one key's events compare across event types.
+const ORDERING_COUNTER: &str = "";
 
 pub struct PublishRequest {
     pub tenant: Tenant,
@@ -27,6 +33,9 @@ pub struct PublishRequest {
     /// The payload exactly as the producer sent it: receivers get these bytes.
     pub payload: String,
     pub idempotency_key: Option<String>,
+    /// The publisher's ordering key (1 to 255 characters): a webhook with ordering on
+    /// delivers the events of one key in publish order, one at a time ([`crate::ordering`]).
+    pub ordering_key: Option<String>,
     /// Which of the tenant's webhooks may receive it.
     pub audience: Audience,
 }
@@ -119,6 +128,18 @@ impl Services {
                 "Idempotency-Key",
                 format!("An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters."),
             ));
+        }
+        if let Some(key) = &req.ordering_key
+            && (key.is_empty() || key.chars().count() > MAX_ORDERING_KEY)
+        {
+            return Err(Error::invalid(
+                "ordering_key",
+                format!("An ordering_key has 1 to {MAX_ORDERING_KEY} characters."),
+            ));
+        }
+        if let Some(key) = &req.ordering_key {
+            // The merchant reads blocked keys on the webhook page.
+            Error::refuse_hidden("ordering_key", key)?;
         }
         if !self.tenant_exists(&req.tenant).await? {
             return Err(Error::unprocessable("tenant_id", format!("No tenant {} exists.", req.tenant)));
@@ -241,6 +262,18 @@ impl Services {
                 txn.commit().await?;
                 planned
             }
+            _ if jobs.iter().any(|j| j.req.ordering_key.is_some()) => {
+                // Events with an ordering key: the counters' rows stay locked until the rows
+                // are committed, so the tenant's ordered events commit in their numbers'
+                // order and a claim never sees a later one of a key without the earlier.
+                let txn = self.db.begin().await?;
+                let sequences = next_sequences(&txn, &items).await?;
+                let webhooks = recipients(&txn, &tenants).await?;
+                let planned = self.plan(&txn, jobs, &sequences, &webhooks).await?;
+                write_rows(&txn, &planned.events, &planned.deliveries).await?;
+                txn.commit().await?;
+                planned
+            }
             _ => {
                 // The counters and the webhooks are read at once, on two connections; then
                 // one statement writes the events and their deliveries, atomic by itself.
@@ -277,7 +310,7 @@ impl Services {
         &self,
         conn: &impl ConnectionTrait,
         jobs: &[PublishJob],
-        sequences: &[i64],
+        sequences: &[Numbers],
         recipients: &Recipients,
     ) -> Result<Planned> {
         let mut answers: Vec<Option<Result<Published>>> = (0..jobs.len()).map(|_| None).collect();
@@ -314,7 +347,7 @@ impl Services {
         let repeated: Vec<usize> = repeats.iter().map(|(i, _)| *i).collect();
         let fresh_index: Vec<usize> =
             (0..jobs.len()).filter(|i| answers[*i].is_none() && !repeated.contains(i)).collect();
-        let fresh: Vec<(&PublishRequest, &str, i64)> =
+        let fresh: Vec<(&PublishRequest, &str, Numbers)> =
             fresh_index.iter().map(|&i| (&jobs[i].req, jobs[i].group.as_str(), sequences[i])).collect();
         let engine = self.engine();
         let mut planned = lay_out(&fresh, recipients, engine.as_deref());
@@ -396,7 +429,7 @@ struct Planned {
 /// queued, due now. A webhook that is off still gets a record, so turning it back on can
 /// replay.
 fn lay_out(
-    fresh: &[(&PublishRequest, &str, i64)],
+    fresh: &[(&PublishRequest, &str, Numbers)],
     recipients: &Recipients,
     engine: Option<&dyn Dispatcher>,
 ) -> Planned {
@@ -408,7 +441,7 @@ fn lay_out(
         handoffs: Vec::new(),
         queued: false,
     };
-    for (req, group, sequence) in fresh {
+    for (req, group, (sequence, ordering_seq)) in fresh {
         let ev = Arc::new(event::Model {
             id: new_id(),
             tenant_type: req.tenant.kind,
@@ -419,13 +452,19 @@ fn lay_out(
             sequence: *sequence,
             received_at: now,
             payload_pruned_at: None,
-            ordering_key: None,
+            ordering_key: req.ordering_key.clone(),
         });
         for w in recipients.of(req, group) {
             let id = new_id();
+            // An ordered delivery waits for the earlier ones of its key: always through the
+            // claim, which checks that ([`crate::store::queue`]).
+            let (ordering_key, ordering_seq) = match (&req.ordering_key, ordering_seq) {
+                (Some(key), Some(seq)) if w.ordering => (Some(key.clone()), Some(*seq)),
+                _ => (None, None),
+            };
             let (status, next, leased_by) = if !w.enabled {
                 (DeliveryStatus::Skipped, None, None)
-            } else if let Some(r) = engine.and_then(|e| e.reserve(&w.id)) {
+            } else if let Some(r) = engine.filter(|_| ordering_key.is_none()).and_then(|e| e.reserve(&w.id)) {
                 planned.handoffs.push(Handoff {
                     delivery_id: id.clone(),
                     event: ev.clone(),
@@ -451,8 +490,8 @@ fn lay_out(
                 leased_by,
                 last_status_code: None,
                 last_duration_ms: None,
-                ordering_key: None,
-                ordering_seq: None,
+                ordering_key,
+                ordering_seq,
                 created_at: now,
                 updated_at: now,
             });
@@ -464,7 +503,10 @@ fn lay_out(
 
 /// Whether two requests with one idempotency key are the same request.
 fn same_request(a: &PublishRequest, b: &PublishRequest) -> bool {
-    a.tenant == b.tenant && a.event_type == b.event_type && a.payload == b.payload
+    a.tenant == b.tenant
+        && a.event_type == b.event_type
+        && a.payload == b.payload
+        && a.ordering_key == b.ordering_key
 }
 
 fn key_reused(key: &str) -> Error {
@@ -488,30 +530,47 @@ fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant
     out
 }
 
+/// A webhook with what an event is matched against: its event filter and payload conditions.
+type Recipient = (Arc<webhook::Model>, EventFilter, Option<Conditions>);
+
 /// The webhooks of a batch's tenants, and the product lines of the applications installed on
 /// its stores: who may receive each event.
 #[derive(Default)]
 struct Recipients {
-    /// Each with its event filter, read once for the whole batch.
-    webhooks: HashMap<Tenant, Vec<(Arc<webhook::Model>, EventFilter)>>,
+    /// Each with its event filter and payload conditions, read once for the whole batch.
+    webhooks: HashMap<Tenant, Vec<Recipient>>,
     /// (application, store) to the product lines it is installed for.
     lines: HashMap<(String, String), Vec<String>>,
 }
 
 impl Recipients {
-    /// The webhooks that receive the event: subscribed to its type, in its audience, and
-    /// for a store-level webhook an application made, installed for the type's product line.
+    /// The webhooks that receive the event: subscribed to its type, in its audience, for a
+    /// store-level webhook an application made, installed for the type's product line, and
+    /// whose payload conditions it meets. The payload is parsed at most once per event, and
+    /// only when a webhook it would otherwise reach has conditions; one that does not meet
+    /// them gets no delivery at all (the explain view says which condition kept it out).
     fn of<'a>(
         &'a self,
         req: &'a PublishRequest,
         group: &'a str,
     ) -> impl Iterator<Item = &'a Arc<webhook::Model>> + 'a {
+        let payload = std::cell::OnceCell::new();
         self.webhooks
             .get(&req.tenant)
             .into_iter()
             .flatten()
-            .filter(move |(w, filter)| filter.matches(&req.event_type) && self.may_receive(w, req, group))
-            .map(|(w, _)| w)
+            .filter(move |(w, filter, conditions)| {
+                filter.matches(&req.event_type)
+                    && self.may_receive(w, req, group)
+                    && conditions.as_ref().is_none_or(|c| {
+                        // Accepted payloads are JSON; were one not, nothing it holds matches.
+                        payload
+                            .get_or_init(|| serde_json::from_str::<serde_json::Value>(&req.payload).ok())
+                            .as_ref()
+                            .is_some_and(|p| c.matches(p))
+                    })
+            })
+            .map(|(w, _, _)| w)
     }
 
     fn may_receive(&self, w: &webhook::Model, req: &PublishRequest, group: &str) -> bool {
@@ -554,7 +613,8 @@ async fn recipients(conn: &impl ConnectionTrait, tenants: &[Tenant]) -> Result<R
             }
         }
         let filter = w.subscription();
-        out.webhooks.entry(w.tenant()).or_default().push((Arc::new(w), filter));
+        let conditions = Conditions::from_stored(w.conditions.as_deref());
+        out.webhooks.entry(w.tenant()).or_default().push((Arc::new(w), filter, conditions));
     }
     if !installed.is_empty() {
         let mut pairs = sea_orm::Condition::any();
@@ -601,8 +661,8 @@ async fn write_rows_postgres(
     events: &[Arc<event::Model>],
     deliveries: &[delivery::Model],
 ) -> Result<()> {
-    const EVENT_COLS: usize = 8;
-    const DELIVERY_COLS: usize = 12;
+    const EVENT_COLS: usize = 9;
+    const DELIVERY_COLS: usize = 14;
     if events.is_empty() {
         return Ok(());
     }
@@ -624,11 +684,12 @@ async fn write_rows_postgres(
             e.idempotency_key.clone().into(),
             e.sequence.into(),
             e.received_at.into(),
+            e.ordering_key.clone().into(),
         ]);
     }
     let mut sql = format!(
         "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
-         received_at) VALUES {}",
+         received_at, ordering_key) VALUES {}",
         crate::store::placeholders(events.len(), EVENT_COLS, 0)
     );
     if !deliveries.is_empty() {
@@ -647,12 +708,14 @@ async fn write_rows_postgres(
                 d.leased_by.clone().into(),
                 d.created_at.into(),
                 d.updated_at.into(),
+                d.ordering_key.clone().into(),
+                d.ordering_seq.into(),
             ]);
         }
         sql = format!(
             "WITH new_events AS ({sql}) INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, \
-             tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at) \
-             VALUES {}",
+             tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at, \
+             ordering_key, ordering_seq) VALUES {}",
             crate::store::placeholders(deliveries.len(), DELIVERY_COLS, offset)
         );
     }
@@ -660,22 +723,44 @@ async fn write_rows_postgres(
     Ok(())
 }
 
-/// Sequence numbers for each item, one upsert per (tenant, resource) however many items share
-/// it: the counter moves by their number and they take the numbers in order.
-async fn next_sequences(txn: &impl ConnectionTrait, items: &[(&PublishRequest, &str)]) -> Result<Vec<i64>> {
-    let mut groups: Vec<((&Tenant, &str), Vec<usize>)> = Vec::new();
+/// An event's numbers: its sequence (per tenant and resource, the `sequence` header) and, when
+/// it carries an ordering key, its place in the tenant's ordering counter.
+type Numbers = (i64, Option<i64>);
+
+/// Numbers for each item, one upsert per (tenant, resource) however many items share it: the
+/// counter moves by their number and they take the numbers in order. Items with an ordering
+/// key also take a number of their tenant's ordering counter. The counters are moved in one
+/// fixed order, so two transactions holding several of them never wait on each other.
+async fn next_sequences(
+    txn: &impl ConnectionTrait,
+    items: &[(&PublishRequest, &str)],
+) -> Result<Vec<Numbers>> {
+    // (tenant, resource, ordering counter?) and the items that take its numbers.
+    type Counter<'a> = (&'a Tenant, &'a str, bool);
+    let mut groups: Vec<(Counter, Vec<usize>)> = Vec::new();
     for (i, (req, resource)) in items.iter().enumerate() {
-        match groups.iter_mut().find(|((t, r), _)| *t == &req.tenant && r == resource) {
-            Some((_, members)) => members.push(i),
-            None => groups.push(((&req.tenant, resource), vec![i])),
+        let ordering = req.ordering_key.is_some().then_some((&req.tenant, ORDERING_COUNTER, true));
+        for counter in std::iter::once((&req.tenant, *resource, false)).chain(ordering) {
+            match groups.iter_mut().find(|(c, _)| *c == counter) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((counter, vec![i])),
+            }
         }
     }
-    let mut out = vec![0; items.len()];
-    for ((tenant, resource), members) in groups {
+    groups.sort_by(|((a, ra, _), _), ((b, rb, _), _)| {
+        (a.kind.as_str(), a.id.as_str(), *ra).cmp(&(b.kind.as_str(), b.id.as_str(), *rb))
+    });
+    let mut out: Vec<Numbers> = vec![(0, None); items.len()];
+    for ((tenant, resource, ordering), members) in groups {
         let last = advance_sequence(txn, tenant, resource, members.len() as i64).await?;
         let first = last - members.len() as i64 + 1;
         for (k, i) in members.into_iter().enumerate() {
-            out[i] = first + k as i64;
+            let n = first + k as i64;
+            if ordering {
+                out[i].1 = Some(n);
+            } else {
+                out[i].0 = n;
+            }
         }
     }
     Ok(out)

@@ -11,15 +11,19 @@ mod access;
 mod auth;
 mod cache;
 mod catalog;
+mod conditions;
 mod crypto;
 mod db;
 mod dispatch;
 mod error;
 mod events;
+mod explain;
 mod listeners;
 mod maintenance;
+pub mod ordering;
 mod overview;
 mod portal;
+mod replays;
 mod retention;
 mod secrets;
 mod signature_check;
@@ -33,11 +37,13 @@ pub use auth::{ApiKeyCreated, SessionUser};
 pub use catalog::{
     MAX_SCHEMA, NewEventType, SchemaChange, SchemaSource, event_schema, example_payload, matches_search,
 };
+pub use conditions::{BENCH_EVENTS, BenchResult, DeliveryControl, DeliveryControlPatch, MAX_RATE_LIMIT};
 pub use crypto::{Keyring, SecretKey, UnreadableSecret};
 pub use db::{DEFAULT_POOL_SIZE, connect, connect_with_pool_size, migrate};
 pub use dispatch::{AttemptResult, BoxFuture, ClaimedDelivery, Dispatcher, Handoff, Reservation};
 pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SECS, is_unavailable};
 pub use events::{Audience, OPERATIONAL_PREFIX, PublishRequest, Published};
+pub use explain::{Explanation, KeyTimelineEvent, Outcome, WebhookOutcome};
 pub use listeners::{
     LISTENER_EXPIRY, LISTENER_HEARTBEAT, Listener, ListenerFeed, ListenerView, MAX_LISTENERS_PER_TENANT,
 };
@@ -45,6 +51,10 @@ pub use overview::{EndpointStat, OVERVIEW_DUE_CAP, OVERVIEW_LIST_LEN, Overview, 
 pub use portal::{
     MAX_PORTAL_ORIGINS, PORTAL_LINK_TTL, PORTAL_SESSION_TTL, PortalAccess, PortalEnded, PortalLink,
     parse_portal_origin,
+};
+pub use replays::{
+    REPLAY_LEASE_MS, REPLAY_PAGE, REPLAY_SAMPLE, ReplayPreview, ReplayRequest, ReplayStep, Replayer,
+    parse_rfc3339_ms,
 };
 pub use retention::{PruneReport, Pruner, format_retention, parse_retention};
 pub use secrets::Reencrypted;

@@ -3,6 +3,7 @@
 //! `webhook-id`. The check itself is `hookline_domain::signature::diagnose`, which the
 //! dashboard runs in the browser.
 
+use hookline_domain::include_fields::IncludeFields;
 use hookline_domain::signature::KnownSecret;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
 
@@ -61,7 +62,12 @@ impl Services {
                     .await?;
                 match row {
                     Some(row) if row.try_get::<Option<i64>>("", "payload_pruned_at")?.is_none() => {
-                        Some(row.try_get::<String>("", "payload")?)
+                        // A webhook with include_fields was sent (and signed) the projection.
+                        let payload = row.try_get::<String>("", "payload")?;
+                        Some(match IncludeFields::from_stored(found.include_fields.as_deref()) {
+                            Some(fields) => fields.project(&payload),
+                            None => payload,
+                        })
                     }
                     _ => None,
                 }

@@ -8,6 +8,7 @@ use sea_orm::{
 };
 
 use crate::access::Reach;
+use crate::conditions::{CheckedControl, check_conditions};
 use crate::entities::{filter, target, webhook};
 use crate::error::{Error, Result};
 use crate::webhooks::{Made, WebhookWithSecret};
@@ -59,8 +60,10 @@ impl Services {
         scope: &Scope,
         tenant: &Tenant,
         events: Vec<String>,
+        conditions: Option<&serde_json::Value>,
     ) -> Result<filter::Model> {
         let reach = self.check_tenant(scope, tenant).await?;
+        let conditions = conditions.map(|c| check_conditions("conditions", c)).transpose()?.flatten();
         let events = self
             .check_event_types(tenant, &Some(events))
             .await
@@ -76,7 +79,7 @@ impl Services {
             tenant_id: Set(tenant.id.clone()),
             events: Set(events),
             application_id: Set(reach.application()),
-            conditions: Set(None),
+            conditions: Set(conditions),
             created_at: Set(now_ms()),
         }
         .insert(&self.db)
@@ -191,6 +194,9 @@ impl Services {
         // The target was checked when it was made; the policy may have changed since.
         let url = WebhookUrl::parse(&t.url, &self.settings.url_policy)?;
         let made = Made { application: reach.application(), subscription: Some((t.id, f.id)) };
-        self.insert_webhook(tenant, url, String::new(), Some(f.events.clone()), made).await
+        // The filter's payload conditions were checked when it was made; the webhook keeps
+        // its own copy, so publishing reads one table and the merchant may edit them there.
+        let control = CheckedControl { conditions: Some(f.conditions.clone()), ..CheckedControl::default() };
+        self.insert_webhook(tenant, url, String::new(), Some(f.events.clone()), made, control).await
     }
 }

@@ -304,6 +304,7 @@ impl Services {
             event_type: DISCONNECTED.into(),
             payload: payload.to_string(),
             idempotency_key: None,
+            ordering_key: None,
             audience: crate::events::Audience::Everyone,
         };
         let event_id = self.insert_event(&txn, &request, &kind).await?;

@@ -13,6 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::access::Reach;
+use crate::conditions::{CheckedControl, DeliveryControl, DeliveryControlPatch};
 use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_purge, webhook_secret};
 use crate::error::{Error, Result};
 use crate::{Services, new_id, now_ms};
@@ -214,7 +215,19 @@ impl Services {
     }
 
     pub async fn create_webhook(&self, scope: &Scope, new: NewWebhook) -> Result<WebhookWithSecret> {
+        self.create_webhook_with(scope, new, DeliveryControl::default()).await
+    }
+
+    /// [`Self::create_webhook`] with the delivery-control fields (ordering, rate limit,
+    /// conditions, fields sent), all checked before anything is written.
+    pub async fn create_webhook_with(
+        &self,
+        scope: &Scope,
+        new: NewWebhook,
+        control: DeliveryControl,
+    ) -> Result<WebhookWithSecret> {
         let reach = self.reach(scope, &new.tenant).await?;
+        let control = control.check()?;
         let url = WebhookUrl::parse(&new.url, &self.settings.url_policy)?;
         let description = Self::check_description(&new.description)?;
         if !self.tenant_exists(&new.tenant).await? {
@@ -222,7 +235,7 @@ impl Services {
         }
         let event_types = self.check_event_types(&new.tenant, &new.event_types).await?;
         let made = Made { application: reach.application(), subscription: None };
-        self.insert_webhook(&new.tenant, url, description, event_types, made).await
+        self.insert_webhook(&new.tenant, url, description, event_types, made, control).await
     }
 
     /// Writes a checked webhook and its first secret.
@@ -233,6 +246,7 @@ impl Services {
         description: String,
         event_types: Option<String>,
         made: Made,
+        control: CheckedControl,
     ) -> Result<WebhookWithSecret> {
         let now = now_ms();
         let id = new_id();
@@ -275,10 +289,10 @@ impl Services {
             target_id: Set(target_id),
             filter_id: Set(filter_id),
             application_id: Set(made.application),
-            ordering: Set(false),
-            rate_limit: Set(None),
-            conditions: Set(None),
-            include_fields: Set(None),
+            ordering: Set(control.ordering.unwrap_or(false)),
+            rate_limit: Set(control.rate_limit.flatten()),
+            conditions: Set(control.conditions.flatten()),
+            include_fields: Set(control.include_fields.flatten()),
             paused_until: Set(None),
             pause_reason: Set(None),
             probe_interval_ms: Set(None),
@@ -369,9 +383,34 @@ impl Services {
         id: &str,
         patch: WebhookPatch,
     ) -> Result<webhook::Model> {
+        self.update_webhook_with(scope, id, patch, DeliveryControlPatch::default()).await
+    }
+
+    /// [`Self::update_webhook`] with the delivery-control fields: absent ones stay, `null`
+    /// clears. Every field is checked before the one write.
+    pub async fn update_webhook_with(
+        &self,
+        scope: &Scope,
+        id: &str,
+        patch: WebhookPatch,
+        control: DeliveryControlPatch,
+    ) -> Result<webhook::Model> {
         let found = self.webhook(scope, id).await?;
+        let control = control.check()?;
         let tenant = found.tenant();
         let mut model = found.into_active_model();
+        if let Some(ordering) = control.ordering {
+            model.ordering = Set(ordering);
+        }
+        if let Some(rate_limit) = control.rate_limit {
+            model.rate_limit = Set(rate_limit);
+        }
+        if let Some(conditions) = control.conditions {
+            model.conditions = Set(conditions);
+        }
+        if let Some(include_fields) = control.include_fields {
+            model.include_fields = Set(include_fields);
+        }
         if let Some(url) = patch.url {
             model.url = Set(WebhookUrl::parse(&url, &self.settings.url_policy)?.into_string());
         }

@@ -32,9 +32,11 @@ macro_rules! stored_as_str {
     };
 }
 
+pub mod conditions;
 mod delivery;
 mod event_filter;
 mod ids;
+pub mod include_fields;
 mod input_error;
 mod net;
 mod page;

@@ -103,7 +103,9 @@ impl MigrationTrait for Migration {
                 "CREATE INDEX {concurrently}IF NOT EXISTS webhooks_paused ON webhooks (paused_until) \
                  WHERE paused_until IS NOT NULL"
             ),
-            format!("CREATE INDEX {concurrently}IF NOT EXISTS replays_by_webhook ON replays (webhook_id, created_at)"),
+            format!(
+                "CREATE INDEX {concurrently}IF NOT EXISTS replays_by_webhook ON replays (webhook_id, created_at)"
+            ),
             format!(
                 "CREATE INDEX {concurrently}IF NOT EXISTS replays_running ON replays (updated_at) \
                  WHERE state = 'running'"

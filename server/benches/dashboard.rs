@@ -9,7 +9,10 @@
 //! delivery history (which also counts every delivery by status); then the admin overview
 //! (`/admin`, a day and a week) with a week of hourly counters of 1,000 more webhooks.
 //! `cargo bench -p hookline --bench dashboard`; `HOOKLINE_BENCH_ROWS=10000000` for the
-//! overview's target (under 100 ms with ten million deliveries).
+//! overview's target (under 100 ms with ten million deliveries). Last, "why didn't it
+//! arrive?" (`GET /api/v1/events/{id}/explain` and the event page) for events spread over the
+//! whole table, with the store at its 50 webhooks and one event behind a failed ordering key:
+//! target under 200 ms with ten million deliveries.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -217,6 +220,82 @@ async fn run(kind: &str, pg: Option<&str>, rows: u64) {
             time_get(&http, &format!("{base}{path}"), &admin, 20, "Attempts per hour").await
         );
     }
+    time_explain(&http, &base, &services, kind, rows, &merchant).await;
+}
+
+/// "Why didn't it arrive?" over the filled table: the store gets 49 more webhooks (the
+/// default most per tenant is 50), and the newest event waits behind a failed delivery of its
+/// ordering key, so that its explanation probes the ordered-deliveries index too.
+async fn time_explain(
+    http: &reqwest::Client,
+    base: &str,
+    services: &hookline_core::Services,
+    kind: &str,
+    rows: u64,
+    cookie: &str,
+) {
+    let db = services.database();
+    for i in 0..49 {
+        services
+            .create_webhook(
+                &Scope::Admin,
+                NewWebhook {
+                    tenant: Tenant::store("bench"),
+                    url: format!("https://bench.example.com/more/{i}"),
+                    description: String::new(),
+                    event_types: (i % 2 == 0).then(|| vec!["review-updated".to_string()]),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let event = |i: u64| format!("ev-{i:012}");
+    for (i, status) in [(rows - 1, "failed"), (rows, "pending")] {
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE deliveries SET status = $1, ordering_key = 'bench-key', ordering_seq = $2, \
+             next_attempt_at = $3 WHERE event_id = $4",
+            [status.into(), (i as i64).into(), hookline_core::now_ms().into(), event(i).into()],
+        ))
+        .await
+        .unwrap();
+    }
+    let key = services.create_api_key(&Scope::Admin, "bench").await.unwrap().key;
+    // Events spread over the whole table, none read twice in a row.
+    let spread: Vec<String> = (1..=100u64).map(|n| event(1 + (n * 7_919_993) % rows)).collect();
+    let mut samples = Vec::with_capacity(spread.len());
+    for id in &spread {
+        let start = Instant::now();
+        let res =
+            http.get(format!("{base}/api/v1/events/{id}/explain")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(res.status(), 200, "explain {id}");
+        let body = res.text().await.unwrap();
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(body.contains("\"outcome\""), "explain {id}: {body}");
+    }
+    println!(
+        "| {kind} | explain API, 50 webhooks, events across {rows} deliveries | {} |",
+        percentiles(samples)
+    );
+    let mut samples = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let start = Instant::now();
+        let res = http
+            .get(format!("{base}/api/v1/events/{}/explain", event(rows)))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        let body = res.text().await.unwrap();
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(body.contains("blocked_key"), "{body}");
+    }
+    println!("| {kind} | explain API, an event behind a failed ordering key | {} |", percentiles(samples));
+    let page = format!("{base}/events/{}", event(rows / 2));
+    println!(
+        "| {kind} | event page with its explanation | {} |",
+        time_get(http, &page, cookie, 50, "explain-table").await
+    );
 }
 
 fn main() {

@@ -19,12 +19,15 @@
 //! `HOOKLINE_BENCH_WORKERS=1,2,3` adds the multi-process mode on PostgreSQL: scenario (a)
 //! published through one API process (`HOOKLINE_ROLE=api`) and delivered by 1, 2 and 3 worker
 //! processes (`HOOKLINE_ROLE=worker`), as `deploy/docker-compose.yml` runs it.
+//!
+//! `HOOKLINE_BENCH_CONDITIONS=1` gives every webhook payload conditions that every event
+//! meets (two tests), to measure what checking conditions at publish costs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
+use hookline_core::{DeliveryControl, NewWebhook, Scope, Services, Settings, Tenant};
 use sea_orm::{ConnectionTrait, Database};
 
 #[path = "../tests/support/own_postgres.rs"]
@@ -145,6 +148,9 @@ async fn prepare(database_url: &str, target: &str, webhooks: usize) -> String {
     settings.url_policy.addresses.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
     let services = Services::new(db, settings);
     services.create_store("bench", "Bench").await.unwrap();
+    let conditions = std::env::var("HOOKLINE_BENCH_CONDITIONS").is_ok_and(|v| v == "1").then(
+        || serde_json::json!({"all": [{"path": "data.rating", "gte": 1}, {"path": "t", "exists": true}]}),
+    );
     for _ in 0..webhooks {
         let new = NewWebhook {
             tenant: Tenant::store("bench"),
@@ -152,7 +158,8 @@ async fn prepare(database_url: &str, target: &str, webhooks: usize) -> String {
             description: String::new(),
             event_types: None,
         };
-        services.create_webhook(&Scope::Admin, new).await.unwrap();
+        let control = DeliveryControl { conditions: conditions.clone(), ..DeliveryControl::default() };
+        services.create_webhook_with(&Scope::Admin, new, control).await.unwrap();
     }
     services.create_api_key(&Scope::Admin, "bench").await.unwrap().key
 }

@@ -36,6 +36,11 @@ pub struct Config {
     pub delivery_concurrency: usize,
     /// How many deliveries one webhook may have in flight at once.
     pub per_webhook_concurrency: usize,
+    /// How the receiver steers (docs/delivery-control.md): the longest `Retry-After` pause
+    /// (`HOOKLINE_MAX_PAUSE`, 1h), the connection failures in a row that open the circuit
+    /// breaker (`HOOKLINE_BREAKER_AFTER`, 5), its first and longest probe interval
+    /// (`HOOKLINE_BREAKER_PROBE`, 5s; `HOOKLINE_BREAKER_PROBE_MAX`, 10m).
+    pub steer: crate::delivery::SteerConfig,
     /// Whether this process runs delivery workers at all.
     pub workers: bool,
     /// Most webhooks one tenant may have (`HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
@@ -147,6 +152,10 @@ const KEYS: &[&str] = &[
     "SITE_ROOT",
     "DELIVERY_CONCURRENCY",
     "PER_WEBHOOK_CONCURRENCY",
+    "MAX_PAUSE",
+    "BREAKER_AFTER",
+    "BREAKER_PROBE",
+    "BREAKER_PROBE_MAX",
     "ROLE",
     "WORKERS",
     "MAX_WEBHOOKS_PER_TENANT",
@@ -281,6 +290,26 @@ impl Config {
         let alert_failing_after =
             parse_duration(&get("HOOKLINE_ALERT_FAILING_AFTER").unwrap_or_else(|| "1h".into()))
                 .map_err(|m| err("HOOKLINE_ALERT_FAILING_AFTER", m))?;
+        let duration_of = |key: &str, default: &str| {
+            parse_duration(&get(key).unwrap_or_else(|| default.into()))
+                .and_then(|d| if d.is_zero() { Err("must be more than 0".into()) } else { Ok(d) })
+                .map_err(|m| err(key, m))
+        };
+        let steer = crate::delivery::SteerConfig {
+            max_pause: duration_of("HOOKLINE_MAX_PAUSE", "1h")?,
+            breaker_after: parse_bounded(
+                &get("HOOKLINE_BREAKER_AFTER").unwrap_or_else(|| "5".into()),
+                1,
+                1_000,
+            )
+            .map_err(|m| err("HOOKLINE_BREAKER_AFTER", m))?,
+            probe_first: duration_of("HOOKLINE_BREAKER_PROBE", "5s")?,
+            probe_max: duration_of("HOOKLINE_BREAKER_PROBE_MAX", "10m")?,
+            slow_answer: delivery_timeout / 2,
+        };
+        if steer.probe_max < steer.probe_first {
+            return Err(err("HOOKLINE_BREAKER_PROBE_MAX", "must be at least HOOKLINE_BREAKER_PROBE"));
+        }
         let log = LogSettings {
             filter: match get("HOOKLINE_LOG").map(|f| (f, "HOOKLINE_LOG")).or_else(|| {
                 env.get("RUST_LOG")
@@ -358,6 +387,7 @@ impl Config {
             )
             .map_err(|m| err("HOOKLINE_PER_WEBHOOK_CONCURRENCY", m))?
                 as usize,
+            steer,
             workers: role != Role::Api,
             max_webhooks_per_tenant: parse_bounded(
                 &get("HOOKLINE_MAX_WEBHOOKS_PER_TENANT").unwrap_or_else(|| "50".into()),
@@ -595,6 +625,10 @@ mod tests {
         assert_eq!(c.log, LogSettings::default());
         assert_eq!(c.log.filter, DEFAULT_LOG_FILTER);
         assert_eq!(c.admin_password, None);
+        assert_eq!(c.steer.max_pause, Duration::from_secs(3600));
+        assert_eq!(c.steer.breaker_after, 5);
+        assert_eq!(c.steer.probe_first, Duration::from_secs(5));
+        assert_eq!(c.steer.probe_max, Duration::from_secs(600));
     }
 
     #[test]
@@ -677,6 +711,10 @@ mod tests {
             ("HOOKLINE_DATABASE_POOL_SIZE", "many"),
             ("HOOKLINE_LOG", "hookline=loud"),
             ("HOOKLINE_LOG_FORMAT", "xml"),
+            ("HOOKLINE_MAX_PAUSE", "0s"),
+            ("HOOKLINE_BREAKER_AFTER", "0"),
+            ("HOOKLINE_BREAKER_PROBE", "soon"),
+            ("HOOKLINE_BREAKER_PROBE_MAX", "1s"),
         ] {
             let e = config(&[(k, v)]).unwrap_err();
             assert_eq!(e.key, k);

@@ -431,7 +431,7 @@ fn History(h: DeliveryHistory, current: Filters) -> impl IntoView {
                                     <tr data-delivery-id=d.row.id.clone()>
                                         <td><A href=href>{d.row.time.clone()}</A></td>
                                         <td>{d.store.clone()}</td>
-                                        <td><code>{d.row.event_type.clone()}</code></td>
+                                        <td><A href=format!("/events/{}", d.row.event_id) attr:class="event-link" attr:title="Why didn't it arrive?"><code>{d.row.event_type.clone()}</code></A></td>
                                         <td><span class=format!("badge status-{}", d.row.status)>{d.row.status.clone()}</span></td>
                                         <td>{d.row.http_status.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
                                         <td>{d.row.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</td>

@@ -3,6 +3,7 @@
 
 mod admin;
 mod catalog;
+mod event;
 pub(crate) mod login;
 mod not_found;
 mod overview;
@@ -13,6 +14,7 @@ pub(crate) mod webhook;
 
 pub use admin::{AdminDeliveriesPage, AdminStoresPage, AdminWebhooksPage};
 pub use catalog::{EventCatalogPage, PublicEventCatalogPage};
+pub use event::EventPage;
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use overview::AdminOverviewPage;

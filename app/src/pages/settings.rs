@@ -15,6 +15,7 @@ pub(crate) use server::{EventTypeInfo, event_catalog};
 
 use crate::components::{CopyButton, ErrorBox, Frame, HealthBadge, UrlField, WebhookSwitch};
 use crate::error::AppError;
+use crate::pages::webhook::delivery_control::{ControlValues, DeliveryControlFields, is_control_field};
 use crate::pages::webhook::{DeleteWebhook, RotateSecret, SendTestEvent};
 use crate::paging::{Pager, Trail, href};
 
@@ -166,7 +167,7 @@ fn WebhookForm(
     let error = move || create.value().get().and_then(Result::err);
     let field_error = move |name: &'static str| error().and_then(|e| e.for_field(name));
     let other_error = move || {
-        error().filter(|e| !matches!(e, AppError::Invalid { field: Some(f), .. } if f == "url" || f == "event_types" || f == "description"))
+        error().filter(|e| !matches!(e, AppError::Invalid { field: Some(f), .. } if f == "url" || f == "event_types" || f == "description") && !is_control_field(e))
     };
     view! {
         <ActionForm action=create attr:class="form webhook-form" attr:aria-label="New webhook">
@@ -189,6 +190,7 @@ fn WebhookForm(
                 </Suspense>
                 <p class="field-error">{move || field_error("event_types")}</p>
             </fieldset>
+            <DeliveryControlFields prefix="webhook" initial=ControlValues::default() error=Signal::derive(error)/>
             {move || other_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
             <div class="actions">
                 <button type="submit" class="primary" disabled=move || create.pending().get()>

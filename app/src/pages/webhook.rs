@@ -6,6 +6,10 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+mod blocked_keys;
+mod conditions_bench;
+pub(crate) mod delivery_control;
+mod replays;
 pub(crate) mod server;
 mod signature_check;
 mod test_event;
@@ -143,10 +147,14 @@ fn WebhookBody(
                 <dt>"Events"</dt><dd>{summary}</dd>
                 <dt>"Status"</dt>
                 <dd><WebhookSwitch id=row.id.clone() enabled=row.enabled url=row.url.clone() on_change=move |_| refresh.update(|n| *n += 1)/></dd>
+                <delivery_control::ControlFacts row=row.clone()/>
             </dl>
         </section>
         <EditPanel row=row.clone() edit/>
+        <conditions_bench::ConditionsBench id=row.id.clone() conditions=row.conditions.clone()/>
+        <blocked_keys::BlockedKeysPanel id=row.id.clone()/>
         <test_event::TestEventPanel id=row.id.clone() refresh=panels.refresh/>
+        <replays::ReplayPanel id=row.id.clone()/>
         <SecretPanel id=row.id.clone()/>
         <signature_check::SignatureCheck id=row.id.clone()/>
         <DeliveryLogPanel id=row.id.clone() panels/>
@@ -367,7 +375,8 @@ pub(crate) fn DeliveryRows(items: Vec<server::DeliveryRow>, detail_base: Option<
                         view! {
                             <tr data-delivery-id=d.id.clone() data-status=d.status.clone()>
                                 <td>{time}</td>
-                                <td><code>{d.event_type.clone()}</code></td>
+                                // The event's page says why it did or did not arrive (not in the portal).
+                                <td>{match &detail_base { Some(_) => view! { <A href=format!("/events/{}", d.event_id) attr:class="event-link" attr:title="Why didn't it arrive?"><code>{d.event_type.clone()}</code></A> }.into_any(), None => view! { <code>{d.event_type.clone()}</code> }.into_any() }}</td>
                                 <td><span class=format!("status {}", d.status)>{d.status.clone()}</span></td>
                                 <td class="http">{d.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
                                 <td class="duration">{d.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</td>
@@ -529,7 +538,8 @@ fn EditPanel(row: WebhookRow, edit: EditPanels) -> impl IntoView {
                                 </Suspense>
                                 <p class="field-error">{move || field_error("event_types")}</p>
                             </fieldset>
-                            {move || error().filter(|e| e.for_field("url").is_none() && e.for_field("description").is_none() && e.for_field("event_types").is_none()).map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+                            <delivery_control::DeliveryControlFields prefix="edit" initial=delivery_control::ControlValues::from(&r) error=Signal::derive(error)/>
+                            {move || error().filter(|e| e.for_field("url").is_none() && e.for_field("description").is_none() && e.for_field("event_types").is_none() && !delivery_control::is_control_field(e)).map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
                             <div class="actions">
                                 <button type="submit" class="primary" id="save-webhook" disabled=move || update.pending().get()>
                                     {move || if update.pending().get() { "Saving…" } else { "Save" }}

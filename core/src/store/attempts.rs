@@ -6,6 +6,10 @@
 //! successes is one statement; otherwise one transaction with multi-row inserts of attempts,
 //! one multi-row `UPDATE … FROM (VALUES …)` of deliveries, one multi-row upsert of the hourly
 //! counters and one health write per webhook (BENCHMARKS.md, "What got it here").
+//!
+//! The receiver's steering of its whole webhook ([`Steer`]: a `Retry-After` pause, the circuit
+//! breaker opening, a probe failing, the breaker closing) is written in the same transaction,
+//! only by the attempts whose answer asked for it; a batch without any keeps its one statement.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -36,7 +40,29 @@ pub struct Attempt {
     /// When the attempt ended.
     pub ended_at: i64,
     pub settle: Settle,
+    /// What the answer does to the whole webhook, if anything.
+    pub steer: Option<Steer>,
 }
+
+/// What an attempt's answer does to its whole webhook, shared by every process through the
+/// webhook's row (`paused_until`, `pause_reason`, `probe_interval_ms`): claims leave out a
+/// webhook whose `paused_until` is still to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steer {
+    /// A 429 or 503 with `Retry-After`: the webhook waits until then (a longer pause already
+    /// written stays). The endpoint answered, so an open breaker closes. The attempt does not
+    /// use up its delivery's retry schedule: the receiver asked it to wait, it did not fail.
+    Pause { until: i64 },
+    /// The circuit breaker opens, or its probe failed: the webhook waits until `until`, when
+    /// one delivery goes as the next probe ([`Store::take_probe`]).
+    Breaker { interval_ms: i64, until: i64 },
+    /// A 2xx while the breaker was open: it closes and the queued deliveries flow.
+    Close,
+}
+
+/// How a webhook waits, as its row says.
+pub const PAUSE_RETRY_AFTER: &str = "retry_after";
+pub const PAUSE_CIRCUIT_OPEN: &str = "circuit_open";
 
 impl Attempt {
     /// Answered with a 2xx, and nothing else went wrong.
@@ -94,7 +120,10 @@ impl Store<'_> {
         let rows = crate::rows_per_statement(backend);
         if backend == DatabaseBackend::Postgres
             && attempts.len() <= rows
-            && attempts.iter().all(|a| Borrow::<Attempt>::borrow(a).succeeded())
+            && attempts.iter().all(|a| {
+                let a: &Attempt = a.borrow();
+                a.succeeded() && a.steer.is_none()
+            })
         {
             // The usual batch, all successes: one statement, atomic by itself.
             self.db.execute_raw(all_succeeded_statement(attempts)).await?;
@@ -139,10 +168,50 @@ impl Store<'_> {
         for (id, at) in succeeded {
             reset_health(&txn, id, at).await?;
         }
+        write_steers(&txn, attempts).await?;
         txn.commit().await?;
         drop(turn);
         Ok(turned_off)
     }
+}
+
+/// The batch's steering, in the order the attempts ended; of a run of `Retry-After` pauses of
+/// one webhook only the longest is written.
+async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: &[A]) -> Result<()> {
+    let mut steers: Vec<(&str, Steer)> = Vec::new();
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        let Some(steer) = a.steer else { continue };
+        let id = a.webhook.id.as_str();
+        match (steers.last_mut(), steer) {
+            (Some((last, Steer::Pause { until: longest })), Steer::Pause { until }) if *last == id => {
+                *longest = (*longest).max(until);
+            }
+            _ => steers.push((id, steer)),
+        }
+    }
+    for (id, steer) in steers {
+        let (sql, values): (&str, Vec<sea_orm::Value>) = match steer {
+            Steer::Pause { until } => (
+                "UPDATE webhooks SET paused_until = $1, pause_reason = 'retry_after', probe_interval_ms = NULL \
+                 WHERE id = $2 AND (pause_reason IS NULL OR pause_reason <> 'retry_after' \
+                 OR paused_until IS NULL OR paused_until < $1)",
+                vec![until.into(), id.into()],
+            ),
+            Steer::Breaker { interval_ms, until } => (
+                "UPDATE webhooks SET paused_until = $1, pause_reason = 'circuit_open', probe_interval_ms = $2 \
+                 WHERE id = $3",
+                vec![until.into(), interval_ms.into(), id.into()],
+            ),
+            Steer::Close => (
+                "UPDATE webhooks SET paused_until = NULL, pause_reason = NULL, probe_interval_ms = NULL \
+                 WHERE id = $1 AND pause_reason = 'circuit_open'",
+                vec![id.into()],
+            ),
+        };
+        txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+    }
+    Ok(())
 }
 
 /// A success ends the webhook's run of failures.
@@ -310,7 +379,9 @@ pub fn update_deliveries_sql<A: Borrow<Attempt>>(
             a.response_status.map(i32::from).into(),
             a.duration_ms().into(),
             a.ended_at.into(),
-            i32::from(a.trigger == AttemptTrigger::Manual).into(),
+            // Manual resends and answers that asked to wait do not use up the retry schedule.
+            i32::from(a.trigger == AttemptTrigger::Manual || matches!(a.steer, Some(Steer::Pause { .. })))
+                .into(),
         ]);
     }
     let rows = typed_placeholders(attempts.len(), &TYPES, offset);

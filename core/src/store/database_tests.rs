@@ -9,10 +9,10 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Value};
 use tokio::sync::Mutex;
 
 use super::attempts::{
-    Attempt, DisablePolicy, Settle, all_succeeded_statement, count_hours_sql, insert_attempts_sql,
+    Attempt, DisablePolicy, Settle, Steer, all_succeeded_statement, count_hours_sql, insert_attempts_sql,
     update_deliveries_sql,
 };
-use super::queue::{Claimed, Lease};
+use super::queue::{Claimed, Lease, ProbeTaken};
 use super::webhooks::{Which, turn_off};
 use super::{Store, placeholders};
 use crate::entities::webhook;
@@ -232,6 +232,7 @@ fn attempt(delivery: &str, hook: &Arc<webhook::Model>, status: Option<u16>, sett
         duration: Duration::from_millis(12),
         ended_at: NOW,
         settle,
+        steer: None,
     }
 }
 
@@ -480,5 +481,64 @@ on_both_databases! {
         let values = statement.values.expect("bound values").0;
         assert_eq!(values.len(), 3 * 9 + 3 * 13 + 2 * 5 + 2 * 2, "one numbering across the whole statement");
         assert!(statement.sql.contains(&format!("${}", values.len())) && !statement.sql.contains(&format!("${}", values.len() + 1)));
+    }
+}
+
+on_both_databases! {
+    async fn a_claim_leaves_out_a_paused_webhook_until_its_pause_ends(db: &TestDb) {
+        db.add_webhook("paused").await;
+        db.add_webhook("flowing").await;
+        db.add_event("e").await;
+        db.add_delivery("held", "e", "paused", "pending", Some(NOW - 10), None).await;
+        db.add_delivery("goes", "e", "flowing", "pending", Some(NOW - 5), None).await;
+        let hook = db.webhook("paused").await;
+        let mut busy = failed("held", &hook, Some(429));
+        busy.steer = Some(Steer::Pause { until: NOW + 1_000 });
+        db.store().record(&[busy], policy()).await.unwrap();
+        let row = db.webhook("paused").await;
+        assert_eq!((row.paused_until, row.pause_reason.as_deref()), (Some(NOW + 1_000), Some("retry_after")));
+        let held = db.delivery("held").await;
+        assert_eq!(held.attempts - held.manual_attempts, 0, "asked to wait: the schedule is not used up");
+        db.exec("UPDATE deliveries SET next_attempt_at = $1 WHERE id = 'held'", vec![(NOW - 10).into()]).await;
+        let claimed = db.store().claim(lease("me"), NOW, 10, &[]).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["goes"], "the paused webhook waits");
+        // A shorter pause does not shorten it.
+        let mut shorter = failed("held", &hook, Some(503));
+        shorter.steer = Some(Steer::Pause { until: NOW + 500 });
+        db.store().record(&[shorter], policy()).await.unwrap();
+        assert_eq!(db.webhook("paused").await.paused_until, Some(NOW + 1_000));
+        db.exec("UPDATE deliveries SET next_attempt_at = $1 WHERE id = 'held'", vec![(NOW - 10).into()]).await;
+        let claimed = db.store().claim(lease("me"), NOW + 1_000, 10, &[]).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["held"], "claimed once it ends");
+    }
+
+    async fn one_caller_takes_the_breakers_probe_and_a_2xx_closes_it(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_event("e").await;
+        db.add_delivery("d", "e", "w", "pending", Some(NOW), None).await;
+        let hook = db.webhook("w").await;
+        let mut refused = failed("d", &hook, None);
+        refused.steer = Some(Steer::Breaker { interval_ms: 5_000, until: NOW + 5_000 });
+        db.store().record(&[refused], policy()).await.unwrap();
+        let row = db.webhook("w").await;
+        assert_eq!(
+            (row.paused_until, row.pause_reason.as_deref(), row.probe_interval_ms),
+            (Some(NOW + 5_000), Some("circuit_open"), Some(5_000))
+        );
+        let not_yet = db.store().take_probe("w", NOW + 4_999).await.unwrap();
+        assert!(matches!(not_yet, ProbeTaken::Not { paused_until: Some(t), .. } if t == NOW + 5_000));
+        assert_eq!(db.store().take_probe("w", NOW + 5_000).await.unwrap(), ProbeTaken::Taken);
+        assert_ne!(db.store().take_probe("w", NOW + 5_000).await.unwrap(), ProbeTaken::Taken, "only one");
+        assert_eq!(db.webhook("w").await.paused_until, Some(NOW + 10_000), "the next probe an interval later");
+        let mut probe = succeeded("d", &hook);
+        probe.steer = Some(Steer::Close);
+        db.store().record(&[probe], policy()).await.unwrap();
+        let row = db.webhook("w").await;
+        assert_eq!((row.paused_until, row.pause_reason.as_deref(), row.probe_interval_ms), (None, None, None));
+        assert_eq!(
+            db.store().take_probe("w", NOW + 20_000).await.unwrap(),
+            ProbeTaken::Not { paused_until: None, pause_reason: None, probe_interval_ms: None },
+            "closed: no probe to take"
+        );
     }
 }

@@ -9,10 +9,13 @@
 
 pub mod alerts;
 pub mod attempts;
+pub mod explain;
 pub mod listeners;
+pub mod ordering;
 pub mod overview;
 pub mod portal;
 pub mod queue;
+pub mod replays;
 pub mod webhooks;
 
 #[cfg(test)]

@@ -34,6 +34,18 @@ pub struct Lease<'a> {
     pub until: i64,
 }
 
+/// Whether this caller took a circuit breaker's probe ([`Store::take_probe`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeTaken {
+    Taken,
+    /// Another took it, or the breaker is not open: the webhook's steering as it stands.
+    Not {
+        paused_until: Option<i64>,
+        pause_reason: Option<String>,
+        probe_interval_ms: Option<i64>,
+    },
+}
+
 /// The events and webhooks of a claim, by id.
 pub struct Loaded {
     pub events: HashMap<String, Arc<event::Model>>,
@@ -42,7 +54,9 @@ pub struct Loaded {
 
 impl Store<'_> {
     /// Leases up to `limit` deliveries due at `now`, oldest due first, leaving out the
-    /// webhooks in `leave_out` (full in the claiming process).
+    /// webhooks in `leave_out` (full in the claiming process) and the webhooks paused at `now`
+    /// (a receiver's `Retry-After`, an open circuit breaker: read down the partial index
+    /// `webhooks_paused`).
     pub async fn claim(
         &self,
         lease: Lease<'_>,
@@ -57,10 +71,14 @@ impl Store<'_> {
         } else {
             format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), 4))
         };
+        // An ordered delivery goes only as its key's head (unordered ones skip the check).
+        let ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str();
         let sql = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries \
                  WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
+                 AND {ordered} \
+                 AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > $3) \
                  ORDER BY next_attempt_at LIMIT $4 {lock}) \
              RETURNING id, event_id, webhook_id, attempts - manual_attempts AS attempts"
         );
@@ -164,6 +182,46 @@ impl Store<'_> {
         let hook = webhook::Entity::find_by_id(&found.webhook_id).one(self.db).await?;
         let ev = event::Entity::find_by_id(&found.event_id).one(self.db).await?;
         Ok(Some((found, hook, ev)))
+    }
+
+    /// Takes the open circuit breaker's next probe of the webhook at `now`: true for the one
+    /// caller (of every process) that moved the webhook's `paused_until` on by its probe
+    /// interval; the others find it in the future. Otherwise answers the webhook's steering as
+    /// it stands (`paused_until`, `pause_reason`, `probe_interval_ms`), for the engine to follow.
+    pub async fn take_probe(&self, webhook_id: &str, now: i64) -> Result<ProbeTaken> {
+        let turn = self.write_turn().await;
+        let taken = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "UPDATE webhooks SET paused_until = $1 + probe_interval_ms \
+                 WHERE id = $2 AND pause_reason = 'circuit_open' AND probe_interval_ms IS NOT NULL \
+                 AND (paused_until IS NULL OR paused_until <= $1)",
+                [now.into(), webhook_id.into()],
+            ))
+            .await?
+            .rows_affected()
+            == 1;
+        drop(turn);
+        if taken {
+            return Ok(ProbeTaken::Taken);
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.backend(),
+                "SELECT paused_until, pause_reason, probe_interval_ms FROM webhooks WHERE id = $1",
+                [webhook_id.into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(r) => ProbeTaken::Not {
+                paused_until: r.try_get("", "paused_until")?,
+                pause_reason: r.try_get("", "pause_reason")?,
+                probe_interval_ms: r.try_get("", "probe_interval_ms")?,
+            },
+            None => ProbeTaken::Not { paused_until: None, pause_reason: None, probe_interval_ms: None },
+        })
     }
 
     /// Deliveries a claim could take at `now` (as the claim selects them, down the same

@@ -156,6 +156,7 @@ impl Alerts {
                         owed.state.as_str(),
                         owed.at
                     )),
+                    ordering_key: None,
                     // Only the webhooks that may see this one, as for webhook.disabled.
                     audience: Audience::MadeBy(owed.webhook.application_id.clone()),
                 })

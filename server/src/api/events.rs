@@ -39,6 +39,11 @@ struct PublishBody<'a> {
     #[serde(borrow)]
     #[schema(value_type = Value)]
     payload: &'a RawValue,
+    /// A webhook with ordering on delivers the events of one key in publish order, one at a
+    /// time (an order id, say).
+    #[schema(min_length = 1, max_length = 255)]
+    #[serde(default)]
+    ordering_key: Option<String>,
 }
 
 /// The headers `publish` reads beyond the key.
@@ -104,6 +109,7 @@ async fn publish(
                 event_type: body.event_type,
                 payload: body.payload.get().to_string(),
                 idempotency_key,
+                ordering_key: body.ordering_key,
                 audience: Default::default(),
             },
         )
@@ -136,6 +142,9 @@ struct EventView {
     idempotency_key: Option<String>,
     /// The event's number among its tenant's events of the same resource.
     sequence: i64,
+    /// The publisher's ordering key; `null` without one.
+    #[schema(required = true)]
+    ordering_key: Option<String>,
     #[schema(format = DateTime)]
     received_at: String,
     /// The deliveries the caller sees: one per webhook the event was for.
@@ -185,6 +194,7 @@ async fn get_event(
         payload_pruned_at: ev.payload_pruned_at.map(time),
         idempotency_key: ev.idempotency_key,
         sequence: ev.sequence,
+        ordering_key: ev.ordering_key,
         received_at: time(ev.received_at),
         deliveries: deliveries
             .into_iter()

@@ -229,7 +229,8 @@ impl Stream {
 
     fn delivered(&self, ev: &event::Model, replay: bool) -> Event {
         let per_target = format!("{}.{}", self.listener.id(), ev.id);
-        let headers = delivery_headers(&self.prefix, &per_target, ev, std::slice::from_ref(&self.secret));
+        let secrets = std::slice::from_ref(&self.secret);
+        let headers = delivery_headers(&self.prefix, &per_target, ev, ev.payload.as_bytes(), secrets);
         let body = Delivered {
             event_id: ev.id.clone(),
             event_type: ev.event_type.clone(),

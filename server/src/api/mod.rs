@@ -2,14 +2,18 @@
 //! resource module owns its handlers, their request and response types and its routes; the
 //! OpenAPI document ([`openapi`]) is generated from them, so it cannot drift from the code.
 
+mod conditions;
 mod error;
 mod event_types;
 mod events;
+mod explain;
 mod extract;
 mod keys;
 mod listen;
 pub mod openapi;
+mod ordering;
 mod portal;
+mod replays;
 mod subscriptions;
 mod tenants;
 mod webhooks;
@@ -35,13 +39,16 @@ pub fn router(max_payload: usize) -> Router<AppState> {
 fn routes(max_payload: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(events::router(max_payload))
+        .merge(explain::router())
         .merge(webhooks::router())
+        .merge(ordering::router())
         .merge(subscriptions::router())
         .merge(tenants::router())
         .merge(event_types::router())
         .merge(keys::router())
         .merge(listen::router())
         .merge(portal::router())
+        .merge(replays::router())
         .merge(openapi::router())
 }
 

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::conditions::Conditions;
 use super::extract::{Caller, JsonBody, Query};
 use super::vocabulary::TenantType;
 use super::{ApiError, ErrorBody, Page, TenantPageQuery, time};
@@ -58,6 +59,9 @@ struct FilterView {
     tenant_type: String,
     tenant_id: String,
     events: Vec<String>,
+    /// Payload conditions a subscription made from this filter starts with; `null` for none.
+    #[schema(required = true, value_type = Option<Conditions>)]
+    conditions: Option<serde_json::Value>,
     #[schema(format = DateTime)]
     created_at: String,
 }
@@ -66,6 +70,7 @@ impl From<filter::Model> for FilterView {
     fn from(f: filter::Model) -> Self {
         FilterView {
             events: f.event_names(),
+            conditions: super::conditions::stored_conditions(f.conditions.as_deref()),
             id: f.id,
             tenant_type: f.tenant_type.to_string(),
             tenant_id: f.tenant_id,
@@ -228,6 +233,10 @@ struct CreateFilter {
     tenant_id: Option<String>,
     /// Event types from the catalog.
     events: Vec<String>,
+    /// Payload conditions (docs/conditions.md); `null` or absent for none.
+    #[serde(default)]
+    #[schema(value_type = Option<Conditions>)]
+    conditions: Option<serde_json::Value>,
 }
 
 /// Step 2: a list of event types
@@ -249,7 +258,8 @@ async fn create_filter(
     JsonBody(body): JsonBody<CreateFilter>,
 ) -> Result<(StatusCode, Json<FilterView>), ApiError> {
     let tenant = caller.tenant(body.tenant_type.as_deref(), body.tenant_id.as_deref())?;
-    let created = state.services.create_filter(&caller.0, &tenant, body.events).await?;
+    let created =
+        state.services.create_filter(&caller.0, &tenant, body.events, body.conditions.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 

@@ -5,13 +5,14 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use hookline_core::entities::{attempt, webhook};
-use hookline_core::{DeliveryView, NewWebhook, WebhookPatch};
+use hookline_core::{DeliveryControl, DeliveryView, NewWebhook, WebhookPatch};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::conditions::{Conditions, stored_conditions, stored_include_fields};
 use super::extract::{Caller, JsonBody, Query, read_body};
 use super::vocabulary::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, TenantType};
 use super::{ApiError, ErrorBody, Page, PageQuery, TenantPageQuery, time};
@@ -58,6 +59,18 @@ pub struct WebhookView {
     /// The application that made this store-level webhook, if one did.
     #[schema(required = true)]
     application_id: Option<String>,
+    /// Deliveries of one `ordering_key` go one at a time, in publish order.
+    ordering: bool,
+    /// Requests per second at most; `null` for no limit.
+    #[schema(required = true, minimum = 1, maximum = 10000)]
+    rate_limit: Option<i32>,
+    /// Payload conditions an event must meet to be delivered; `null` for none.
+    #[schema(required = true, value_type = Option<Conditions>)]
+    conditions: Option<serde_json::Value>,
+    /// The payload paths sent (a projection of the payload, which the signature covers);
+    /// `null` for the whole payload.
+    #[schema(required = true)]
+    include_fields: Option<Vec<String>>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -84,6 +97,10 @@ impl From<webhook::Model> for WebhookView {
     fn from(w: webhook::Model) -> Self {
         WebhookView {
             event_types: w.event_filter(),
+            conditions: stored_conditions(w.conditions.as_deref()),
+            include_fields: stored_include_fields(w.include_fields.as_deref()),
+            ordering: w.ordering,
+            rate_limit: w.rate_limit,
             id: w.id,
             tenant_type: w.tenant_type.to_string(),
             tenant_id: w.tenant_id,
@@ -123,6 +140,22 @@ struct CreateBody {
     event_types: Option<Vec<String>>,
     #[serde(default)]
     description: String,
+    /// Deliver the events of one `ordering_key` one at a time, in publish order (default false).
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    ordering: Option<serde_json::Value>,
+    /// Requests per second at most, 1 to 10000; `null` or absent for no limit.
+    #[serde(default)]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 10000)]
+    rate_limit: Option<serde_json::Value>,
+    /// Payload conditions (docs/conditions.md); `null` or absent for none.
+    #[serde(default)]
+    #[schema(value_type = Option<Conditions>)]
+    conditions: Option<serde_json::Value>,
+    /// Send only these payload paths (1 to 50); `null` or absent for the whole payload.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    include_fields: Option<serde_json::Value>,
 }
 
 /// Create a webhook; the answer carries its signing secret
@@ -145,9 +178,15 @@ async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     let tenant = caller.tenant(body.tenant_type.as_deref(), body.tenant_id.as_deref())?;
+    let control = DeliveryControl {
+        ordering: body.ordering,
+        rate_limit: body.rate_limit,
+        conditions: body.conditions,
+        include_fields: body.include_fields,
+    };
     let created = state
         .services
-        .create_webhook(
+        .create_webhook_with(
             &caller.0,
             NewWebhook {
                 tenant,
@@ -155,6 +194,7 @@ async fn create(
                 description: body.description,
                 event_types: body.event_types,
             },
+            control,
         )
         .await?;
     let mut view = WebhookView::from(created.webhook);
@@ -220,9 +260,25 @@ struct UpdateBody {
     #[schema(value_type = Option<Vec<String>>)]
     event_types: Option<Option<Vec<String>>>,
     enabled: Option<bool>,
+    /// Deliver the events of one `ordering_key` one at a time, in publish order.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    ordering: Option<serde_json::Value>,
+    /// Requests per second at most, 1 to 10000; `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 10000)]
+    rate_limit: Option<serde_json::Value>,
+    /// Payload conditions (docs/conditions.md); `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Conditions>)]
+    conditions: Option<serde_json::Value>,
+    /// Send only these payload paths (1 to 50); `null` sends the whole payload again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    include_fields: Option<serde_json::Value>,
 }
 
-/// Change a webhook's URL, description, event types or state
+/// Change a webhook's URL, description, event types, delivery control or state
 #[utoipa::path(
     patch,
     path = "/webhooks/{id}",
@@ -245,7 +301,13 @@ async fn update(
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let patch = WebhookPatch { url: body.url, description: body.description, event_types: body.event_types };
-    let mut updated = state.services.update_webhook(&caller.0, &id, patch).await?;
+    let control = DeliveryControl {
+        ordering: body.ordering,
+        rate_limit: body.rate_limit,
+        conditions: body.conditions,
+        include_fields: body.include_fields,
+    };
+    let mut updated = state.services.update_webhook_with(&caller.0, &id, patch, control).await?;
     if let Some(enabled) = body.enabled {
         updated = state.services.set_webhook_enabled(&caller.0, &id, enabled).await?;
     }

@@ -1,7 +1,8 @@
 //! How much this process delivers at once: a permit per delivery, from its claim until its
 //! attempt is written (so a slow database slows the claims instead of piling results up in
 //! memory), and per webhook a pipeline of claimed deliveries with a limit of requests out
-//! ([`Pipelines`]). What a delivery holds is a [`Slot`]; dropping it gives everything back.
+//! ([`Pipelines`]; the steering moves that limit, [`super::steer`]). What a delivery holds is a
+//! [`Slot`]; dropping it gives everything back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,7 @@ impl Capacity {
             None => match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    self.pipelines.release(webhook_id, self.per_webhook);
+                    self.pipelines.release(webhook_id);
                     return None;
                 }
             },
@@ -93,13 +94,21 @@ impl Capacity {
     }
 
     fn webhook_slot(&self, sending: Arc<Semaphore>, webhook_id: &str) -> WebhookSlot {
-        WebhookSlot::new(
-            sending,
-            self.pipelines.clone(),
-            webhook_id.to_string(),
-            self.per_webhook,
-            self.new_work.clone(),
-        )
+        WebhookSlot::new(sending, self.pipelines.clone(), webhook_id.to_string(), self.new_work.clone())
+    }
+
+    /// The per-webhook pipelines, for the steering to move a webhook's limits.
+    pub(crate) fn pipelines(&self) -> Arc<Pipelines> {
+        self.pipelines.clone()
+    }
+
+    pub(crate) fn new_work(&self) -> Arc<Notify> {
+        self.new_work.clone()
+    }
+
+    /// The configured limit of requests out per webhook.
+    pub(crate) fn per_webhook(&self) -> usize {
+        self.per_webhook
     }
 
     /// Waits until every delivery in flight has been written (each holds a permit until

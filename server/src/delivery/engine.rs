@@ -37,6 +37,7 @@ use super::client::WebhookClient;
 use super::error::EngineError;
 use super::recorder::Record;
 use super::retry::RetryPolicy;
+use super::steer::{SteerConfig, Steering};
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: usize = 64;
@@ -52,8 +53,11 @@ pub struct EngineConfig {
     pub disable_after_failures: u32,
     pub disable_after_span: Duration,
     pub concurrency: usize,
-    /// Most deliveries to one webhook in flight at once in this process.
+    /// Most deliveries to one webhook in flight at once in this process (the adaptive limit's
+    /// cap).
     pub per_webhook: usize,
+    /// How the receiver's answers steer deliveries ([`super::steer`]).
+    pub steer: SteerConfig,
 }
 
 #[derive(Clone)]
@@ -63,6 +67,7 @@ pub struct Engine {
     pub(super) cfg: Arc<EngineConfig>,
     pub(super) worker_id: String,
     pub(super) capacity: Arc<Capacity>,
+    pub(super) steering: Arc<Steering>,
     pub(super) records: mpsc::UnboundedSender<Record>,
     recorder: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Record>>>>,
     /// Whether [`Engine::run`] is running: only then does the engine take hand-offs (its
@@ -75,8 +80,18 @@ pub struct Engine {
 impl Engine {
     pub fn new(services: Services, client: WebhookClient, cfg: EngineConfig) -> Self {
         let capacity = Capacity::new(cfg.concurrency, cfg.per_webhook, services.new_work());
+        // A claimed delivery's request must be out within its lease, less its own time.
+        let budget = cfg.timeout + Duration::from_secs(5);
+        let steering = Steering::new(
+            cfg.steer.clone(),
+            capacity.per_webhook(),
+            budget,
+            capacity.pipelines(),
+            capacity.new_work(),
+        );
         let (records, recorder) = mpsc::unbounded_channel();
         Engine {
+            steering: Arc::new(steering),
             services,
             client,
             cfg: Arc::new(cfg),
@@ -121,6 +136,7 @@ impl Engine {
             }
         }
         let _janitor = AbortOnDrop(janitor);
+        let _replayer = AbortOnDrop(tokio::spawn(super::replayer::run(self.services.clone())));
         let new_work = self.services.new_work();
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
@@ -216,9 +232,10 @@ impl Engine {
         self.unclaim(&overflow).await?;
         // If loading fails the slots are dropped and the leases run out: nothing is lost.
         let due = self.services.load_claimed(taken).await?;
+        let held = Held { loaded_at: now, lease_until: lease.until };
         for (delivery, slot) in due.into_iter().zip(slots) {
             let engine = self.clone();
-            tokio::spawn(async move { engine.deliver(delivery, slot).await });
+            tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
         }
         Ok(ClaimMade { leased, full: leased == room })
     }
@@ -252,6 +269,13 @@ impl Engine {
     }
 }
 
+/// When a delivery's webhook was read, and when its lease ends.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Held {
+    pub(super) loaded_at: i64,
+    pub(super) lease_until: i64,
+}
+
 /// What one claim came to.
 struct ClaimMade {
     /// Deliveries the claim leased (some may have gone back at once, for lack of room).
@@ -263,6 +287,10 @@ struct ClaimMade {
 impl Dispatcher for Engine {
     fn reserve(&self, webhook_id: &str) -> Option<Reservation> {
         if !self.running.load(Ordering::SeqCst) {
+            return None;
+        }
+        // A paused webhook's fresh deliveries wait in the queue, where the claim leaves them.
+        if self.steering.holds(webhook_id, now_ms()) {
             return None;
         }
         let hold = self.capacity.reserve(webhook_id)?;
@@ -284,6 +312,9 @@ impl Dispatcher for Engine {
                         return;
                     }
                 };
+            let now = now_ms();
+            // The reservations were made a moment ago: their leases end a little earlier.
+            let held = Held { loaded_at: now, lease_until: engine.lease_end(now) - 1_000 };
             for h in fresh {
                 let delivery = ClaimedDelivery {
                     claim: Claimed {
@@ -298,7 +329,7 @@ impl Dispatcher for Engine {
                 };
                 let slot: Slot = h.hold;
                 let engine = engine.clone();
-                tokio::spawn(async move { engine.deliver(delivery, slot).await });
+                tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
             }
         });
     }

@@ -6,7 +6,8 @@
 //! - [`attempt`]: one attempt, top to bottom (prepare, send, decide);
 //! - [`recorder`]: the group-commit writer of attempts;
 //! - [`client`], [`signature`], [`retry`]: the request, its signature, the retry schedule;
-//! - [`janitor`]: background housekeeping beside the engine.
+//! - [`janitor`]: background housekeeping beside the engine;
+//! - [`replayer`]: bulk replays, queued again page by page beside the engine.
 //!
 //! The SQL is in `hookline_core::store`; the engine calls its typed functions.
 
@@ -17,11 +18,14 @@ mod engine;
 mod error;
 mod janitor;
 mod recorder;
+mod replayer;
 mod retry;
 pub mod signature;
+mod steer;
 
 pub use attempt::delivery_headers;
 pub use client::{ErrorClass, MAX_RESPONSE_BODY, Outcome, WebhookClient};
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
 pub use retry::RetryPolicy;
+pub use steer::SteerConfig;

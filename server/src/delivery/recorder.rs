@@ -91,6 +91,7 @@ impl Engine {
                 event_type: "webhook.disabled".into(),
                 payload: payload.to_string(),
                 idempotency_key: None,
+                ordering_key: None,
                 audience: Audience::MadeBy(hook.application_id.clone()),
             })
             .await;

@@ -124,6 +124,7 @@ async fn a_killed_server_delivers_everything_after_a_restart() {
                     event_type: "review-created".into(),
                     payload: json!({"n": i}).to_string(),
                     idempotency_key: None,
+                    ordering_key: None,
                     audience: Default::default(),
                 },
             )

@@ -154,12 +154,25 @@ on_both_databases! {
         receiver.wait_for(1, std::time::Duration::from_secs(10)).await;
         let event = c.call("GET", &format!("/events/{}", id(&event)), key, None, 200).await;
         assert_eq!(event["deliveries"].as_array().map(Vec::len), Some(1));
+        c.call("GET", &format!("/events/{}/explain", id(&event)), key, None, 200).await;
+        c.call("GET", "/ordering-keys/k/events", key, None, 200).await;
         c.call("POST", &format!("/webhooks/{hook}/test"), key, None, 200).await;
         let log = c.call("GET", &format!("/webhooks/{hook}/deliveries"), key, None, 200).await;
         let delivery = id(&log["items"][0]);
         let detail = c.call("GET", &format!("/deliveries/{delivery}"), key, None, 200).await;
         assert!(detail["attempts"].as_array().is_some_and(|a| !a.is_empty()), "{detail}");
         c.call("POST", &format!("/deliveries/{delivery}/resend"), key, None, 200).await;
+        c.call("GET", &format!("/webhooks/{hook}/blocked-keys"), key, None, 200).await;
+        let choice = json!({"status": "succeeded", "dry_run": true});
+        c.call("POST", &format!("/webhooks/{hook}/replays"), key, Some(choice), 200).await;
+        let replay = c.call("POST", &format!("/webhooks/{hook}/replays"), key, Some(json!({})), 202).await;
+        c.call("GET", &format!("/replays/{}", id(&replay)), key, None, 200).await;
+        c.call("GET", &format!("/webhooks/{hook}/replays"), key, None, 200).await;
+        // Whether it is still running is a race; a replay nobody has is not.
+        c.call("POST", "/replays/01900000-0000-7000-8000-000000000000/cancel", key, None, 404).await;
+        for action in ["retry", "skip"] {
+            c.call("POST", &format!("/webhooks/{hook}/blocked-keys/k/{action}"), key, None, 404).await;
+        }
 
         let target = id(&c.call("POST", "/targets", key, Some(json!({"url": "https://t.example.com/"})), 201).await);
         let filter = id(&c.call("POST", "/filters", key, Some(json!({"events": ["review-created"]})), 201).await);

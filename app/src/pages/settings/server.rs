@@ -79,7 +79,8 @@ pub async fn event_catalog() -> Result<Vec<EventTypeInfo>, AppError> {
         .collect())
 }
 
-/// `events` is `all` (the default) or `selected`, with the chosen names in `event_types`.
+/// `events` is `all` (the default) or `selected`, with the chosen names in `event_types`;
+/// the delivery-control inputs as on the webhook page's form.
 #[server(prefix = "/ui", endpoint = "create_webhook")]
 pub async fn create_webhook(
     store: Option<String>,
@@ -87,16 +88,19 @@ pub async fn create_webhook(
     description: Option<String>,
     events: Option<String>,
     event_types: Option<Vec<String>>,
+    control: Option<crate::pages::webhook::delivery_control::ControlForm>,
 ) -> Result<String, AppError> {
     use crate::session::{services, signed_in, viewed_store};
     let user = signed_in().await?;
+    let control =
+        crate::pages::webhook::delivery_control::control_from_form(control).map_err(crate::error::refused)?;
     let store = viewed_store(&user, store).await?;
     let event_types = match events.as_deref() {
         Some("selected") => Some(event_types.unwrap_or_default()),
         _ => None,
     };
     let created = services()?
-        .create_webhook(
+        .create_webhook_with(
             &user.scope(),
             hookline_core::NewWebhook {
                 tenant: hookline_core::Tenant::store(store.id.clone()),
@@ -104,6 +108,7 @@ pub async fn create_webhook(
                 description: description.unwrap_or_default(),
                 event_types,
             },
+            control,
         )
         .await?;
     let back = if user.scope().is_admin() {

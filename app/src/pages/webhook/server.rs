@@ -23,6 +23,11 @@ pub struct WebhookRow {
     pub enabled: bool,
     pub health: HealthKind,
     pub health_text: String,
+    pub ordering: bool,
+    pub rate_limit: Option<i32>,
+    /// The payload conditions as pretty-printed JSON.
+    pub conditions: Option<String>,
+    pub include_fields: Option<Vec<String>>,
 }
 
 impl WebhookRow {
@@ -38,6 +43,7 @@ impl WebhookRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRow {
     pub id: String,
+    pub event_id: String,
     pub time: String,
     pub event_type: String,
     pub status: String,
@@ -121,7 +127,16 @@ mod ssr {
             Health::Failing { .. } => HealthKind::Failing,
             Health::Off { .. } => HealthKind::Off,
         };
+        let conditions = hookline_domain::conditions::Conditions::from_stored(w.conditions.as_deref())
+            .and_then(|c| serde_json::to_string_pretty(&c.to_value()).ok());
+        let include_fields =
+            hookline_domain::include_fields::IncludeFields::from_stored(w.include_fields.as_deref())
+                .map(|f| f.paths());
         WebhookRow {
+            ordering: w.ordering,
+            rate_limit: w.rate_limit,
+            conditions,
+            include_fields,
             event_types: w.event_filter(),
             id: w.id,
             url: w.url,
@@ -135,6 +150,7 @@ mod ssr {
     pub fn delivery_row(d: hookline_core::DeliveryView) -> DeliveryRow {
         DeliveryRow {
             id: d.id,
+            event_id: d.event_id,
             time: human_time(d.created_at),
             event_type: d.event_type,
             status: d.status,
@@ -176,7 +192,8 @@ pub async fn webhook_detail(id: String) -> Result<WebhookRow, AppError> {
     Ok(webhook_row(found?))
 }
 
-/// Changes a webhook's URL, description and event types (`events` as in `create_webhook`).
+/// Changes a webhook's URL, description, event types (`events` as in `create_webhook`) and
+/// delivery control (ordering, rate limit, conditions, fields sent).
 #[server(prefix = "/ui", endpoint = "update_webhook")]
 pub async fn update_webhook(
     id: String,
@@ -184,8 +201,10 @@ pub async fn update_webhook(
     description: Option<String>,
     events: Option<String>,
     event_types: Option<Vec<String>>,
+    control: Option<super::delivery_control::ControlForm>,
 ) -> Result<WebhookRow, AppError> {
     let user = crate::session::signed_in().await?;
+    let control = super::delivery_control::control_from_form(control).map_err(crate::error::refused)?;
     let event_types = match events.as_deref() {
         Some("selected") => Some(event_types.unwrap_or_default()),
         _ => None,
@@ -195,7 +214,9 @@ pub async fn update_webhook(
         description: Some(description.unwrap_or_default()),
         event_types: Some(event_types),
     };
-    Ok(webhook_row(crate::session::services()?.update_webhook(&user.scope(), &id, patch).await?))
+    Ok(webhook_row(
+        crate::session::services()?.update_webhook_with(&user.scope(), &id, patch, control).await?,
+    ))
 }
 
 #[server(prefix = "/ui", endpoint = "delete_webhook")]
