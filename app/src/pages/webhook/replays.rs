@@ -212,7 +212,7 @@ pub(crate) fn ReplayPanel(id: String) -> impl IntoView {
         <section class="card" aria-labelledby="replay-title" id="replays">
             <div class="section-head">
                 <h2 id="replay-title">"Replay deliveries"</h2>
-                <button type="button" id="refresh-replays" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh replays"</button>
+                <button type="button" id="refresh-replays" on:click=move |_| refresh.update(|n| *n += 1)>"Update progress"</button>
             </div>
             <p class="hint">
                 "Sends deliveries again, with the same webhook-id, through the normal queue: the webhook's rate limit and back-off apply. Check how many match first."
