@@ -38,7 +38,10 @@ test('the delivery log leads to the event page, which says why for every webhook
   }).toBe('delivered');
 
   await signIn(page, stack.baseURL, 'merchant@a.test');
-  await page.goto(`${stack.baseURL}/settings/api/webhooks/${sent.body.id}`);
+  // The delivery's detail, opened from the webhook's log, links to its event's page.
+  const explained = await api('GET', `/events/${eventId}/explain`);
+  const deliveryId = explained.body.items.find((i: any) => i.webhook_id === sent.body.id).delivery_id;
+  await page.goto(`${stack.baseURL}/settings/api/webhooks/${sent.body.id}?delivery=${deliveryId}`);
   await settle(page);
   await page.locator(`a.event-link[href="/events/${eventId}"]`).click();
   await expect(page).toHaveURL(new RegExp(`/events/${eventId}$`));

@@ -376,7 +376,7 @@ pub(crate) fn DeliveryRows(items: Vec<server::DeliveryRow>, detail_base: Option<
                             <tr data-delivery-id=d.id.clone() data-status=d.status.clone()>
                                 <td>{time}</td>
                                 // The event's page says why it did or did not arrive (not in the portal).
-                                <td>{match &detail_base { Some(_) => view! { <A href=format!("/events/{}", d.event_id) attr:class="event-link" attr:title="Why didn't it arrive?"><code>{d.event_type.clone()}</code></A> }.into_any(), None => view! { <code>{d.event_type.clone()}</code> }.into_any() }}</td>
+                                <td><code>{d.event_type.clone()}</code></td>
                                 <td><span class=format!("status {}", d.status)>{d.status.clone()}</span></td>
                                 <td class="http">{d.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
                                 <td class="duration">{d.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".into())}</td>
@@ -412,7 +412,8 @@ fn DeliveryDetail(info: DeliveryInfo, resend: ServerAction<ResendDelivery>) -> i
                 Ok(o) => view! { <p class=if o.succeeded { "result ok" } else { "result bad" } role="status">{o.summary}</p> }.into_any(),
                 Err(e) => view! { <ErrorBox error=e/> }.into_any(),
             })}
-            <p class="hint">"Event " <code>{info.event_id.clone()}</code> " · status " {info.row.status.clone()}</p>
+            // The event's page says why it did or did not arrive at each webhook.
+            <p class="hint">"Event " <A href=format!("/events/{}", info.event_id) attr:class="event-link"><code>{info.event_id.clone()}</code></A> " · status " {info.row.status.clone()}</p>
             <h4>"Payload"</h4>
             {match info.payload_removed.clone() {
                 Some(note) => view! { <p class="notice payload-removed">{note}</p> }.into_any(),

@@ -308,8 +308,11 @@ on_both_databases! {
         let timeline = html.split("id=\"key-timeline\"").nth(1).expect("the key's timeline");
         let (a, b) = (timeline.find(&first).expect("the first event"), timeline.find(&event).expect("this event"));
         assert!(a < b);
-        // The delivery log links each delivery to its event's page.
-        let log = app.http.get(app.url(&format!("/settings/api/webhooks/{sent}"))).header("cookie", &merchant).send().await.unwrap();
+        // A delivery's detail in the webhook's log links to its event's page.
+        let (_, deliveries) = app.api("GET", &format!("/webhooks/{sent}/deliveries"), Some(&app.store_a_key), None).await;
+        let delivery = deliveries["items"].as_array().unwrap().iter()
+            .find(|d| d["event_id"] == event.as_str()).expect("this event's delivery")["id"].as_str().unwrap().to_string();
+        let log = app.http.get(app.url(&format!("/settings/api/webhooks/{sent}?delivery={delivery}"))).header("cookie", &merchant).send().await.unwrap();
         assert!(log.text().await.unwrap().contains(&format!("href=\"/events/{event}\"")));
 
         // An admin sees any store's event, and the admin delivery history links it too.
