@@ -20,23 +20,13 @@ use std::time::{Duration, Instant};
 use hookline::Application;
 use hookline::config::Config;
 use hookline_core::{NewWebhook, Scope, Tenant};
-use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+
+#[path = "support/fresh_database.rs"]
+mod fresh_database;
+use fresh_database::fresh_database;
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
-    if kind == "sqlite" {
-        let dir = std::env::temp_dir().join(format!("hookline-dash-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        return format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    }
-    let admin_url = pg.unwrap();
-    let name = format!("hookline_dash_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(admin_url).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
 
 /// Writes `rows` deliveries and attempts in the database itself (a recursive CTE), newest
 /// last, with ids that sort like Hookline's own.
@@ -158,7 +148,7 @@ async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> String {
 }
 
 async fn run(kind: &str, pg: Option<&str>, rows: u64) {
-    let url = fresh_database(kind, pg).await;
+    let url = fresh_database("hookline-dash", kind, pg).await;
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
     vars.insert("HOOKLINE_LISTEN".into(), "127.0.0.1:0".into());

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hookline_core::{DeliveryControl, NewWebhook, Scope, Services, Settings, Tenant};
-use sea_orm::{ConnectionTrait, Database};
 
 #[path = "../tests/support/own_postgres.rs"]
 mod own_postgres;
@@ -37,6 +36,10 @@ use own_postgres::{Durability, OwnPostgres};
 #[path = "../tests/support/hookline_process.rs"]
 mod hookline_process;
 use hookline_process::{HooklineProcess, clock_ticks, process_cpu_seconds};
+
+#[path = "support/fresh_database.rs"]
+mod fresh_database;
+use fresh_database::fresh_database;
 
 #[path = "support/sink.rs"]
 mod sink;
@@ -118,28 +121,6 @@ async fn receiver_only(events: usize) -> f64 {
     sink.count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
-    match kind {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("hookline-bench-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display())
-        }
-        _ => {
-            let admin_url = pg.unwrap();
-            let name = format!("hookline_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(admin_url).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, query) = admin_url
-                .split_once('?')
-                .map(|(b, q)| (b, format!("?{q}")))
-                .unwrap_or((admin_url, String::new()));
-            let (base, _) = base.rsplit_once('/').unwrap();
-            format!("{base}/{name}{query}")
-        }
-    }
-}
-
 async fn prepare(database_url: &str, target: &str, webhooks: usize) -> String {
     let db = hookline_core::connect(database_url).await.unwrap();
     hookline_core::migrate(&db).await.unwrap();
@@ -194,7 +175,7 @@ async fn scenario(
     rate: Option<f64>,
 ) -> Figures {
     let (sink, target) = start_sink().await;
-    let database_url = fresh_database(kind, pg).await;
+    let database_url = fresh_database("hookline-bench", kind, pg).await;
     let key = prepare(&database_url, &target, webhooks).await;
     let server = hookline_process::serve(&database_url).start();
     let expected = webhooks * events;
@@ -244,7 +225,7 @@ async fn scenario(
 /// p99 latency, and CPU µs per delivery of all the Hookline processes together.
 async fn multi_process(pg: &str, workers: usize, events: usize) -> (f64, f64, f64) {
     let (sink, target) = start_sink().await;
-    let database_url = fresh_database("postgres", Some(pg)).await;
+    let database_url = fresh_database("hookline-bench", "postgres", Some(pg)).await;
     let key = prepare(&database_url, &target, 1).await;
     let api = hookline_process::serve(&database_url).env("HOOKLINE_ROLE", "api").start();
     let delivering: Vec<HooklineProcess> = (0..workers)

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hookline_core::{NewWebhook, Scope, Services, Settings, Tenant};
-use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
 #[path = "../tests/support/own_postgres.rs"]
 mod own_postgres;
@@ -28,31 +28,13 @@ const EVENTS: usize = 20_000;
 #[path = "../tests/support/hookline_process.rs"]
 mod hookline_process;
 
+#[path = "support/fresh_database.rs"]
+mod fresh_database;
+use fresh_database::fresh_database;
+
 #[path = "support/sink.rs"]
 mod sink;
 use sink::{Sink, publish, start_sink};
-
-async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
-    match kind {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("hookline-prune-bench-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display())
-        }
-        _ => {
-            let admin_url = pg.unwrap();
-            let name = format!("hookline_prune_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(admin_url).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, query) = admin_url
-                .split_once('?')
-                .map(|(b, q)| (b, format!("?{q}")))
-                .unwrap_or((admin_url, String::new()));
-            let (base, _) = base.rsplit_once('/').unwrap();
-            format!("{base}/{name}{query}")
-        }
-    }
-}
 
 /// The store `seed` with one webhook and `rows` old deliveries, events and attempts; the store
 /// `bench` with the webhook scenario (a) delivers to. Answers an admin API key.
@@ -235,7 +217,7 @@ fn main() {
     for kind in backends {
         runtime.block_on(async {
             let (sink, target) = start_sink().await;
-            let url = fresh_database(kind, pg.as_deref()).await;
+            let url = fresh_database("hookline-prune-bench", kind, pg.as_deref()).await;
             let db = hookline_core::connect(&url).await.unwrap();
             let key = prepare(&db, &target, rows).await;
             let r = scenario(&db, &url, &sink, &key, "30d").await;

@@ -24,7 +24,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hookline_core::{Scope, Services, Settings};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 
 #[path = "../tests/support/own_postgres.rs"]
 mod own_postgres;
@@ -32,6 +32,10 @@ use own_postgres::{Durability, OwnPostgres};
 
 #[path = "../tests/support/hookline_process.rs"]
 mod hookline_process;
+
+#[path = "support/fresh_database.rs"]
+mod fresh_database;
+use fresh_database::fresh_database;
 
 #[path = "support/sink.rs"]
 #[allow(dead_code)] // the producers only: this bench has receivers of its own
@@ -89,28 +93,6 @@ async fn start_limited(per_second: u32) -> (Limited, String) {
     (state, url)
 }
 
-async fn fresh_database(kind: &str, pg: Option<&str>) -> String {
-    match kind {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("hookline-bench-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display())
-        }
-        _ => {
-            let admin_url = pg.unwrap();
-            let name = format!("hookline_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(admin_url).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, query) = admin_url
-                .split_once('?')
-                .map(|(b, q)| (b, format!("?{q}")))
-                .unwrap_or((admin_url, String::new()));
-            let (base, _) = base.rsplit_once('/').unwrap();
-            format!("{base}/{name}{query}")
-        }
-    }
-}
-
 /// A migrated database with the store `bench` and an admin API key; the key and a
 /// connection for counting.
 async fn prepare(database_url: &str) -> (String, sea_orm::DatabaseConnection) {
@@ -149,7 +131,7 @@ async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 async fn limited_scenario(kind: &str, pg: Option<&str>) {
     let events = env_number("HOOKLINE_BENCH_LIMITED_EVENTS", 1_500) as usize;
     let (receiver, url) = start_limited(50).await;
-    let database_url = fresh_database(kind, pg).await;
+    let database_url = fresh_database("hookline-bench", kind, pg).await;
     let (key, _db) = prepare(&database_url).await;
     let server = hookline_process::serve(&database_url).start();
     create_webhook(&server.base, &key, &url).await;
@@ -199,7 +181,7 @@ async fn dead_scenario(kind: &str, pg: Option<&str>) {
     let window = Duration::from_secs(env_number("HOOKLINE_BENCH_DEAD_SECS", 300));
     // A port nobody listens on: connections are refused.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let database_url = fresh_database(kind, pg).await;
+    let database_url = fresh_database("hookline-bench", kind, pg).await;
     let (key, db) = prepare(&database_url).await;
     let server = hookline_process::serve(&database_url).start();
     let webhook_id = create_webhook(&server.base, &key, &format!("http://{dead}/hook")).await;
