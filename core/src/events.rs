@@ -129,15 +129,13 @@ impl Services {
                 format!("An Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY} characters."),
             ));
         }
-        if let Some(key) = &req.ordering_key
-            && (key.is_empty() || key.chars().count() > MAX_ORDERING_KEY)
-        {
-            return Err(Error::invalid(
-                "ordering_key",
-                format!("An ordering_key has 1 to {MAX_ORDERING_KEY} characters."),
-            ));
-        }
         if let Some(key) = &req.ordering_key {
+            if key.is_empty() || key.chars().count() > MAX_ORDERING_KEY {
+                return Err(Error::invalid(
+                    "ordering_key",
+                    format!("An ordering_key has 1 to {MAX_ORDERING_KEY} characters."),
+                ));
+            }
             // The merchant reads blocked keys on the webhook page.
             Error::refuse_hidden("ordering_key", key)?;
         }
