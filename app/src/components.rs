@@ -1,13 +1,12 @@
 //! Pieces the pages share: the frame with its top bar, the on/off switch, the health badge.
 
-use hookline_domain::WebhookUrl;
+use hookline_domain::{Health, WebhookUrl};
 use leptos::prelude::*;
 use leptos_router::components::{A, Redirect};
 
 use crate::error::AppError;
 use crate::pages::login::SignOut;
 use crate::pages::webhook::SwitchWebhook;
-use crate::pages::webhook::server::HealthKind;
 use crate::session::{Viewer, signed_in_viewer};
 
 /// The page frame: the top bar with the signed-in user, and the page. Anyone not signed in
@@ -68,14 +67,16 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
     }
 }
 
+/// A webhook's health as a badge (its words are the domain's, `Health::badge`), with its
+/// sentence (`text`) as the title.
 #[component]
-pub fn HealthBadge(kind: HealthKind, text: String) -> impl IntoView {
-    let (class, label) = match kind {
-        HealthKind::Healthy => ("badge ok", "Healthy".to_string()),
-        HealthKind::Failing => ("badge warn", text.clone()),
-        HealthKind::Off => ("badge off", "Off".to_string()),
+pub fn HealthBadge(kind: Health, text: String) -> impl IntoView {
+    let class = match kind {
+        Health::Healthy => "badge ok",
+        Health::Failing { .. } => "badge warn",
+        Health::Off { .. } => "badge off",
     };
-    view! { <span class=class title=text>{label}</span> }
+    view! { <span class=class title=text>{kind.badge()}</span> }
 }
 
 /// The webhook's on/off switch: a form with one button, so it works without JavaScript, and

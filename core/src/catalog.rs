@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::entities::event_type;
 use crate::error::{Error, Result};
 use crate::{OPERATIONAL_PREFIX, Services, now_ms};
-use hookline_domain::{Page, PageRequest, Scope, infer_schema, readable_path};
+use hookline_domain::{EventTenantType, Page, PageRequest, Scope, infer_schema, readable_path};
 
 /// The largest schema an admin may set, as JSON text.
 pub const MAX_SCHEMA: usize = 64 * 1024;
@@ -183,12 +183,12 @@ impl Services {
         }
         Error::refuse_hidden("description", &new.description)?;
         Error::refuse_hidden("product_group", group)?;
-        if !["store", "application", "any"].contains(&new.tenant_type.as_str()) {
+        let Some(tenant_type) = EventTenantType::parse(&new.tenant_type) else {
             return Err(Error::invalid(
                 "tenant_type",
                 "tenant_type is \"store\", \"application\" or \"any\".",
             ));
-        }
+        };
         let resource = new.resource.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or(name);
         let example = match &new.example_payload {
             None => "{}".to_string(),
@@ -201,7 +201,7 @@ impl Services {
             name: Set(name.to_string()),
             description: Set(new.description.trim().to_string()),
             product_group: Set(group.to_string()),
-            tenant_type: Set(new.tenant_type.clone()),
+            tenant_type: Set(tenant_type),
             resource: Set(resource.to_string()),
             example_payload: Set(example),
             created_at: Set(now_ms()),
@@ -374,7 +374,7 @@ mod tests {
             name: "communication.sms.unsubscribed.v1".into(),
             description: "A customer unsubscribes from SMS marketing.".into(),
             product_group: "SMS".into(),
-            tenant_type: "store".into(),
+            tenant_type: EventTenantType::Store,
             resource: "sms".into(),
             example_payload: "{}".into(),
             created_at: 0,

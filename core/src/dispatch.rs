@@ -66,6 +66,8 @@ pub struct Handoff {
     pub delivery_id: String,
     pub event: Arc<event::Model>,
     pub webhook: Arc<webhook::Model>,
+    /// The webhook's signing secrets, current first, as the publish read them with it.
+    pub secrets: Arc<Vec<String>>,
     pub hold: Slot,
 }
 

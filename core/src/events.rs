@@ -6,17 +6,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, QueryFilter, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dispatch::{Dispatcher, Handoff};
-use crate::entities::{delivery, event, installation, webhook};
+use crate::entities::{delivery, event, webhook};
 use crate::error::{Error, Result};
-use crate::{Services, new_id, now_ms};
-use hookline_domain::conditions::Conditions;
-use hookline_domain::{DeliveryStatus, EventFilter, Scope, Tenant, TenantType};
+use crate::recipients::Recipients;
+use crate::{Services, new_id, now_ms, store};
+use hookline_domain::{DeliveryStatus, Scope, Tenant};
 
 /// How long an `Idempotency-Key` stays bound to the event it first published.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -59,7 +59,7 @@ pub const OPERATIONAL_PREFIX: &str = "webhook.";
 /// The product group of the operational event types: every webhook that may see the
 /// webhook an operational event is about receives it, whatever its application's product
 /// lines.
-const OPERATIONAL_GROUP: &str = "Webhooks";
+pub(crate) const OPERATIONAL_GROUP: &str = "Webhooks";
 
 #[derive(Clone, Debug)]
 pub struct Published {
@@ -148,7 +148,7 @@ impl Services {
                 format!("Unknown event type {:?}.", req.event_type),
             ));
         };
-        if kind.tenant_type != "any" && kind.tenant_type != req.tenant.kind.as_str() {
+        if !kind.tenant_type.admits(req.tenant.kind) {
             return Err(Error::unprocessable(
                 "event_type",
                 format!("{} is an event of {} tenants.", kind.name, kind.tenant_type),
@@ -253,10 +253,10 @@ impl Services {
                 // it holds the write lock from its start and the reads after it see the
                 // latest data.
                 let txn = self.db.begin().await?;
-                let sequences = next_sequences(&txn, &items).await?;
-                let webhooks = recipients(&txn, &tenants).await?;
+                let (sequences, versions) = next_sequences(&txn, &items).await?;
+                let webhooks = self.recipients(&txn, &tenants, &versions).await?;
                 let planned = self.plan(&txn, jobs, &sequences, &webhooks).await?;
-                write_rows(&txn, &planned.events, &planned.deliveries).await?;
+                store::events::insert_rows(&txn, &planned.events, &planned.deliveries).await?;
                 txn.commit().await?;
                 planned
             }
@@ -265,22 +265,34 @@ impl Services {
                 // are committed, so the tenant's ordered events commit in their numbers'
                 // order and a claim never sees a later one of a key without the earlier.
                 let txn = self.db.begin().await?;
-                let sequences = next_sequences(&txn, &items).await?;
-                let webhooks = recipients(&txn, &tenants).await?;
+                let (sequences, versions) = next_sequences(&txn, &items).await?;
+                let webhooks = self.recipients(&txn, &tenants, &versions).await?;
                 let planned = self.plan(&txn, jobs, &sequences, &webhooks).await?;
-                write_rows(&txn, &planned.events, &planned.deliveries).await?;
+                store::events::insert_rows(&txn, &planned.events, &planned.deliveries).await?;
                 txn.commit().await?;
                 planned
             }
             _ => {
-                // The counters and the webhooks are read at once, on two connections; then
-                // one statement writes the events and their deliveries, atomic by itself.
-                // The counter's row is locked for one statement only. A request published
-                // after another was answered still gets the higher number.
-                let (sequences, webhooks) =
-                    tokio::try_join!(next_sequences(&self.db, &items), recipients(&self.db, &tenants))?;
-                let planned = self.plan(&self.db, jobs, &sequences, &webhooks).await?;
-                write_rows_postgres(&self.db, &planned.events, &planned.deliveries).await?;
+                // Whether the tenants' webhooks changed is a read (no commit to wait for);
+                // usually they did not and come from memory. Then one statement moves the
+                // counters, numbers the events and writes them with their deliveries: one
+                // commit. A request published after another was answered still gets the
+                // higher number.
+                let versions = store::events::recipient_versions(&self.db, &tenants).await?;
+                let webhooks = self.recipients(&self.db, &tenants, &versions).await?;
+                let unnumbered = vec![(0, None); jobs.len()];
+                let mut planned = self.plan(&self.db, jobs, &unnumbered, &webhooks).await?;
+                let numbers = {
+                    let (counters, numbered) = counters_of(jobs, &planned);
+                    store::events::insert_numbered_postgres(
+                        &self.db,
+                        &counters,
+                        &numbered,
+                        &planned.deliveries,
+                    )
+                    .await?
+                };
+                planned.number(&numbers);
                 planned
             }
         };
@@ -349,6 +361,7 @@ impl Services {
             fresh_index.iter().map(|&i| (&jobs[i].req, jobs[i].group.as_str(), sequences[i])).collect();
         let engine = self.engine();
         let mut planned = lay_out(&fresh, recipients, engine.as_deref());
+        planned.fresh = fresh_index.clone();
         for (&i, e) in fresh_index.iter().zip(&planned.events) {
             answers[i] = Some(Ok(Published { event_id: e.id.clone(), deduplicated: false }));
         }
@@ -402,10 +415,10 @@ impl Services {
         req: &PublishRequest,
         kind: &crate::entities::event_type::Model,
     ) -> Result<String> {
-        let sequence = next_sequences(txn, &[(req, kind.resource.as_str())]).await?[0];
-        let webhooks = recipients(txn, std::slice::from_ref(&req.tenant)).await?;
+        let sequence = next_sequences(txn, &[(req, kind.resource.as_str())]).await?.0[0];
+        let webhooks = self.recipients_now(txn, std::slice::from_ref(&req.tenant)).await?;
         let planned = lay_out(&[(req, kind.product_group.as_str(), sequence)], &webhooks, None);
-        write_rows(txn, &planned.events, &planned.deliveries).await?;
+        store::events::insert_rows(txn, &planned.events, &planned.deliveries).await?;
         Ok(planned.events[0].id.clone())
     }
 }
@@ -420,6 +433,26 @@ struct Planned {
     handoffs: Vec<Handoff>,
     /// Whether any delivery was queued for the workers to claim.
     queued: bool,
+    /// The request each event is for, by index into the batch.
+    fresh: Vec<usize>,
+}
+
+impl Planned {
+    /// Gives the events the sequence numbers the database assigned them, in their rows and
+    /// in what is handed to the engine.
+    fn number(&mut self, numbers: &HashMap<String, i64>) {
+        let mut numbered: HashMap<String, Arc<event::Model>> = HashMap::with_capacity(self.events.len());
+        for e in &mut self.events {
+            let sequence = numbers.get(&e.id).copied().unwrap_or(e.sequence);
+            *e = Arc::new(event::Model { sequence, ..e.as_ref().clone() });
+            numbered.insert(e.id.clone(), e.clone());
+        }
+        for h in &mut self.handoffs {
+            if let Some(e) = numbered.get(&h.event.id) {
+                h.event = e.clone();
+            }
+        }
+    }
 }
 
 /// Each request's event (with its sequence number) and one delivery per matching webhook.
@@ -438,6 +471,7 @@ fn lay_out(
         deliveries: Vec::new(),
         handoffs: Vec::new(),
         queued: false,
+        fresh: Vec::new(),
     };
     for (req, group, (sequence, ordering_seq)) in fresh {
         let ev = Arc::new(event::Model {
@@ -467,6 +501,7 @@ fn lay_out(
                     delivery_id: id.clone(),
                     event: ev.clone(),
                     webhook: w.clone(),
+                    secrets: recipients.secrets(w),
                     hold: r.hold,
                 });
                 (DeliveryStatus::Delivering, Some(r.lease_until), Some(r.leased_by))
@@ -528,214 +563,58 @@ fn distinct_tenants<'a>(tenants: impl Iterator<Item = &'a Tenant>) -> Vec<Tenant
     out
 }
 
-/// A webhook with what an event is matched against: its event filter and payload conditions.
-type Recipient = (Arc<webhook::Model>, EventFilter, Option<Conditions>);
-
-/// The webhooks of a batch's tenants, and the product lines of the applications installed on
-/// its stores: who may receive each event.
-#[derive(Default)]
-struct Recipients {
-    /// Each with its event filter and payload conditions, read once for the whole batch.
-    webhooks: HashMap<Tenant, Vec<Recipient>>,
-    /// (application, store) to the product lines it is installed for.
-    lines: HashMap<(String, String), Vec<String>>,
-}
-
-impl Recipients {
-    /// The webhooks that receive the event: subscribed to its type, in its audience, for a
-    /// store-level webhook an application made, installed for the type's product line, and
-    /// whose payload conditions it meets. The payload is parsed at most once per event, and
-    /// only when a webhook it would otherwise reach has conditions; one that does not meet
-    /// them gets no delivery at all (the explain view says which condition kept it out).
-    fn of<'a>(
-        &'a self,
-        req: &'a PublishRequest,
-        group: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<webhook::Model>> + 'a {
-        let payload = std::cell::OnceCell::new();
-        self.webhooks
-            .get(&req.tenant)
-            .into_iter()
-            .flatten()
-            .filter(move |(w, filter, conditions)| {
-                filter.matches(&req.event_type)
-                    && self.may_receive(w, req, group)
-                    && conditions.as_ref().is_none_or(|c| {
-                        // Accepted payloads are JSON; were one not, nothing it holds matches.
-                        payload
-                            .get_or_init(|| serde_json::from_str::<serde_json::Value>(&req.payload).ok())
-                            .as_ref()
-                            .is_some_and(|p| c.matches(p))
-                    })
-            })
-            .map(|(w, _, _)| w)
+/// The counters a planned batch's events take their numbers from, one per (tenant,
+/// resource) in a fixed order, and each event with its counter: in batch order, each takes
+/// the next number.
+fn counters_of<'a>(
+    jobs: &'a [PublishJob],
+    planned: &'a Planned,
+) -> (Vec<store::events::Counter<'a>>, Vec<store::events::Numbered<'a>>) {
+    let mut keys: Vec<(&Tenant, &str)> =
+        planned.fresh.iter().map(|&j| (&jobs[j].req.tenant, jobs[j].resource.as_str())).collect();
+    keys.sort_by(|(a, ra), (b, rb)| {
+        (a.kind.as_str(), a.id.as_str(), *ra).cmp(&(b.kind.as_str(), b.id.as_str(), *rb))
+    });
+    keys.dedup();
+    let mut counters: Vec<store::events::Counter> =
+        keys.iter().map(|(tenant, resource)| store::events::Counter { tenant, resource, by: 0 }).collect();
+    let mut of_event = Vec::with_capacity(planned.events.len());
+    for &j in &planned.fresh {
+        let key = (&jobs[j].req.tenant, jobs[j].resource.as_str());
+        let c = keys.iter().position(|k| *k == key).unwrap_or_default();
+        counters[c].by += 1;
+        of_event.push(c);
     }
-
-    fn may_receive(&self, w: &webhook::Model, req: &PublishRequest, group: &str) -> bool {
-        if let Audience::MadeBy(maker) = &req.audience
-            && w.application_id != *maker
-        {
-            return false;
-        }
-        match (&w.application_id, req.tenant.kind) {
-            (Some(app), TenantType::Store) if group != OPERATIONAL_GROUP => self
-                .lines
-                .get(&(app.clone(), req.tenant.id.clone()))
-                .is_some_and(|lines| lines.iter().any(|l| l.eq_ignore_ascii_case(group))),
-            _ => true,
-        }
-    }
-}
-
-/// The webhooks of each tenant in one query, and in a second one, only when applications
-/// made some of them, those applications' installations.
-async fn recipients(conn: &impl ConnectionTrait, tenants: &[Tenant]) -> Result<Recipients> {
-    let mut any = sea_orm::Condition::any();
-    for t in tenants {
-        any = any.add(
-            sea_orm::Condition::all()
-                .add(webhook::Column::TenantType.eq(t.kind.as_str()))
-                .add(webhook::Column::TenantId.eq(&t.id)),
-        );
-    }
-    let mut out = Recipients::default();
-    if tenants.is_empty() {
-        return Ok(out);
-    }
-    let mut installed: Vec<(String, String)> = Vec::new();
-    for w in webhook::Entity::find().filter(any).all(conn).await? {
-        if let (Some(app), TenantType::Store) = (&w.application_id, w.tenant_type) {
-            let key = (app.clone(), w.tenant_id.clone());
-            if !installed.contains(&key) {
-                installed.push(key);
-            }
-        }
-        let filter = w.subscription();
-        let conditions = Conditions::from_stored(w.conditions.as_deref());
-        out.webhooks.entry(w.tenant()).or_default().push((Arc::new(w), filter, conditions));
-    }
-    if !installed.is_empty() {
-        let mut pairs = sea_orm::Condition::any();
-        for (app, store) in &installed {
-            pairs = pairs.add(
-                sea_orm::Condition::all()
-                    .add(installation::Column::ApplicationId.eq(app))
-                    .add(installation::Column::StoreId.eq(store)),
-            );
-        }
-        for i in installation::Entity::find().filter(pairs).all(conn).await? {
-            let lines: Vec<String> = serde_json::from_str(&i.product_lines).unwrap_or_default();
-            out.lines.insert((i.application_id, i.store_id), lines);
-        }
-    }
-    Ok(out)
-}
-
-/// Writes the rows with multi-row statements, inside the caller's transaction.
-async fn write_rows(
-    txn: &DatabaseTransaction,
-    events: &[Arc<event::Model>],
-    deliveries: &[delivery::Model],
-) -> Result<()> {
-    let rows = crate::rows_per_statement(txn.get_database_backend());
-    for chunk in events.chunks(rows) {
-        let models = chunk.iter().map(|e| event::ActiveModel::from(e.as_ref().clone()));
-        event::Entity::insert_many(models).exec_without_returning(txn).await?;
-    }
-    for chunk in deliveries.chunks(rows) {
-        let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
-        delivery::Entity::insert_many(models).exec_without_returning(txn).await?;
-    }
-    Ok(())
-}
-
-/// Most parameters one PostgreSQL statement may have is 65,535; this leaves room.
-const POSTGRES_MAX_PARAMS: usize = 60_000;
-
-/// On PostgreSQL, the events and their deliveries in one statement (one round trip, atomic
-/// without a transaction); a batch too big for one statement gets a transaction.
-async fn write_rows_postgres(
-    db: &DatabaseConnection,
-    events: &[Arc<event::Model>],
-    deliveries: &[delivery::Model],
-) -> Result<()> {
-    const EVENT_COLS: usize = 9;
-    const DELIVERY_COLS: usize = 14;
-    if events.is_empty() {
-        return Ok(());
-    }
-    if events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS > POSTGRES_MAX_PARAMS {
-        let txn = db.begin().await?;
-        write_rows(&txn, events, deliveries).await?;
-        txn.commit().await?;
-        return Ok(());
-    }
-    let mut values: Vec<sea_orm::Value> =
-        Vec::with_capacity(events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS);
-    for e in events {
-        values.extend([
-            e.id.clone().into(),
-            e.tenant_type.into(),
-            e.tenant_id.clone().into(),
-            e.event_type.clone().into(),
-            e.payload.clone().into(),
-            e.idempotency_key.clone().into(),
-            e.sequence.into(),
-            e.received_at.into(),
-            e.ordering_key.clone().into(),
-        ]);
-    }
-    let mut sql = format!(
-        "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
-         received_at, ordering_key) VALUES {}",
-        crate::store::placeholders(events.len(), EVENT_COLS, 0)
-    );
-    if !deliveries.is_empty() {
-        let offset = values.len();
-        for d in deliveries {
-            values.extend([
-                d.id.clone().into(),
-                d.event_id.clone().into(),
-                d.webhook_id.clone().into(),
-                d.tenant_type.into(),
-                d.tenant_id.clone().into(),
-                d.event_type.clone().into(),
-                d.status.into(),
-                d.attempts.into(),
-                d.next_attempt_at.into(),
-                d.leased_by.clone().into(),
-                d.created_at.into(),
-                d.updated_at.into(),
-                d.ordering_key.clone().into(),
-                d.ordering_seq.into(),
-            ]);
-        }
-        sql = format!(
-            "WITH new_events AS ({sql}) INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, \
-             tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at, \
-             ordering_key, ordering_seq) VALUES {}",
-            crate::store::placeholders(deliveries.len(), DELIVERY_COLS, offset)
-        );
-    }
-    db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
-    Ok(())
+    // The counter's last number goes to its last event of the batch.
+    let mut taken = vec![0i64; counters.len()];
+    let numbered = planned
+        .events
+        .iter()
+        .zip(of_event)
+        .map(|(event, c)| {
+            taken[c] += 1;
+            store::events::Numbered { event, counter: c, back: counters[c].by - taken[c] }
+        })
+        .collect();
+    (counters, numbered)
 }
 
 /// An event's numbers: its sequence (per tenant and resource, the `sequence` header) and, when
 /// it carries an ordering key, its place in the tenant's ordering counter.
 type Numbers = (i64, Option<i64>);
 
-/// Numbers for each item, one upsert per (tenant, resource) however many items share it: the
+/// Numbers for each item, one counter per (tenant, resource) however many items share it: the
 /// counter moves by their number and they take the numbers in order. Items with an ordering
-/// key also take a number of their tenant's ordering counter. The counters are moved in one
-/// fixed order, so two transactions holding several of them never wait on each other.
+/// key also take a number of their tenant's ordering counter. Every counter moves in one
+/// statement, in one fixed order, so two writers holding several never wait on each other;
+/// it also answers the tenants' recipients' versions.
 async fn next_sequences(
     txn: &impl ConnectionTrait,
     items: &[(&PublishRequest, &str)],
-) -> Result<Vec<Numbers>> {
+) -> Result<(Vec<Numbers>, HashMap<Tenant, i64>)> {
     // (tenant, resource, ordering counter?) and the items that take its numbers.
-    type Counter<'a> = (&'a Tenant, &'a str, bool);
-    let mut groups: Vec<(Counter, Vec<usize>)> = Vec::new();
+    type Group<'a> = (&'a Tenant, &'a str, bool);
+    let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
     for (i, (req, resource)) in items.iter().enumerate() {
         let ordering = req.ordering_key.is_some().then_some((&req.tenant, ORDERING_COUNTER, true));
         for counter in std::iter::once((&req.tenant, *resource, false)).chain(ordering) {
@@ -748,9 +627,17 @@ async fn next_sequences(
     groups.sort_by(|((a, ra, _), _), ((b, rb, _), _)| {
         (a.kind.as_str(), a.id.as_str(), *ra).cmp(&(b.kind.as_str(), b.id.as_str(), *rb))
     });
+    let counters: Vec<store::events::Counter> = groups
+        .iter()
+        .map(|((tenant, resource, _), members)| store::events::Counter {
+            tenant,
+            resource,
+            by: members.len() as i64,
+        })
+        .collect();
+    let moved = store::events::advance_counters(txn, &counters).await?;
     let mut out: Vec<Numbers> = vec![(0, None); items.len()];
-    for ((tenant, resource, ordering), members) in groups {
-        let last = advance_sequence(txn, tenant, resource, members.len() as i64).await?;
+    for (((_, _, ordering), members), last) in groups.into_iter().zip(moved.values) {
         let first = last - members.len() as i64 + 1;
         for (k, i) in members.into_iter().enumerate() {
             let n = first + k as i64;
@@ -761,32 +648,14 @@ async fn next_sequences(
             }
         }
     }
-    Ok(out)
-}
-
-/// Moves the tenant's counter for this resource by `by` and returns its new value: strictly
-/// increasing, because the upsert locks the row until its statement (or transaction) ends.
-async fn advance_sequence(
-    txn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    resource: &str,
-    by: i64,
-) -> Result<i64> {
-    let backend = txn.get_database_backend();
-    let stmt = Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO sequences (tenant_type, tenant_id, resource, value) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_type, tenant_id, resource) DO UPDATE SET value = sequences.value + $4 \
-         RETURNING value",
-        [tenant.kind.as_str().into(), tenant.id.clone().into(), resource.into(), by.into()],
-    );
-    let row = txn.query_one_raw(stmt).await?.ok_or(Error::NotFound("sequence"))?;
-    Ok(row.try_get::<i64>("", "value")?)
+    Ok((out, moved.versions))
 }
 
 /// The next number of the tenant's counter for this resource.
 pub(crate) async fn next_sequence(txn: &DatabaseTransaction, tenant: &Tenant, resource: &str) -> Result<i64> {
-    advance_sequence(txn, tenant, resource, 1).await
+    let moved =
+        store::events::advance_counters(txn, &[store::events::Counter { tenant, resource, by: 1 }]).await?;
+    Ok(moved.values[0])
 }
 
 impl Services {

@@ -1,7 +1,8 @@
 //! "Why didn't it arrive?": for one event, what happened with each webhook of its tenant
 //! (not subscribed, filtered out by a condition, off, paused by the receiver, behind a blocked
 //! ordering key, queued, delivered, failed), in a sentence with its moment; and an ordering
-//! key's timeline, its events in publish order with their deliveries.
+//! key's timeline, its events in publish order (the tenant's ordering counter) with their
+//! deliveries.
 //!
 //! Every answer reads a bounded number of rows through indexes (docs/explain.md): the event,
 //! a page of the tenant's webhooks, the event's deliveries to them, and for an ordered
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entities::{delivery, event, installation, webhook};
 use crate::error::{Error, Result};
-use crate::store::explain::KeyHead;
+use crate::store::explain::{KeyEventsAfter, KeyHead};
 use crate::{OPERATIONAL_PREFIX, Services, now_ms};
 use hookline_domain::conditions::Conditions;
 use hookline_domain::{DeliveryStatus, Page, PageRequest, Scope, Tenant, TenantType, human_time};
@@ -448,23 +449,20 @@ impl Services {
             ));
         }
         let made_by = self.reach(scope, tenant).await?.application();
-        let after =
-            match page.cursor.as_deref() {
-                None => None,
-                Some(cursor) => {
-                    let parsed = cursor
-                        .split_once(':')
-                        .and_then(|(seq, id)| Some((seq.parse::<i64>().ok()?, id)))
-                        .filter(|(_, id)| !id.is_empty());
-                    Some(parsed.ok_or_else(|| {
-                        Error::invalid("cursor", "This cursor is not one this list answered.")
-                    })?)
-                }
-            };
+        let after = match page.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(
+                timeline_cursor(cursor)
+                    .ok_or_else(|| Error::invalid("cursor", "This cursor is not one this list answered."))?,
+            ),
+        };
         let limit = page.limit();
         let store = self.store();
-        let rows = store.key_events(tenant, key, after, limit + 1).await?;
-        let rows = Page::from_rows(rows, limit, |e| format!("{}:{}", e.sequence, e.id));
+        let rows = store.key_events(tenant, key, after.as_ref(), limit + 1).await?;
+        let rows = Page::from_rows(rows, limit, |e| match e.place() {
+            KeyEventsAfter::Numbered { ordering_seq, id } => format!("n:{ordering_seq}:{id}"),
+            KeyEventsAfter::Unnumbered { received_at, id } => format!("t:{received_at}:{id}"),
+        });
         let ids: Vec<String> = rows.items.iter().map(|e| e.id.clone()).collect();
         // An installed application's own webhooks on the store (a bounded few).
         let mine: Option<std::collections::HashSet<String>> = match &made_by {
@@ -502,6 +500,22 @@ impl Services {
             })
             .collect();
         Ok(Page { items, next_cursor: rows.next_cursor })
+    }
+}
+
+/// A timeline's cursor: `n:{ordering number}:{id}` after a numbered event, `t:{received
+/// at}:{id}` after one without a number.
+fn timeline_cursor(cursor: &str) -> Option<KeyEventsAfter> {
+    let (kind, rest) = cursor.split_once(':')?;
+    let (n, id) = rest.split_once(':')?;
+    let (n, id) = (n.parse::<i64>().ok()?, id.to_string());
+    if id.is_empty() {
+        return None;
+    }
+    match kind {
+        "n" => Some(KeyEventsAfter::Numbered { ordering_seq: n, id }),
+        "t" => Some(KeyEventsAfter::Unnumbered { received_at: n, id }),
+        _ => None,
     }
 }
 

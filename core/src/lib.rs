@@ -23,6 +23,8 @@ mod maintenance;
 pub mod ordering;
 mod overview;
 mod portal;
+mod receivable;
+mod recipients;
 mod replays;
 mod retention;
 mod secrets;
@@ -137,6 +139,8 @@ pub struct Services {
     dispatcher: Arc<OnceLock<std::sync::Weak<dyn Dispatcher>>>,
     publisher: Arc<OnceLock<tokio::sync::mpsc::Sender<events::PublishJob>>>,
     cache: Arc<cache::Caches>,
+    /// Each tenant's recipients as publishing last read them ([`recipients`]).
+    recipient_cache: Arc<recipients::RecipientCache>,
     throttle: Arc<throttle::SignInThrottle>,
     /// Manual resends and test sends per tenant: each is a request to a receiver that no
     /// event caused, so a caller may not make many.
@@ -162,6 +166,7 @@ impl Services {
             dispatcher: Arc::new(OnceLock::new()),
             publisher: Arc::new(OnceLock::new()),
             cache: Arc::new(cache::Caches::default()),
+            recipient_cache: Arc::default(),
             throttle: Arc::new(throttle::SignInThrottle::default()),
             on_request_limit: Arc::new(governor::RateLimiter::keyed(
                 governor::Quota::per_second(

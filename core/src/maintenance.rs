@@ -2,9 +2,9 @@
 //! publishing or delivery: removing what deleted webhooks and stores left behind, and expired
 //! sessions. Retention has its own module (`retention`).
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::entities::{delivery, session, store, webhook_purge};
+use crate::entities::session;
 use crate::error::Result;
 use crate::{Services, now_ms};
 
@@ -16,55 +16,7 @@ impl Services {
     /// most [`PURGE_BATCH`] deliveries, in one short transaction. Answers how many rows it
     /// removed; 0 when nothing is left to do.
     pub async fn purge_deleted_webhooks_step(&self) -> Result<u64> {
-        let Some(purge) = webhook_purge::Entity::find()
-            .order_by_asc(webhook_purge::Column::RequestedAt)
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(0);
-        };
-        let ids: Vec<String> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::WebhookId.eq(&purge.webhook_id))
-            .order_by_asc(delivery::Column::Id)
-            .limit(PURGE_BATCH)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let backend = self.db.get_database_backend();
-        let _turn = self.write_turn().await;
-        if ids.is_empty() {
-            // The last step: the hourly counters and the purge's own row.
-            self.db
-                .execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "DELETE FROM webhook_hours WHERE webhook_id = $1",
-                    [purge.webhook_id.clone().into()],
-                ))
-                .await?;
-            webhook_purge::Entity::delete_by_id(&purge.webhook_id).exec(&self.db).await?;
-            return Ok(1);
-        }
-        let list = crate::store::placeholder_list(ids.len(), 0);
-        let values: Vec<sea_orm::Value> = ids.iter().map(|id| id.clone().into()).collect();
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        let attempts = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!("DELETE FROM attempts WHERE delivery_id IN ({list})"),
-                values.clone(),
-            ))
-            .await?;
-        let deliveries = txn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!("DELETE FROM deliveries WHERE id IN ({list})"),
-                values,
-            ))
-            .await?;
-        txn.commit().await?;
-        Ok(attempts.rows_affected() + deliveries.rows_affected())
+        self.store().purge_deleted_webhook_step(PURGE_BATCH).await
     }
 
     /// A consistent copy of a SQLite database at `path`, made while Hookline runs
@@ -88,13 +40,7 @@ impl Services {
         let text =
             path.to_str().ok_or_else(|| Error::invalid("path", "The backup path must be valid UTF-8."))?;
         Error::refuse_nul("path", text)?;
-        self.db
-            .execute_raw(Statement::from_sql_and_values(
-                sea_orm::DatabaseBackend::Sqlite,
-                "VACUUM INTO ?",
-                [text.into()],
-            ))
-            .await?;
+        self.store().vacuum_into(text).await?;
         Ok(())
     }
 
@@ -103,60 +49,18 @@ impl Services {
     /// it (they may have known it for [`crate::cache::TENANT_TTL`]), the store's row goes.
     /// Its webhooks' deliveries go with their webhook purges. Answers how many rows it removed.
     pub async fn purge_deleted_stores_step(&self) -> Result<u64> {
-        let Some(gone) = store::Entity::find()
-            .filter(store::Column::DeletedAt.is_not_null())
-            .order_by_asc(store::Column::DeletedAt)
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(0);
-        };
-        let backend = self.db.get_database_backend();
-        let _turn = self.write_turn().await;
-        let events = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE tenant_type = 'store' \
-                     AND tenant_id = $1 ORDER BY id LIMIT {PURGE_BATCH})"
-                ),
-                [gone.id.clone().into()],
-            ))
-            .await?
-            .rows_affected();
-        let settled =
-            gone.deleted_at.unwrap_or(0) + 3 * crate::cache::TENANT_TTL.as_millis() as i64 <= now_ms();
-        if events > 0 || !settled {
-            return Ok(events);
-        }
-        store::Entity::delete_by_id(&gone.id).exec(&self.db).await?;
-        Ok(1)
+        let settled_before = now_ms() - 3 * crate::cache::TENANT_TTL.as_millis() as i64;
+        self.store().purge_deleted_store_step(PURGE_BATCH, settled_before).await
     }
 
     /// Whether the database answers, now.
     pub async fn ping(&self) -> Result<()> {
-        self.db.execute_unprepared("SELECT 1").await?;
-        Ok(())
+        self.store().ping().await
     }
 
     /// When the oldest due delivery came due, if one is due: one step down the due index.
     pub async fn oldest_due(&self) -> Result<Option<i64>> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.db.get_database_backend(),
-                // A pending delivery that came due, or a claimed one whose lease ran out (its
-                // process died): both are waiting, as the claim sees them.
-                "SELECT next_attempt_at FROM deliveries WHERE status IN ('pending', 'delivering') \
-                 AND next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT 1",
-            ))
-            .await?;
-        let at: Option<i64> = match row {
-            Some(r) => r.try_get("", "next_attempt_at")?,
-            None => None,
-        };
-        Ok(at.filter(|t| *t <= now_ms()))
+        Ok(self.store().earliest_due().await?.filter(|t| *t <= now_ms()))
     }
 
     /// Removes sessions past their end; answers how many.

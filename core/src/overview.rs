@@ -1,6 +1,7 @@
 //! The admin overview: how delivery across every store went over the last day or week, read
-//! from counters (`store::overview`) and the janitor's bounded queue reads, so it answers in
-//! the same time with ten deliveries or ten million.
+//! from counters (`store::overview`: the hourly counters, and for the week's whole days their
+//! daily rollups) and the janitor's bounded queue reads, so it answers in the same time with
+//! ten deliveries or ten million.
 
 use std::collections::HashMap;
 
@@ -71,6 +72,14 @@ pub struct Overview {
 }
 
 impl Services {
+    /// One step of the overview's daily rollups (`store::overview`): forgets what is stale,
+    /// then adds up at most one day that is over. Answers whether a day is left to add up.
+    /// Housekeeping runs it after each pruning round (`Pruner`); nothing on the delivery path
+    /// waits for it.
+    pub async fn overview_rollup_step(&self) -> Result<bool> {
+        self.store().overview_rollup_step(now_ms()).await
+    }
+
     /// The overview of `period`, for admins only.
     pub async fn overview(&self, scope: &Scope, period: OverviewPeriod) -> Result<Overview> {
         if !scope.is_admin() {
@@ -80,9 +89,9 @@ impl Services {
         let to = (now / HOUR_MS + 1) * HOUR_MS;
         let from = to - period.hours() * HOUR_MS;
         let store = self.store();
-        // Two passes over the counters' hour range, at once: per hour and per webhook.
-        let (counted, totals) =
-            tokio::try_join!(store.hour_totals(from, to), store.endpoint_totals(from, to))?;
+        // Two passes over the counters, at once: per hour and per webhook; whole days the
+        // rollups hold come from them (the week view), every other hour from the hourly counters.
+        let (counted, totals) = store.overview_totals(from, to).await?;
         let mut hours: Vec<HourTotals> = (0..period.hours())
             .map(|i| HourTotals { hour: from + i * HOUR_MS, ..Default::default() })
             .collect();

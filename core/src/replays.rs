@@ -6,14 +6,13 @@
 //! each request keeps its `webhook-id` (the event id: it is the same delivery). One replay
 //! runs per webhook at a time. The SQL is in [`crate::store::replays`].
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::entities::{delivery, replay};
 use crate::error::{Error, Result};
 use crate::store::replays::{PageDone, REPLAYABLE, ReplayChoice};
 use crate::{DeliveryStatus, Page, PageRequest, Scope, Services, new_id, now_ms};
+use hookline_domain::ReplayState;
 
 /// Deliveries one page of a replay queues again, in one transaction.
 pub const REPLAY_PAGE: u64 = 500;
@@ -202,7 +201,7 @@ impl Services {
                 .event_types
                 .as_ref()
                 .map(|t| serde_json::to_string(t).unwrap_or_default())),
-            state: Set("running".into()),
+            state: Set(ReplayState::Running),
             total: Set(total as i64),
             done: Set(0),
             cursor: Set(None),
@@ -217,19 +216,12 @@ impl Services {
         // (PostgreSQL) or the process's write turn (SQLite), so two requests cannot both pass.
         let _turn = self.write_turn().await;
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DatabaseBackend::Postgres,
-                "SELECT id FROM webhooks WHERE id = $1 FOR UPDATE",
-                [hook.id.clone().into()],
-            ))
-            .await?;
-        }
+        crate::store::webhooks::lock(&txn, &hook.id).await?;
         let running: Option<String> = replay::Entity::find()
             .select_only()
             .column(replay::Column::Id)
             .filter(replay::Column::WebhookId.eq(&hook.id))
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .into_tuple()
             .one(&txn)
             .await?;
@@ -373,7 +365,7 @@ impl Replayer {
         let Some(current) = replay::Entity::find_by_id(id).one(&services.db).await? else {
             return Ok((Turn::Released, None));
         };
-        if current.state != "running" || current.updated_at != stamp {
+        if current.state != ReplayState::Running || current.updated_at != stamp {
             return Ok((Turn::Released, None));
         }
         let hook =
@@ -384,7 +376,7 @@ impl Replayer {
             _ => None,
         };
         if let Some(why) = stopped {
-            store.end_replay(id, stamp, "failed", Some(why), now).await?;
+            store.end_replay(id, stamp, ReplayState::Failed, Some(why), now).await?;
             return Ok((Turn::Released, None));
         }
         if store.pending_of_webhook(&current.webhook_id, self.page).await? >= self.page {

@@ -13,11 +13,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement, Value};
-use serde::Serialize;
+use sea_orm::{ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter};
 
 use crate::entities::{store, webhook};
 use crate::error::{Error, Result};
+use crate::store::retention::PruneRange;
 use crate::{HOUR_MS, Services, now_ms};
 use hookline_domain::Scope;
 
@@ -84,38 +84,7 @@ pub(crate) fn cutoff_id(ms: i64) -> String {
     format!("{:08x}-{:04x}-0000-0000-000000000000", ms >> 16, ms & 0xffff)
 }
 
-/// What a round removed (or, in a dry run, would remove).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    pub events: u64,
-    pub deliveries: u64,
-    pub attempts: u64,
-    pub webhook_hours: u64,
-    /// Event payloads cleared.
-    pub payloads: u64,
-    /// Attempts whose response body and headers were cleared.
-    pub response_bodies: u64,
-}
-
-impl PruneReport {
-    pub fn total(&self) -> u64 {
-        self.events
-            + self.deliveries
-            + self.attempts
-            + self.webhook_hours
-            + self.payloads
-            + self.response_bodies
-    }
-
-    fn add(&mut self, o: PruneReport) {
-        self.events += o.events;
-        self.deliveries += o.deliveries;
-        self.attempts += o.attempts;
-        self.webhook_hours += o.webhook_hours;
-        self.payloads += o.payloads;
-        self.response_bodies += o.response_bodies;
-    }
-}
+pub use crate::store::retention::PruneReport;
 
 /// One range of one table still to go through. `after` is the cursor: everything up to it
 /// (exclusive lower bound) is done; `before` is the cutoff id (exclusive upper bound).
@@ -134,6 +103,9 @@ enum Task {
     Hours { after: String, through: i64 },
     /// One store's hourly counters in (`after`, `through`], in one step.
     StoreHours { store: String, after: i64, through: i64 },
+    /// The admin overview's daily rollups, a day a step (they ride the round: housekeeping
+    /// every minute, in small steps, after the hourly counters were pruned).
+    Rollups,
 }
 
 /// Pruning in rounds of small steps: [`Pruner::start`] plans a round from the settings and
@@ -216,6 +188,9 @@ impl Pruner {
             self.tasks.push_back(Task::Payloads { after: cutoff_id(from), before: cutoff_id(payload_cut) });
         }
         self.tasks.push_back(Task::Hours { after: String::new(), through: cut - HOUR_MS });
+        if !self.dry_run {
+            self.tasks.push_back(Task::Rollups);
+        }
         Ok(())
     }
 
@@ -317,22 +292,8 @@ impl Services {
 /// single-row reads), so a round does not read again what earlier rounds (of this process or
 /// another, before a restart) went through.
 async fn payload_done_until(services: &Services, cut: i64, payload_cut: i64) -> Result<i64> {
-    let db = &services.db;
-    let backend = db.get_database_backend();
-    let cleared_at = |t: i64| async move {
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                "SELECT payload_pruned_at FROM events WHERE id >= $1 ORDER BY id LIMIT 1",
-                [cutoff_id(t).into()],
-            ))
-            .await?;
-        let at: Option<i64> = match row {
-            Some(r) => r.try_get("", "payload_pruned_at")?,
-            None => None,
-        };
-        Ok::<bool, Error>(at.is_some())
-    };
+    let store = services.store();
+    let cleared_at = |t: i64| async move { store.payload_cleared_from(&cutoff_id(t)).await };
     let (mut lo, mut hi) = (cut, payload_cut);
     if !cleared_at(lo).await? {
         return Ok(lo);
@@ -348,124 +309,49 @@ async fn payload_done_until(services: &Services, cut: i64, payload_cut: i64) -> 
     Ok(lo)
 }
 
-/// `$n` placeholders numbered from 1 for the values as they are pushed.
-#[derive(Default)]
-struct Args(Vec<Value>);
-
-impl Args {
-    fn bind(&mut self, v: impl Into<Value>) -> String {
-        self.0.push(v.into());
-        format!("${}", self.0.len())
-    }
-}
-
-/// The statuses of a delivery still retrying, written out so SQLite can match its partial
-/// indexes and neither database needs a parameter for them.
-const RETRYING: &str = "('pending', 'delivering')";
-
 /// Does one batch of `task`; answers what it did and whether the task is finished.
 async fn run_step(services: &Services, task: &mut Task, dry_run: bool) -> Result<(PruneReport, bool)> {
-    let db = &services.db;
-    let limit = batch(db.get_database_backend());
+    let limit = batch(services.store().backend());
     let mut done = PruneReport::default();
-    let (table, after, before, scope) = match &*task {
+    let (range, after, before) = match &*task {
         Task::StoreHours { store, after, through } => {
-            let mut a = Args::default();
-            let cond = format!(
-                "webhook_id IN (SELECT id FROM webhooks WHERE tenant_type = 'store' AND tenant_id = {}) \
-                 AND hour > {} AND hour <= {}",
-                a.bind(store.clone()),
-                a.bind(*after),
-                a.bind(*through)
-            );
-            done.webhook_hours = write_or_count(services, dry_run, "webhook_hours", &cond, a).await?;
+            done.webhook_hours = services.store().prune_store_hours(store, *after, *through, dry_run).await?;
+            if done.webhook_hours > 0 && !dry_run {
+                // The overview's rollups of those days are read from the hours again.
+                services.store().forget_rolled_days(*after + 1, *through).await?;
+            }
             return Ok((done, true));
         }
         Task::Hours { after, through } => {
-            let mut a = Args::default();
-            let sql = format!(
-                "SELECT MAX(id) AS last FROM (SELECT id FROM webhooks WHERE id > {} ORDER BY id \
-                 LIMIT {HOURS_WEBHOOKS}) AS batch",
-                a.bind(after.clone())
-            );
-            let Some(last) = last_of(services, sql, a).await? else { return Ok((done, true)) };
-            let mut a = Args::default();
-            let cond = format!(
-                "webhook_id IN (SELECT id FROM webhooks WHERE id > {} AND id <= {}) AND hour <= {}",
-                a.bind(after.clone()),
-                a.bind(last.clone()),
-                a.bind(*through)
-            );
-            done.webhook_hours = write_or_count(services, dry_run, "webhook_hours", &cond, a).await?;
+            let Some((last, hours)) =
+                services.store().prune_hours(after, *through, HOURS_WEBHOOKS, dry_run).await?
+            else {
+                return Ok((done, true));
+            };
+            done.webhook_hours = hours;
+            if done.webhook_hours > 0 && !dry_run {
+                services.store().forget_rolled_days(0, *through).await?;
+            }
             task.advance(last);
             return Ok((done, false));
         }
+        Task::Rollups => {
+            let more = !dry_run && services.overview_rollup_step().await?;
+            return Ok((done, !more));
+        }
         Task::Deliveries { webhook, after, before } => {
-            ("deliveries", after.clone(), before.clone(), webhook.clone().map(Scoped::Webhook))
+            (PruneRange::Deliveries { webhook: webhook.clone() }, after.clone(), before.clone())
         }
         Task::Events { store, after, before } => {
-            ("events", after.clone(), before.clone(), store.clone().map(Scoped::Store))
+            (PruneRange::Events { store: store.clone() }, after.clone(), before.clone())
         }
-        Task::ResponseBodies { after, before } => ("attempts", after.clone(), before.clone(), None),
-        Task::Payloads { after, before } => ("events", after.clone(), before.clone(), None),
+        Task::ResponseBodies { after, before } => (PruneRange::ResponseBodies, after.clone(), before.clone()),
+        Task::Payloads { after, before } => (PruneRange::Payloads, after.clone(), before.clone()),
     };
-    // The batch: the first `limit` ids of the range (of the webhook or store), by the index.
-    let mut a = Args::default();
-    let range = format!("id > {} AND id < {}", a.bind(after.clone()), a.bind(before.clone()));
-    let sql = format!(
-        "SELECT MAX(id) AS last FROM (SELECT id FROM {table} WHERE {range}{} ORDER BY id LIMIT {limit}) AS batch",
-        scope.as_ref().map(|s| s.condition(&mut a)).unwrap_or_default(),
-    );
-    let Some(last) = last_of(services, sql, a).await? else { return Ok((done, true)) };
-    let mut a = Args::default();
-    let mut cond = format!("id > {} AND id <= {}", a.bind(after), a.bind(last.clone()));
-    if let Some(s) = &scope {
-        cond.push_str(&s.condition(&mut a));
-    }
-    match &*task {
-        Task::Deliveries { .. } => {
-            cond.push_str(&format!(" AND status NOT IN {RETRYING}"));
-            (done.deliveries, done.attempts) = delete_deliveries(services, dry_run, &cond, a).await?;
-        }
-        Task::Events { .. } => {
-            // None of its deliveries stays: none is retrying, and none is newer than the
-            // cutoff (a delivery made later of an older event, as a replay would).
-            cond.push_str(&format!(
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id \
-                 AND (d.status IN {RETRYING} OR d.id >= {}))",
-                a.bind(before)
-            ));
-            done.events = write_or_count(services, dry_run, "events", &cond, a).await?;
-        }
-        Task::ResponseBodies { .. } => {
-            cond.push_str(" AND (response_body IS NOT NULL OR response_headers IS NOT NULL)");
-            done.response_bodies = if dry_run {
-                count(services, "attempts", &cond, a).await?
-            } else {
-                let sql =
-                    format!("UPDATE attempts SET response_body = NULL, response_headers = NULL WHERE {cond}");
-                execute(services, sql, a).await?
-            };
-        }
-        Task::Payloads { .. } => {
-            cond.push_str(&format!(
-                " AND payload_pruned_at IS NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
-                 WHERE d.event_id = events.id AND d.status IN {RETRYING})"
-            ));
-            done.payloads = if dry_run {
-                count(services, "events", &cond, a).await?
-            } else {
-                // The idempotency key goes too: it was bound to the payload, which a repeated
-                // request can no longer be compared with.
-                let sql = format!(
-                    "UPDATE events SET payload = 'null', payload_pruned_at = {}, idempotency_key = NULL WHERE {cond}",
-                    a.bind(now_ms())
-                );
-                execute(services, sql, a).await?
-            };
-        }
-        Task::StoreHours { .. } | Task::Hours { .. } => {}
-    }
+    let Some((last, done)) = services.store().prune_range(&range, &after, &before, limit, dry_run).await?
+    else {
+        return Ok((done, true));
+    };
     task.advance(last);
     Ok((done, false))
 }
@@ -479,111 +365,9 @@ impl Task {
             | Task::ResponseBodies { after, .. }
             | Task::Payloads { after, .. }
             | Task::Hours { after, .. } => *after = last,
-            Task::StoreHours { .. } => {}
+            Task::StoreHours { .. } | Task::Rollups => {}
         }
     }
-}
-
-/// What a task of a store with its own retention is narrowed to.
-enum Scoped {
-    Webhook(String),
-    Store(String),
-}
-
-impl Scoped {
-    fn condition(&self, a: &mut Args) -> String {
-        match self {
-            Scoped::Webhook(id) => format!(" AND webhook_id = {}", a.bind(id.clone())),
-            Scoped::Store(id) => format!(" AND tenant_type = 'store' AND tenant_id = {}", a.bind(id.clone())),
-        }
-    }
-}
-
-async fn last_of(services: &Services, sql: String, a: Args) -> Result<Option<String>> {
-    let backend = services.db.get_database_backend();
-    let row = services.db.query_one_raw(Statement::from_sql_and_values(backend, sql, a.0)).await?;
-    Ok(match row {
-        Some(r) => r.try_get("", "last")?,
-        None => None,
-    })
-}
-
-async fn count(services: &Services, table: &str, cond: &str, a: Args) -> Result<u64> {
-    let backend = services.db.get_database_backend();
-    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {cond}");
-    let row = services.db.query_one_raw(Statement::from_sql_and_values(backend, sql, a.0)).await?;
-    let n: i64 = match row {
-        Some(r) => r.try_get("", "n")?,
-        None => 0,
-    };
-    Ok(n as u64)
-}
-
-/// One write statement, alone: on SQLite in the write turn, so it queues with publishing and
-/// delivery instead of making them wait in SQLite's busy handler.
-async fn execute(services: &Services, sql: String, a: Args) -> Result<u64> {
-    let backend = services.db.get_database_backend();
-    let _turn = services.write_turn().await;
-    let done = services.db.execute_raw(Statement::from_sql_and_values(backend, sql, a.0)).await?;
-    Ok(done.rows_affected())
-}
-
-async fn write_or_count(services: &Services, dry_run: bool, table: &str, cond: &str, a: Args) -> Result<u64> {
-    if dry_run {
-        return count(services, table, cond, a).await;
-    }
-    execute(services, format!("DELETE FROM {table} WHERE {cond}"), a).await
-}
-
-/// Deletes the deliveries matching `cond` with their attempts, atomically; answers how many
-/// of each (or in a dry run, counts them).
-async fn delete_deliveries(services: &Services, dry_run: bool, cond: &str, a: Args) -> Result<(u64, u64)> {
-    let db = &services.db;
-    let backend = db.get_database_backend();
-    let pair = |row: Option<sea_orm::QueryResult>| -> Result<(u64, u64)> {
-        let Some(r) = row else { return Ok((0, 0)) };
-        let d: i64 = r.try_get("", "deliveries")?;
-        let at: i64 = r.try_get("", "attempts")?;
-        Ok((d as u64, at as u64))
-    };
-    if dry_run {
-        let sql = format!(
-            "SELECT (SELECT COUNT(*) FROM deliveries WHERE {cond}) AS deliveries, \
-             (SELECT COUNT(*) FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE {cond})) AS attempts"
-        );
-        return pair(db.query_one_raw(Statement::from_sql_and_values(backend, sql, a.0)).await?);
-    }
-    if backend == DatabaseBackend::Postgres {
-        // One statement: the deliveries it deletes are exactly those whose attempts go.
-        let sql = format!(
-            "WITH gone AS (DELETE FROM deliveries WHERE {cond} RETURNING id), \
-             went AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone) RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM gone) AS deliveries, (SELECT COUNT(*) FROM went) AS attempts"
-        );
-        return pair(db.query_one_raw(Statement::from_sql_and_values(backend, sql, a.0)).await?);
-    }
-    // SQLite: two statements in one transaction, in the write turn, so nothing changes the
-    // deliveries between them.
-    let _turn = services.write_turn().await;
-    let txn = sea_orm::TransactionTrait::begin(db).await?;
-    let attempts = txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE {cond})"),
-            a.0.clone(),
-        ))
-        .await?
-        .rows_affected();
-    let deliveries = txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!("DELETE FROM deliveries WHERE {cond}"),
-            a.0,
-        ))
-        .await?
-        .rows_affected();
-    txn.commit().await?;
-    Ok((deliveries, attempts))
 }
 
 #[cfg(test)]

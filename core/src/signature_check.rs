@@ -5,7 +5,7 @@
 
 use hookline_domain::include_fields::IncludeFields;
 use hookline_domain::signature::KnownSecret;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entities::webhook_secret;
 use crate::error::Result;
@@ -51,26 +51,13 @@ impl Services {
         secrets.sort_by_key(|k| k.rotated_out_at.is_some());
         let original_body = match event_id.map(str::trim).filter(|id| !id.is_empty()) {
             Some(event_id) => {
-                let row = self
-                    .db
-                    .query_one_raw(Statement::from_sql_and_values(
-                        self.db.get_database_backend(),
-                        "SELECT e.payload, e.payload_pruned_at FROM deliveries d JOIN events e ON e.id = d.event_id \
-                         WHERE d.event_id = $1 AND d.webhook_id = $2 LIMIT 1",
-                        [event_id.into(), found.id.clone().into()],
-                    ))
-                    .await?;
-                match row {
-                    Some(row) if row.try_get::<Option<i64>>("", "payload_pruned_at")?.is_none() => {
-                        // A webhook with include_fields was sent (and signed) the projection.
-                        let payload = row.try_get::<String>("", "payload")?;
-                        Some(match IncludeFields::from_stored(found.include_fields.as_deref()) {
-                            Some(fields) => fields.project(&payload),
-                            None => payload,
-                        })
+                // A webhook with include_fields was sent (and signed) the projection.
+                self.store().delivered_payload(event_id, &found.id).await?.map(|payload| {
+                    match IncludeFields::from_stored(found.include_fields.as_deref()) {
+                        Some(fields) => fields.project(&payload),
+                        None => payload,
                     }
-                    _ => None,
-                }
+                })
             }
             None => None,
         };

@@ -1,8 +1,8 @@
 //! Tenants: stores and applications. Every webhook, event and delivery belongs to one.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use crate::entities::{api_key, application, event_type, installation, store};
@@ -34,20 +34,7 @@ impl Services {
     /// the tenant's totals (how many webhooks it has) and the writes after them are one step.
     /// SQLite serialises writers already (the caller holds the write turn).
     pub(crate) async fn lock_tenant(&self, txn: &impl ConnectionTrait, tenant: &Tenant) -> Result<()> {
-        if txn.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        let table = match tenant.kind {
-            TenantType::Store => "stores",
-            TenantType::Application => "applications",
-        };
-        txn.query_one_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE"),
-            [tenant.id.clone().into()],
-        ))
-        .await?;
-        Ok(())
+        Ok(crate::store::tenants::lock(txn, tenant).await?)
     }
 
     /// Whether the tenant exists. Tenants are never created implicitly.
@@ -149,46 +136,7 @@ impl Services {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let backend = self.db.get_database_backend();
-        let now = now_ms();
-        let of_store = "tenant_type = 'store' AND tenant_id = $1";
-        let store_id = || -> Vec<sea_orm::Value> { vec![found.id.clone().into()] };
-        let id_and_now = || -> Vec<sea_orm::Value> { vec![found.id.clone().into(), now.into()] };
-        let statements: [(String, Vec<sea_orm::Value>); 11] = [
-            ("UPDATE stores SET deleted_at = $2 WHERE id = $1".into(), id_and_now()),
-            (
-                format!(
-                    "DELETE FROM webhook_secrets WHERE webhook_id IN (SELECT id FROM webhooks WHERE {of_store})"
-                ),
-                store_id(),
-            ),
-            (
-                format!(
-                    "INSERT INTO webhook_purges (webhook_id, requested_at) SELECT id, $2 FROM webhooks \
-                     WHERE {of_store} ON CONFLICT (webhook_id) DO NOTHING"
-                ),
-                id_and_now(),
-            ),
-            (format!("DELETE FROM webhooks WHERE {of_store}"), store_id()),
-            (format!("DELETE FROM targets WHERE {of_store}"), store_id()),
-            (format!("DELETE FROM filters WHERE {of_store}"), store_id()),
-            (format!("DELETE FROM sequences WHERE {of_store}"), store_id()),
-            ("DELETE FROM installations WHERE store_id = $1".into(), store_id()),
-            (
-                "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE store_id = $1)".into(),
-                store_id(),
-            ),
-            ("DELETE FROM users WHERE store_id = $1".into(), store_id()),
-            ("DELETE FROM api_keys WHERE scope = $1".into(), vec![key_scope.clone().into()]),
-        ];
-        let turn = self.write_turn().await;
-        let txn = self.db.begin().await?;
-        self.lock_tenant(&txn, &tenant).await?;
-        for (sql, values) in statements {
-            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-        }
-        txn.commit().await?;
-        drop(turn);
+        self.store().delete_store(&found.id, &key_scope, now_ms()).await?;
         self.cache.forget_tenant(&tenant);
         for hash in key_hashes {
             self.cache.forget_key(&hash);

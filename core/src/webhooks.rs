@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -188,11 +188,8 @@ impl Services {
                 format!("Unknown event type: {}.", unknown.join(", ")),
             ));
         }
-        let wrong_tenant: Vec<&str> = known
-            .iter()
-            .filter(|k| k.tenant_type != "any" && k.tenant_type != tenant.kind.as_str())
-            .map(|k| k.name.as_str())
-            .collect();
+        let wrong_tenant: Vec<&str> =
+            known.iter().filter(|k| !k.tenant_type.admits(tenant.kind)).map(|k| k.name.as_str()).collect();
         if !wrong_tenant.is_empty() {
             return Err(Error::unprocessable(
                 "event_types",
@@ -580,26 +577,7 @@ impl Services {
         if let Some(to) = filter.to {
             condition = condition.add(delivery::Column::CreatedAt.lt(to));
         }
-        let latest = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Status)
-            .filter(condition.clone())
-            .order_by_desc(delivery::Column::Id)
-            .limit(TOTALS_WINDOW)
-            .into_query();
-        let count = sea_orm::sea_query::Query::select()
-            .column("status")
-            .expr_as(sea_orm::sea_query::Func::count(Expr::col(sea_orm::sea_query::Asterisk)), "n")
-            .from_subquery(latest, "latest")
-            .group_by_col("status")
-            .to_owned();
-        let backend = self.db.get_database_backend();
-        let mut by_status = Vec::new();
-        for row in self.db.query_all_raw(backend.build(&count)).await? {
-            let status: String = row.try_get("", "status")?;
-            let n: i64 = row.try_get("", "n")?;
-            by_status.push((status, n as u64));
-        }
+        let mut by_status = self.store().status_counts(condition.clone(), TOTALS_WINDOW).await?;
         by_status.sort_by_key(|(status, _)| DeliveryStatus::ALL.iter().position(|s| s.as_str() == status));
         let counted: u64 = by_status.iter().map(|(_, n)| n).sum();
         let totals = DeliveryTotals { by_status, capped: counted >= TOTALS_WINDOW };
@@ -622,20 +600,9 @@ impl Services {
     pub async fn hourly_health(&self, scope: &Scope, webhook_id: &str) -> Result<Vec<(i64, u64, u64)>> {
         let found = self.webhook(scope, webhook_id).await?;
         let first = (now_ms() / HOUR_MS - 23) * HOUR_MS;
-        let backend = self.db.get_database_backend();
-        let rows = self
-            .db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                backend,
-                "SELECT hour, succeeded, failed FROM webhook_hours WHERE webhook_id = $1 AND hour >= $2",
-                [found.id.into(), first.into()],
-            ))
-            .await?;
+        let rows = self.store().hours_of_webhook(&found.id, first).await?;
         let mut hours: Vec<(i64, u64, u64)> = (0..24).map(|i| (first + i * HOUR_MS, 0, 0)).collect();
-        for row in rows {
-            let hour: i64 = row.try_get("", "hour")?;
-            let succeeded: i64 = row.try_get("", "succeeded")?;
-            let failed: i64 = row.try_get("", "failed")?;
+        for (hour, succeeded, failed) in rows {
             if let Some(slot) = usize::try_from((hour - first) / HOUR_MS).ok().and_then(|b| hours.get_mut(b))
             {
                 slot.1 += succeeded as u64;

@@ -167,9 +167,60 @@ impl fmt::Display for AttemptErrorClass {
     }
 }
 
+/// Where a bulk replay of a webhook's deliveries stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+#[cfg_attr(feature = "sea-orm", sea_orm(rs_type = "String", db_type = "String(StringLen::None)"))]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayState {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "running"))]
+    Running,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "finished"))]
+    Finished,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "failed"))]
+    Failed,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "cancelled"))]
+    Cancelled,
+}
+
+impl ReplayState {
+    pub const ALL: [ReplayState; 4] =
+        [ReplayState::Running, ReplayState::Finished, ReplayState::Failed, ReplayState::Cancelled];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayState::Running => "running",
+            ReplayState::Finished => "finished",
+            ReplayState::Failed => "failed",
+            ReplayState::Cancelled => "cancelled",
+        }
+    }
+}
+
+stored_as_str!(ReplayState, "replay state");
+
+impl fmt::Display for ReplayState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_states_round_trip_through_their_strings() {
+        for state in ReplayState::ALL {
+            assert_eq!(ReplayState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        assert_eq!(ReplayState::parse("done"), None);
+    }
 
     #[test]
     fn statuses_round_trip_through_their_strings() {

@@ -48,7 +48,7 @@ mod time;
 mod webhook_state;
 mod webhook_url;
 
-pub use delivery::{AttemptErrorClass, AttemptTrigger, DeliveryStatus};
+pub use delivery::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, ReplayState};
 pub use event_filter::EventFilter;
 pub use ids::{ApiKeyId, ApplicationId, AttemptId, DeliveryId, EventId, StoreId, WebhookId};
 pub use input_error::{InputError, UnknownValue};
@@ -56,7 +56,7 @@ pub use net::{AddressPolicy, is_public_ip};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use schema::{SCHEMA_DIALECT, infer_schema, readable_path};
 pub use scope::Scope;
-pub use tenant::{Role, Tenant, TenantType};
+pub use tenant::{EventTenantType, Role, Tenant, TenantType};
 pub use time::{human_duration, human_time, iso8601, parse_date_ms};
 pub use webhook_state::{DisabledReason, Health};
 pub use webhook_url::{MAX_URL_LEN, UrlPolicy, WebhookUrl};

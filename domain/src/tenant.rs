@@ -43,6 +43,54 @@ impl fmt::Display for TenantType {
     }
 }
 
+/// Which tenants an event type of the catalog is for: stores, applications, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+#[cfg_attr(feature = "sea-orm", sea_orm(rs_type = "String", db_type = "String(StringLen::None)"))]
+#[serde(rename_all = "lowercase")]
+pub enum EventTenantType {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "store"))]
+    Store,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "application"))]
+    Application,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "any"))]
+    Any,
+}
+
+impl EventTenantType {
+    pub const ALL: [EventTenantType; 3] =
+        [EventTenantType::Store, EventTenantType::Application, EventTenantType::Any];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventTenantType::Store => "store",
+            EventTenantType::Application => "application",
+            EventTenantType::Any => "any",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Whether a tenant of this type publishes (and its webhooks receive) the event type.
+    pub fn admits(self, kind: TenantType) -> bool {
+        match self {
+            EventTenantType::Any => true,
+            EventTenantType::Store => kind == TenantType::Store,
+            EventTenantType::Application => kind == TenantType::Application,
+        }
+    }
+}
+
+stored_as_str!(EventTenantType, "event tenant type");
+
+impl fmt::Display for EventTenantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tenant {
     pub kind: TenantType,
@@ -119,6 +167,23 @@ mod tests {
         }
         assert_eq!(TenantType::parse("Store"), None);
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn an_event_types_tenants_round_trip_and_admit_their_tenants() {
+        for t in EventTenantType::ALL {
+            assert_eq!(EventTenantType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        assert_eq!(EventTenantType::parse("both"), None);
+        assert!(
+            EventTenantType::Any.admits(TenantType::Store)
+                && EventTenantType::Any.admits(TenantType::Application)
+        );
+        assert!(EventTenantType::Store.admits(TenantType::Store));
+        assert!(!EventTenantType::Store.admits(TenantType::Application));
+        assert!(!EventTenantType::Application.admits(TenantType::Store));
+        assert!(EventTenantType::Any == "any" && EventTenantType::Store != "any");
     }
 
     #[test]

@@ -105,6 +105,16 @@ impl Health {
         }
     }
 
+    /// The health as a badge shows it: a word, except a failing webhook's sentence (its
+    /// moment is the news); the whole sentence is the badge's title.
+    pub fn badge(&self) -> String {
+        match self {
+            Health::Healthy => "Healthy".to_string(),
+            Health::Failing { .. } => self.sentence(),
+            Health::Off { .. } => "Off".to_string(),
+        }
+    }
+
     /// The health in a sentence, with its moments in UTC.
     pub fn sentence(&self) -> String {
         match self {
@@ -163,6 +173,10 @@ mod tests {
     #[test]
     fn a_webhook_that_is_on_is_healthy_or_failing() {
         assert_eq!(Health::of(true, None, None, 0, None), Health::Healthy);
+        assert_eq!(Health::Healthy.badge(), "Healthy");
+        assert_eq!(Health::of(false, None, Some(JAN_15), 0, None).badge(), "Off");
+        let failing = Health::of(true, None, None, 2, Some(JAN_15));
+        assert_eq!(failing.badge(), failing.sentence());
         assert_eq!(
             Health::of(true, None, None, 2, Some(JAN_15)).sentence(),
             "Failing since 2024-01-15 11:57:54 UTC"

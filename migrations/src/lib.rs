@@ -16,6 +16,8 @@ mod m20261210_000009_portal_sessions;
 pub mod m20261210_000010_webhook_alerts;
 mod m20261210_000011_overview;
 pub mod m20261215_000012_delivery_control;
+mod m20261216_000013_overview_rollups;
+mod m20261216_000016_recipient_versions;
 
 pub struct Migrator;
 
@@ -35,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000010_webhook_alerts::Migration),
             Box::new(m20261210_000011_overview::Migration),
             Box::new(m20261215_000012_delivery_control::Migration),
+            Box::new(m20261216_000013_overview_rollups::Migration),
+            Box::new(m20261216_000016_recipient_versions::Migration),
         ]
     }
 }

@@ -7,7 +7,10 @@
 //! one attempt each, starts Hookline in this process, signs in and times full server-side
 //! renders: the webhook page, the webhook page with one delivery opened, and the admin's
 //! delivery history (which also counts every delivery by status); then the admin overview
-//! (`/admin`, a day and a week) with a week of hourly counters of 1,000 more webhooks.
+//! (`/admin`, a day and a week) with a week of hourly counters of 1,000 more webhooks: the
+//! week first from the hourly counters alone, then with a covering index, then after the
+//! daily rollups (the bench runs the rollup step itself until no day is left: its server has
+//! no workers, so no housekeeping of its own).
 //! `cargo bench -p hookline --bench dashboard`; `HOOKLINE_BENCH_ROWS=10000000` for the
 //! overview's target (under 100 ms with ten million deliveries). Last, "why didn't it
 //! arrive?" (`GET /api/v1/events/{id}/explain` and the event page) for events spread over the
@@ -204,9 +207,62 @@ async fn run(kind: &str, pg: Option<&str>, rows: u64) {
     );
     // The admin overview reads counters only: its time must not grow with the deliveries.
     overview_counters(services.database()).await;
+    let db = services.database();
+    // PostgreSQL reads an index alone only for pages its visibility map marks, as autovacuum
+    // would have by the time counters are days old: vacuumed before each comparison.
+    let verb =
+        if db.get_database_backend() == DatabaseBackend::Postgres { "VACUUM ANALYZE" } else { "ANALYZE" };
+    let analyze = |table: &str| {
+        let sql = format!("{verb} {table}");
+        async move { db.execute_unprepared(&sql).await }
+    };
+    analyze("webhook_hours").await.unwrap();
+    let week = format!("{base}/admin?period=7d");
+    // No rollup has run (the bench's server has no workers, so no housekeeping): the week
+    // is summed from the hourly counters alone, as before the rollups.
+    println!(
+        "| {kind} | admin overview, last 7 days, hourly counters only ({OVERVIEW_WEBHOOKS} webhooks' counters) | {} |",
+        time_get(&http, &week, &admin, 20, "Attempts per hour").await
+    );
+    // The alternative measured against the rollups: a covering index, so both sums read the
+    // index alone (dropped again before the rollups are timed).
+    db.execute_unprepared(
+        "CREATE INDEX bench_webhook_hours_covering ON webhook_hours (hour, webhook_id, succeeded, failed, duration_ms)",
+    )
+    .await
+    .unwrap();
+    analyze("webhook_hours").await.unwrap();
+    println!(
+        "| {kind} | admin overview, last 7 days, hourly counters with a covering index | {} |",
+        time_get(&http, &week, &admin, 20, "Attempts per hour").await
+    );
+    db.execute_unprepared("DROP INDEX bench_webhook_hours_covering").await.unwrap();
+    // The rollups, as housekeeping makes them: every step until none is left, each timed.
+    let mut steps = Vec::new();
+    loop {
+        let start = Instant::now();
+        let more = services.overview_rollup_step().await.unwrap();
+        steps.push(start.elapsed().as_secs_f64() * 1000.0);
+        if !more {
+            break;
+        }
+    }
+    for table in ["webhook_days", "hour_totals", "rollup_days"] {
+        analyze(table).await.unwrap();
+    }
+    let (from, to) = {
+        let to = (hookline_core::now_ms() / hookline_core::HOUR_MS + 1) * hookline_core::HOUR_MS;
+        (to - 7 * 24 * hookline_core::HOUR_MS, to)
+    };
+    let rolled = services.store().rolled_days(from, to).await.unwrap().len();
+    eprintln!(
+        "({kind}: {} rollup steps, {rolled} whole days of the week rolled up; step ms: {})",
+        steps.len(),
+        steps.iter().map(|ms| format!("{ms:.1}")).collect::<Vec<_>>().join(", ")
+    );
     for (path, what) in [("/admin", "last 24 hours"), ("/admin?period=7d", "last 7 days")] {
         println!(
-            "| {kind} | admin overview, {what} ({OVERVIEW_WEBHOOKS} webhooks' counters) | {} |",
+            "| {kind} | admin overview, {what} ({OVERVIEW_WEBHOOKS} webhooks' counters, {rolled} days rolled up) | {} |",
             time_get(&http, &format!("{base}{path}"), &admin, 20, "Attempts per hour").await
         );
     }

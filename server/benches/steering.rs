@@ -10,11 +10,21 @@
 //! - Dead: an endpoint that refuses connections, with `HOOKLINE_BENCH_DEAD_EVENTS` (10,000)
 //!   queued deliveries. It prints the requests made over `HOOKLINE_BENCH_DEAD_SECS` (300) once
 //!   the circuit breaker opened, and how many deliveries were never attempted.
+//! - Poisoned: ordered delivery with one poisoned key. `HOOKLINE_BENCH_POISON_KEYS` keys (1,000)
+//!   × `HOOKLINE_BENCH_POISON_PER_KEY` events (20) are queued to a webhook with ordering on (by
+//!   an API-only process, so nothing goes out while they are published), then a full process
+//!   delivers them to a receiver that answers at once. Rounds alternate, healthy first: every
+//!   key answered 200, or one key answered 500 always (its head retries on a short schedule,
+//!   `HOOKLINE_BENCH_POISON_RETRY`, 250 ms × 400, so it keeps failing the whole round and its
+//!   19 later events wait, due, behind it). `HOOKLINE_BENCH_POISON_ROUNDS` pairs (3), each round
+//!   on a fresh database. It prints each round's healthy-key deliveries per second (from the
+//!   first request to the last healthy acknowledgement) and the ratio of the medians.
 //!
 //! `cargo bench -p hookline --bench steering`. `HOOKLINE_BENCH_DATABASES=sqlite` runs one
 //! database; PostgreSQL is a cluster of the bench's own (as the delivery bench runs it) unless
-//! `HOOKLINE_BENCH_POSTGRES_URL` names a server. `HOOKLINE_BENCH_ONLY=limited` or `dead` runs
-//! one scenario. The engine's settings are the production defaults.
+//! `HOOKLINE_BENCH_POSTGRES_URL` names a server. `HOOKLINE_BENCH_ONLY=limited`, `dead` or
+//! `poisoned` runs one scenario (`poisoned` runs only when asked). The engine's settings are the
+//! production defaults (but the poisoned scenario's retry schedule).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -215,6 +225,168 @@ async fn dead_scenario(kind: &str, pg: Option<&str>) {
     );
 }
 
+/// What the ordered receiver saw: per key, the events acknowledged in the order they were;
+/// the time of the first request and of the last healthy acknowledgement.
+#[derive(Clone, Default)]
+struct Ordered {
+    poisoned: Arc<Mutex<Option<String>>>,
+    acked: Arc<Mutex<std::collections::HashMap<String, Vec<u64>>>>,
+    first_request: Arc<Mutex<Option<Instant>>>,
+    last_ack: Arc<Mutex<Option<Instant>>>,
+    healthy_acked: Arc<std::sync::atomic::AtomicUsize>,
+    poisoned_requests: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn ordered(State(r): State<Ordered>, body: axum::body::Bytes) -> StatusCode {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = Instant::now();
+    r.first_request.lock().unwrap().get_or_insert(now);
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let key = event["data"]["key"].as_str().or(event["key"].as_str()).unwrap_or_default().to_string();
+    let n = event["data"]["n"].as_u64().or(event["n"].as_u64()).unwrap_or(u64::MAX);
+    if r.poisoned.lock().unwrap().as_deref() == Some(key.as_str()) {
+        r.poisoned_requests.fetch_add(1, Relaxed);
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let mut acked = r.acked.lock().unwrap();
+    let seen = acked.entry(key).or_default();
+    // At least once: a repeat of the last acknowledged event is not a new one.
+    if seen.last() != Some(&n) {
+        seen.push(n);
+        r.healthy_acked.fetch_add(1, Relaxed);
+        *r.last_ack.lock().unwrap() = Some(now);
+    }
+    StatusCode::OK
+}
+
+/// The poisoned scenario's producers: each key's events in order (every one after the
+/// previous one was answered), keys spread over 16 producers.
+async fn publish_keyed(base: &str, api_key: &str, keys: u64, per_key: u64) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for p in 0..16u64 {
+        let (client, url, api_key) = (client.clone(), format!("{base}/api/v1/events"), api_key.to_string());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_key {
+                for k in (p..keys).step_by(16) {
+                    let key = format!("key-{k}");
+                    let body = serde_json::json!({"tenant_type": "store", "tenant_id": "bench",
+                        "event_type": "review-created", "ordering_key": key, "payload": {"key": key, "n": n}});
+                    let res = client
+                        .post(&url)
+                        .bearer_auth(&api_key)
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await
+                        .expect("publish answers");
+                    assert_eq!(res.status(), 202, "publish failed");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// One round: answers the healthy keys' deliveries per second.
+async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64, per_key: u64) -> f64 {
+    let receiver = Ordered::default();
+    if poisoned {
+        *receiver.poisoned.lock().unwrap() = Some("key-0".into());
+    }
+    let app = Router::new().fallback(ordered).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiving = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let database_url = fresh_database("hookline-bench", kind, pg).await;
+    let (api_key, db) = prepare(&database_url).await;
+    // Queued by a process that does not deliver.
+    let api = hookline_process::serve(&database_url).env("HOOKLINE_ROLE", "api").start();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks", api.base))
+        .bearer_auth(&api_key)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"tenant_type": "store", "tenant_id": "bench", "url": url, "ordering": true})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "the webhook is created");
+    publish_keyed(&api.base, &api_key, keys, per_key).await;
+    api.stop();
+    let queued = count(&db, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").await;
+    assert_eq!(queued as u64, keys * per_key, "every event queued");
+
+    let retry = std::env::var("HOOKLINE_BENCH_POISON_RETRY").unwrap_or_else(|_| vec!["250ms"; 400].join(","));
+    let server = hookline_process::serve(&database_url).env("HOOKLINE_RETRY_SCHEDULE", retry).start();
+    let healthy = ((keys - u64::from(poisoned)) * per_key) as usize;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while receiver.healthy_acked.load(std::sync::atomic::Ordering::Relaxed) < healthy {
+        assert!(Instant::now() < deadline, "the healthy keys were not delivered within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let head_attempts = count(
+        &db,
+        "SELECT CAST(COALESCE(MAX(attempts), 0) AS BIGINT) FROM deliveries WHERE ordering_key = 'key-0' AND status <> 'succeeded'",
+    )
+    .await;
+    server.stop();
+    receiving.abort();
+    let first = receiver.first_request.lock().unwrap().expect("a request");
+    let last = receiver.last_ack.lock().unwrap().expect("an acknowledgement");
+    let secs = last.duration_since(first).as_secs_f64();
+    let rate = healthy as f64 / secs;
+    let violations = receiver
+        .acked
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|seen| seen.iter().enumerate().any(|(i, n)| *n != i as u64))
+        .count();
+    let poisoned_requests = receiver.poisoned_requests.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "| {kind} | {} | {healthy} | {secs:.2} | {rate:.0} | {poisoned_requests} ({head_attempts} attempts on the head) | {violations} |",
+        if poisoned { "one key poisoned" } else { "healthy" },
+    );
+    rate
+}
+
+async fn poisoned_scenario(kind: &str, pg: Option<&str>) {
+    let keys = env_number("HOOKLINE_BENCH_POISON_KEYS", 1_000).max(2);
+    let per_key = env_number("HOOKLINE_BENCH_POISON_PER_KEY", 20).max(1);
+    let pairs = env_number("HOOKLINE_BENCH_POISON_ROUNDS", 3).max(1);
+    println!(
+        "
+{kind}, ordered delivery, {keys} keys × {per_key} events, rounds alternating healthy / one key poisoned"
+    );
+    println!(
+        "| database | round | healthy-key events | seconds | healthy-key deliveries/s | requests to the poisoned key | keys out of order |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let (mut normal, mut with_poison) = (Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        normal.push(poisoned_round(kind, pg, false, keys, per_key).await);
+        with_poison.push(poisoned_round(kind, pg, true, keys, per_key).await);
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let pair_ratios: Vec<String> =
+        normal.iter().zip(&with_poison).map(|(n, p)| format!("{:.0}%", 100.0 * p / n)).collect();
+    let (n, p) = (median(&mut normal), median(&mut with_poison));
+    println!(
+        "{kind}: median healthy {n:.0}/s, median with a poisoned key {p:.0}/s: {:.0}% (each pair: {})",
+        100.0 * p / n,
+        pair_ratios.join(", ")
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench targets too; only `cargo bench` passes --bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -241,6 +413,9 @@ fn main() {
         }
         if only.is_empty() || only == "dead" {
             runtime.block_on(dead_scenario(kind, pg.as_deref()));
+        }
+        if only == "poisoned" {
+            runtime.block_on(poisoned_scenario(kind, pg.as_deref()));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! where admins also set a type's schema and turn checking payloads on or off; anyone reads
 //! it at `/docs/events`.
 
+use hookline_domain::EventTenantType;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -130,11 +131,11 @@ fn CatalogEntries(
     .into_any()
 }
 
-fn tenant_level(tenant_type: &str) -> &'static str {
+fn tenant_level(tenant_type: EventTenantType) -> &'static str {
     match tenant_type {
-        "store" => "Store events",
-        "application" => "Application events",
-        _ => "Store and application events",
+        EventTenantType::Store => "Store events",
+        EventTenantType::Application => "Application events",
+        EventTenantType::Any => "Store and application events",
     }
 }
 
@@ -147,7 +148,7 @@ fn EntryView(entry: CatalogEntry, can_edit: bool, change: ServerAction<ChangeEve
             <h3><code>{entry.name.clone()}</code></h3>
             <p>{entry.description.clone()}</p>
             <p class="facts-line">
-                <span class="badge off">{tenant_level(&entry.tenant_type)}</span>
+                <span class="badge off">{tenant_level(entry.tenant_type)}</span>
                 " "
                 <span class="badge off">{source}</span>
                 {entry.validate_payloads.then(|| view! { " " <span class="badge ok">"Payloads checked"</span> })}

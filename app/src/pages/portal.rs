@@ -1,5 +1,6 @@
 //! The embeddable portal: one tenant's webhooks (list, create, edit, on/off, test, secret,
-//! delivery log) for a partner app's or platform's users, without a user account. The
+//! delivery control and its conditions bench, delivery log) for a partner app's or platform's
+//! users, without a user account. The
 //! session is the token in the address (`/portal/{session}/…`), made by opening a one-time
 //! link from `POST /api/v1/portal-sessions`; every server function derives its scope from
 //! it. No top bar, no link to the rest of the dashboard: the page lives in another site's
@@ -21,6 +22,10 @@ use server::{
 use crate::components::{CopyButton, HealthBadge, UrlField};
 use crate::error::AppError;
 use crate::pages::settings::{EventGroups, EventTypeInfo};
+use crate::pages::webhook::conditions_bench::ConditionsBench;
+use crate::pages::webhook::delivery_control::{
+    ControlFacts, ControlValues, DeliveryControlFields, is_control_field,
+};
 use crate::pages::webhook::server::DeliveryLog;
 use crate::pages::webhook::{DeliveryRows, WebhookRow};
 use crate::paging::{Pager, Trail, href};
@@ -192,6 +197,7 @@ fn PortalWebhookForm(
             e.for_field("url").is_none()
                 && e.for_field("description").is_none()
                 && e.for_field("event_types").is_none()
+                && !is_control_field(e)
         })
     };
     view! {
@@ -203,6 +209,7 @@ fn PortalWebhookForm(
             <p class="field-error">{move || field_error("description")}</p>
             <EventsPicker catalog selected=None/>
             <p class="field-error">{move || field_error("event_types")}</p>
+            <DeliveryControlFields prefix="webhook" initial=ControlValues::default() error=Signal::derive(error)/>
             {move || other_error().map(|e| view! { <PortalError error=e/> })}
             <div class="actions">
                 <button type="submit" class="primary" disabled=move || create.pending().get()>
@@ -350,6 +357,15 @@ fn PortalWebhookBody(
     let secret = move || reveal.value().get().and_then(Result::ok);
     let update_error = move || update.value().get().and_then(Result::err);
     let field_error = move |name: &'static str| update_error().and_then(|e| e.for_field(name));
+    let other_error = move || {
+        update_error().filter(|e| {
+            e.for_field("url").is_none()
+                && e.for_field("description").is_none()
+                && e.for_field("event_types").is_none()
+                && !is_control_field(e)
+        })
+    };
+    let bench = view! { <ConditionsBench id=row.id.clone() conditions=row.conditions.clone() session=session.clone()/> };
     let s = StoredValue::new(session);
     let r = StoredValue::new(row.clone());
     let wid = StoredValue::new(row.id.clone());
@@ -373,6 +389,7 @@ fn PortalWebhookBody(
                         <button type="submit" id="switch-webhook">{if row.enabled { "Turn off" } else { "Turn on" }}</button>
                     </ActionForm>
                 </dd>
+                <ControlFacts row=row.clone()/>
             </dl>
         </section>
         <section class="card" aria-labelledby="edit-title">
@@ -395,6 +412,8 @@ fn PortalWebhookBody(
                             <p class="field-error">{move || field_error("description")}</p>
                             <EventsPicker catalog selected=row.event_types.clone()/>
                             <p class="field-error">{move || field_error("event_types")}</p>
+                            <DeliveryControlFields prefix="edit" initial=ControlValues::from(&row) error=Signal::derive(update_error)/>
+                            {move || other_error().map(|e| view! { <PortalError error=e/> })}
                             <div class="actions">
                                 <button type="submit" class="primary" id="save-webhook" disabled=move || update.pending().get()>
                                     {move || if update.pending().get() { "Saving…" } else { "Save" }}
@@ -406,6 +425,7 @@ fn PortalWebhookBody(
                 }}
             </Show>
         </section>
+        {bench}
         <section class="card" aria-labelledby="test-title">
             <div class="section-head">
                 <h2 id="test-title">"Test"</h2>

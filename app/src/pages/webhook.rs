@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 mod blocked_keys;
-mod conditions_bench;
+pub(crate) mod conditions_bench;
 pub(crate) mod delivery_control;
 mod replays;
 pub(crate) mod server;

@@ -1,4 +1,5 @@
 //! The `event_types` table.
+use hookline_domain::EventTenantType;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     pub name: String,
     pub description: String,
     pub product_group: String,
-    pub tenant_type: String,
+    pub tenant_type: EventTenantType,
     pub resource: String,
     pub example_payload: String,
     pub created_at: i64,

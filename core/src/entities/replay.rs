@@ -1,5 +1,5 @@
 //! The `replays` table: bulk replays of one webhook's deliveries (issue 14).
-use hookline_domain::TenantType;
+use hookline_domain::{ReplayState, TenantType};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -17,8 +17,7 @@ pub struct Model {
     pub statuses: Option<String>,
     /// JSON array of event types; `None` for every type.
     pub event_types: Option<String>,
-    /// `running`, `finished`, `failed` or `cancelled`.
-    pub state: String,
+    pub state: ReplayState,
     /// Deliveries chosen when the replay started, and how many have been queued again.
     pub total: i64,
     pub done: i64,

@@ -542,3 +542,6 @@ on_both_databases! {
         );
     }
 }
+
+mod housekeeping;
+mod publishing;

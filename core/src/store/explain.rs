@@ -2,7 +2,8 @@
 //! deliveries: a tenant's webhooks a page at a time (`webhooks_by_tenant`), an event's
 //! deliveries (`deliveries_by_event`), the delivery that holds an ordered delivery's key (the
 //! partial index `deliveries_ordered`, with its predicate repeated so both databases use it),
-//! and an ordering key's events (`events_by_ordering_key`).
+//! and an ordering key's events (`events_by_ordering_key`, each with its number from its
+//! deliveries through `deliveries_by_event`).
 
 use migration::m20261215_000012_delivery_control::ORDERED_PREDICATE;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
@@ -32,6 +33,27 @@ pub struct KeyEvent {
     pub event_type: String,
     pub sequence: i64,
     pub received_at: i64,
+    /// Its number of the tenant's ordering counter, as its ordered deliveries carry it;
+    /// `None` when no webhook with ordering on got it (the events table does not keep it).
+    pub ordering_seq: Option<i64>,
+}
+
+/// Where an ordering key's timeline goes on after: an event with its ordering number, or one
+/// without (those come after all numbered ones, by time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyEventsAfter {
+    Numbered { ordering_seq: i64, id: String },
+    Unnumbered { received_at: i64, id: String },
+}
+
+impl KeyEvent {
+    /// The place of this event, for the next page.
+    pub fn place(&self) -> KeyEventsAfter {
+        match self.ordering_seq {
+            Some(ordering_seq) => KeyEventsAfter::Numbered { ordering_seq, id: self.id.clone() },
+            None => KeyEventsAfter::Unnumbered { received_at: self.received_at, id: self.id.clone() },
+        }
+    }
 }
 
 impl Store<'_> {
@@ -104,21 +126,34 @@ impl Store<'_> {
         }))
     }
 
-    /// Up to `limit` events of the tenant's ordering key, in publish order (sequence, then
-    /// id), after `after`.
+    /// Up to `limit` events of the tenant's ordering key after `after`, in publish order: by
+    /// the tenant's ordering counter, the number an ordered delivery is sent by (`sequence` is
+    /// per event type's resource, so it cannot order a key's events of several types). The
+    /// events table does not keep that number; an event's ordered deliveries do (all of them
+    /// the same), so an event no webhook with ordering on got has none: those follow the
+    /// numbered ones, by the time they were received (taken under the counter's lock after
+    /// the number, so in the counter's order on one clock), then id.
+    ///
+    /// Reads the key's events (`events_by_ordering_key`) and each one's deliveries
+    /// (`deliveries_by_event`): a key's events are few; stored on the event, the number would
+    /// make this one index range (see docs/explain.md).
     pub async fn key_events(
         &self,
         tenant: &Tenant,
         key: &str,
-        after: Option<(i64, &str)>,
+        after: Option<&KeyEventsAfter>,
         limit: u64,
     ) -> Result<Vec<KeyEvent>> {
         let mut values: Vec<sea_orm::Value> =
             vec![tenant.kind.as_str().into(), tenant.id.clone().into(), key.into()];
         let range = match after {
-            Some((sequence, id)) => {
-                values.extend([sequence.into(), id.into()]);
-                "AND sequence >= $4 AND (sequence > $4 OR id > $5)"
+            Some(KeyEventsAfter::Numbered { ordering_seq, id }) => {
+                values.extend([(*ordering_seq).into(), id.clone().into()]);
+                "WHERE ordering_seq IS NULL OR ordering_seq > $4 OR (ordering_seq = $4 AND id > $5)"
+            }
+            Some(KeyEventsAfter::Unnumbered { received_at, id }) => {
+                values.extend([(*received_at).into(), id.clone().into()]);
+                "WHERE ordering_seq IS NULL AND (received_at > $4 OR (received_at = $4 AND id > $5))"
             }
             None => "",
         };
@@ -127,9 +162,15 @@ impl Store<'_> {
             .query_all_raw(Statement::from_sql_and_values(
                 self.backend(),
                 format!(
-                    "SELECT id, event_type, sequence, received_at FROM events \
-                     WHERE tenant_type = $1 AND tenant_id = $2 AND ordering_key = $3 \
-                     AND ordering_key IS NOT NULL {range} ORDER BY sequence, id LIMIT {limit}"
+                    "SELECT id, event_type, sequence, received_at, ordering_seq FROM ( \
+                       SELECT e.id, e.event_type, e.sequence, e.received_at, \
+                         (SELECT MIN(d.ordering_seq) FROM deliveries d \
+                          WHERE d.event_id = e.id AND d.ordering_seq IS NOT NULL) AS ordering_seq \
+                       FROM events e WHERE e.tenant_type = $1 AND e.tenant_id = $2 \
+                       AND e.ordering_key = $3 AND e.ordering_key IS NOT NULL) AS keyed \
+                     {range} \
+                     ORDER BY CASE WHEN ordering_seq IS NULL THEN 1 ELSE 0 END, ordering_seq, received_at, id \
+                     LIMIT {limit}"
                 ),
                 values,
             ))
@@ -141,6 +182,7 @@ impl Store<'_> {
                 event_type: r.try_get("", "event_type")?,
                 sequence: r.try_get("", "sequence")?,
                 received_at: r.try_get("", "received_at")?,
+                ordering_seq: r.try_get("", "ordering_seq")?,
             });
         }
         Ok(out)

@@ -1,21 +1,27 @@
 //! Storage the delivery engine uses, one module per table family: [`queue`] (claiming due
 //! deliveries, giving them back, loading what their attempts need), [`attempts`] (recording
 //! attempts, settling deliveries, the hourly counters and webhook health), [`webhooks`]
-//! (turning a webhook off) and [`overview`] (the admin overview's reads of those counters).
-//! The SQL is written here and nowhere in the server; the statements' shapes and batching are
+//! (turning a webhook off) and [`overview`] (the admin overview's reads of those counters);
+//! and the services' own: [`deliveries`] (the log's reads), [`tenants`], [`retention`],
+//! [`maintenance`], [`replays`]. The SQL is written here and nowhere in the server; the statements' shapes and batching are
 //! the measured ones (BENCHMARKS.md), so change them only with a measurement.
 //!
 //! Also the one placeholder builder of multi-row statements.
 
 pub mod alerts;
 pub mod attempts;
+pub mod deliveries;
+pub mod events;
 pub mod explain;
 pub mod listeners;
+pub mod maintenance;
 pub mod ordering;
 pub mod overview;
 pub mod portal;
 pub mod queue;
 pub mod replays;
+pub mod retention;
+pub mod tenants;
 pub mod webhooks;
 
 #[cfg(test)]

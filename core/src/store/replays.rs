@@ -7,7 +7,7 @@
 //! process's replay is taken over once its lease has run out. A replay nobody has taken yet
 //! has `updated_at` 0.
 
-use hookline_domain::DeliveryStatus;
+use hookline_domain::{DeliveryStatus, ReplayState};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -103,7 +103,7 @@ impl Store<'_> {
     /// first; its `updated_at` is then `now`, the lease's stamp.
     pub async fn take_replay(&self, now: i64, lease_ms: i64) -> Result<Option<replay::Model>> {
         let candidates = replay::Entity::find()
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .filter(replay::Column::UpdatedAt.lte(now - lease_ms))
             .order_by_asc(replay::Column::UpdatedAt)
             .limit(4)
@@ -114,7 +114,7 @@ impl Store<'_> {
             let taken = replay::Entity::update_many()
                 .col_expr(replay::Column::UpdatedAt, Expr::value(now))
                 .filter(replay::Column::Id.eq(&r.id))
-                .filter(replay::Column::State.eq("running"))
+                .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
                 .filter(replay::Column::UpdatedAt.eq(r.updated_at))
                 .exec(self.db)
                 .await?;
@@ -134,7 +134,7 @@ impl Store<'_> {
         let renewed = replay::Entity::update_many()
             .col_expr(replay::Column::UpdatedAt, Expr::value(next))
             .filter(replay::Column::Id.eq(id))
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .filter(replay::Column::UpdatedAt.eq(stamp))
             .exec(self.db)
             .await?;
@@ -147,19 +147,19 @@ impl Store<'_> {
         &self,
         id: &str,
         stamp: i64,
-        state: &str,
+        state: ReplayState,
         error: Option<&str>,
         now: i64,
     ) -> Result<bool> {
         let next = now.max(stamp + 1);
         let _turn = self.write_turn().await;
         let ended = replay::Entity::update_many()
-            .col_expr(replay::Column::State, Expr::value(state))
+            .col_expr(replay::Column::State, Expr::value(state.as_str()))
             .col_expr(replay::Column::Error, Expr::value(error.map(str::to_string)))
             .col_expr(replay::Column::FinishedAt, Expr::value(now))
             .col_expr(replay::Column::UpdatedAt, Expr::value(next))
             .filter(replay::Column::Id.eq(id))
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .filter(replay::Column::UpdatedAt.eq(stamp))
             .exec(self.db)
             .await?;
@@ -170,11 +170,11 @@ impl Store<'_> {
     pub async fn cancel_replay(&self, id: &str, now: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let cancelled = replay::Entity::update_many()
-            .col_expr(replay::Column::State, Expr::value("cancelled"))
+            .col_expr(replay::Column::State, Expr::value(ReplayState::Cancelled.as_str()))
             .col_expr(replay::Column::FinishedAt, Expr::value(now))
             .col_expr(replay::Column::UpdatedAt, Expr::value(now))
             .filter(replay::Column::Id.eq(id))
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .exec(self.db)
             .await?;
         Ok(cancelled.rows_affected == 1)
@@ -250,7 +250,7 @@ impl Store<'_> {
         }
         progress = if finished {
             progress
-                .col_expr(replay::Column::State, Expr::value("finished"))
+                .col_expr(replay::Column::State, Expr::value(ReplayState::Finished.as_str()))
                 .col_expr(replay::Column::FinishedAt, Expr::value(now))
                 .col_expr(replay::Column::Total, Expr::value(done))
         } else {
@@ -258,7 +258,7 @@ impl Store<'_> {
         };
         let moved = progress
             .filter(replay::Column::Id.eq(&held.id))
-            .filter(replay::Column::State.eq("running"))
+            .filter(replay::Column::State.eq(ReplayState::Running.as_str()))
             .filter(replay::Column::UpdatedAt.eq(stamp))
             .exec(&txn)
             .await?;

@@ -1,9 +1,9 @@
 //! Writes to `webhooks` that more than one part of Hookline makes: turning a webhook off,
 //! whoever decides it (a person, the engine after failures or a 410, an application's
-//! disconnection).
+//! disconnection), and locking a webhook's row for the rest of a transaction.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement};
 
 use crate::DisabledReason;
 use crate::entities::webhook;
@@ -41,4 +41,20 @@ pub(crate) async fn turn_off(
     };
     let done = update.filter(webhook::Column::Enabled.eq(true)).exec(conn).await?;
     Ok(done.rows_affected)
+}
+
+/// On PostgreSQL, locks the webhook's row until the transaction ends, so a check of what the
+/// webhook has (a running replay) and the write after it are one step. SQLite serialises
+/// writers already (the caller holds the write turn).
+pub(crate) async fn lock(conn: &impl ConnectionTrait, webhook_id: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT id FROM webhooks WHERE id = $1 FOR UPDATE",
+        [webhook_id.into()],
+    ))
+    .await?;
+    Ok(())
 }

@@ -77,7 +77,7 @@ impl From<event_type::Model> for EventTypeView {
             name: t.name,
             description: t.description,
             product_group: t.product_group,
-            tenant_type: t.tenant_type,
+            tenant_type: t.tenant_type.to_string(),
             resource: t.resource,
             schema,
             schema_source: source.as_str(),

@@ -154,12 +154,12 @@ enum ReplayState {
 }
 
 impl ReplayState {
-    fn of(stored: &str) -> Self {
+    fn of(stored: hookline_domain::ReplayState) -> Self {
         match stored {
-            "running" => ReplayState::Running,
-            "finished" => ReplayState::Finished,
-            "cancelled" => ReplayState::Cancelled,
-            _ => ReplayState::Failed,
+            hookline_domain::ReplayState::Running => ReplayState::Running,
+            hookline_domain::ReplayState::Finished => ReplayState::Finished,
+            hookline_domain::ReplayState::Failed => ReplayState::Failed,
+            hookline_domain::ReplayState::Cancelled => ReplayState::Cancelled,
         }
     }
 }
@@ -201,7 +201,7 @@ impl From<replay::Model> for ReplayView {
         ReplayView {
             id: r.id,
             webhook_id: r.webhook_id,
-            state: ReplayState::of(&r.state),
+            state: ReplayState::of(r.state),
             total: r.total,
             done: r.done,
             from: r.from_at.map(time),

@@ -18,7 +18,6 @@
 //! delivery keeps its concurrency slot until its attempt is written, so a slow database slows
 //! the claims instead of piling results up in memory.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,40 +297,25 @@ impl Dispatcher for Engine {
     }
 
     fn start(&self, fresh: Vec<Handoff>) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut webhook_ids: Vec<String> = fresh.iter().map(|h| h.webhook.id.clone()).collect();
-            webhook_ids.sort();
-            webhook_ids.dedup();
-            let secrets: HashMap<String, Arc<Vec<String>>> =
-                match engine.services.signing_secrets_of(&webhook_ids).await {
-                    Ok(found) => found.into_iter().map(|(id, s)| (id, Arc::new(s))).collect(),
-                    Err(e) => {
-                        // The slots go back; the leases run out and the deliveries are claimed.
-                        tracing::error!(error = %e, "loading signing secrets failed");
-                        return;
-                    }
-                };
-            let now = now_ms();
-            // The reservations were made a moment ago: their leases end a little earlier.
-            let held = Held { loaded_at: now, lease_until: engine.lease_end(now) - 1_000 };
-            for h in fresh {
-                let delivery = ClaimedDelivery {
-                    claim: Claimed {
-                        id: h.delivery_id,
-                        event_id: h.event.id.clone(),
-                        webhook_id: h.webhook.id.clone(),
-                        attempts: 0,
-                    },
-                    secrets: secrets.get(&h.webhook.id).cloned().unwrap_or_default(),
-                    webhook: Some(h.webhook),
-                    event: Some(h.event),
-                };
-                let slot: Slot = h.hold;
-                let engine = engine.clone();
-                tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
-            }
-        });
+        let now = now_ms();
+        // The reservations were made a moment ago: their leases end a little earlier.
+        let held = Held { loaded_at: now, lease_until: self.lease_end(now) - 1_000 };
+        for h in fresh {
+            let delivery = ClaimedDelivery {
+                claim: Claimed {
+                    id: h.delivery_id,
+                    event_id: h.event.id.clone(),
+                    webhook_id: h.webhook.id.clone(),
+                    attempts: 0,
+                },
+                secrets: h.secrets,
+                webhook: Some(h.webhook),
+                event: Some(h.event),
+            };
+            let slot: Slot = h.hold;
+            let engine = self.clone();
+            tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
+        }
     }
 
     fn attempt_now<'a>(

@@ -12,8 +12,7 @@ pub struct CatalogEntry {
     pub name: String,
     pub description: String,
     pub group: String,
-    /// `store`, `application` or `any`.
-    pub tenant_type: String,
+    pub tenant_type: hookline_domain::EventTenantType,
     /// The example payload, indented.
     pub example: String,
     /// The JSON Schema, indented.

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 use crate::pages::settings::EventTypeInfo;
 use crate::pages::webhook::WebhookRow;
+use crate::pages::webhook::delivery_control::ControlForm;
+#[cfg(feature = "ssr")]
+use crate::pages::webhook::delivery_control::control_from_form;
 use crate::pages::webhook::server::{AttemptOutcome, DeliveryLog};
 
 /// What the portal's pages show about the session.
@@ -151,10 +154,12 @@ pub async fn portal_create_webhook(
     description: Option<String>,
     events: Option<String>,
     event_types: Option<Vec<String>>,
+    control: Option<ControlForm>,
 ) -> Result<String, AppError> {
     let (services, access) = ssr::access(&session).await?;
+    let control = control_from_form(control).map_err(crate::error::refused)?;
     let created = services
-        .create_webhook(
+        .create_webhook_with(
             &access.scope,
             hookline_core::NewWebhook {
                 tenant: access.tenant.clone(),
@@ -162,6 +167,7 @@ pub async fn portal_create_webhook(
                 description: description.unwrap_or_default(),
                 event_types: ssr::chosen(events, event_types),
             },
+            control,
         )
         .await?;
     leptos_axum::redirect(&ssr::list_href(&session));
@@ -188,15 +194,47 @@ pub async fn portal_update_webhook(
     description: Option<String>,
     events: Option<String>,
     event_types: Option<Vec<String>>,
+    control: Option<ControlForm>,
 ) -> Result<WebhookRow, AppError> {
     let (services, access) = ssr::access(&session).await?;
     services.portal_webhook(&access, &id).await?;
+    let control = control_from_form(control).map_err(crate::error::refused)?;
     let patch = hookline_core::WebhookPatch {
         url: Some(url),
         description: Some(description.unwrap_or_default()),
         event_types: Some(ssr::chosen(events, event_types)),
     };
-    Ok(crate::pages::webhook::server::webhook_row(services.update_webhook(&access.scope, &id, patch).await?))
+    Ok(crate::pages::webhook::server::webhook_row(
+        services.update_webhook_with(&access.scope, &id, patch, control).await?,
+    ))
+}
+
+/// What the conditions bench may read for the webhook `id` of the session's tenant (the
+/// bench is the dashboard's, [`crate::pages::webhook::conditions_bench`]).
+#[cfg(feature = "ssr")]
+pub(crate) struct PortalBench {
+    pub services: hookline_core::Services,
+    pub scope: hookline_core::Scope,
+    /// The event types the webhook can receive: the only ones the bench reads (for an
+    /// application's webhook on a store, its product lines' only, so the bench never reads
+    /// the store's other events).
+    pub types: Vec<String>,
+}
+
+/// The session's bench of webhook `id`: 410 for an ended session, 404 for a webhook it does
+/// not reach.
+#[cfg(feature = "ssr")]
+pub(crate) async fn portal_bench(session: &str, id: &str) -> Result<PortalBench, AppError> {
+    let (services, access) = ssr::access(session).await?;
+    services.portal_webhook(&access, id).await?;
+    let types = services.receivable_event_types(&access.scope, id).await?;
+    Ok(PortalBench { services, scope: access.scope, types })
+}
+
+/// The event types the conditions bench offers for the webhook.
+#[server(prefix = "/ui", endpoint = "portal_bench_types")]
+pub async fn portal_bench_types(session: String, id: String) -> Result<Vec<String>, AppError> {
+    Ok(portal_bench(&session, &id).await?.types)
 }
 
 /// Turns deliveries to the webhook on or off; answers whether they are on now.

@@ -74,7 +74,7 @@ pub async fn event_catalog() -> Result<Vec<EventTypeInfo>, AppError> {
     let types = crate::session::services()?.event_types().await?;
     Ok(types
         .into_iter()
-        .filter(|t| t.tenant_type != "application")
+        .filter(|t| t.tenant_type != hookline_domain::EventTenantType::Application)
         .map(|t| EventTypeInfo { name: t.name, description: t.description, group: t.product_group })
         .collect())
 }

@@ -3,7 +3,9 @@
 //! those types published to the webhook's store, which would have been delivered and which
 //! condition kept the others out. Nothing is sent or saved. Before the WebAssembly has loaded
 //! the form posts to [`test_conditions`], which sends the browser back here with the inputs in
-//! the address, and the page runs the bench while it renders.
+//! the address, and the page runs the bench while it renders. The embeddable portal's webhook
+//! page shows the same bench: there the form carries the portal session's token, which alone
+//! decides what it reaches (never the sign-in cookie).
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -25,20 +27,25 @@ pub struct BenchRow {
 
 /// Runs `conditions` (empty: none) against the last 20 events of `event_types` (none
 /// chosen: the types the webhook receives) of the webhook's store. A plain form post is sent
-/// back to the webhook page with its inputs in the address.
+/// back to the webhook page with its inputs in the address. `session` is the portal's.
 #[server(prefix = "/ui", endpoint = "test_conditions")]
 pub async fn test_conditions(
     id: String,
     conditions: Option<String>,
     event_types: Option<Vec<String>>,
+    session: Option<String>,
 ) -> Result<Vec<BenchRow>, AppError> {
     let conditions = conditions.unwrap_or_default();
     let event_types: Vec<String> =
         event_types.unwrap_or_default().into_iter().filter(|t| !t.is_empty()).collect();
-    let rows = run_bench(&id, &conditions, &event_types).await?;
+    let rows = run_bench(session.as_deref(), &id, &conditions, &event_types).await?;
     if crate::session::is_html_form_post() {
-        // `id` named a webhook of this user (the bench above): no address of anyone else's.
-        let page = format!("/settings/api/webhooks/{id}");
+        // `id` named a webhook this user or portal session reaches (the bench above): no
+        // address of anyone else's.
+        let page = match &session {
+            Some(s) => format!("/portal/{s}/webhooks/{id}"),
+            None => format!("/settings/api/webhooks/{id}"),
+        };
         let types = event_types.join(",");
         let back = crate::paging::href(
             &page,
@@ -56,15 +63,42 @@ pub async fn posted_bench(
     id: String,
     conditions: String,
     event_types: Vec<String>,
+    session: Option<String>,
 ) -> Result<Vec<BenchRow>, AppError> {
-    run_bench(&id, &conditions, &event_types).await
+    run_bench(session.as_deref(), &id, &conditions, &event_types).await
 }
 
+/// With a portal session, its scope (only a webhook of its tenant, only the types it can
+/// receive); else the signed-in user's.
 #[cfg(feature = "ssr")]
-async fn run_bench(id: &str, conditions: &str, event_types: &[String]) -> Result<Vec<BenchRow>, AppError> {
-    let user = crate::session::signed_in().await?;
-    let found =
-        crate::session::services()?.test_conditions(&user.scope(), id, conditions, event_types).await?;
+async fn run_bench(
+    session: Option<&str>,
+    id: &str,
+    conditions: &str,
+    event_types: &[String],
+) -> Result<Vec<BenchRow>, AppError> {
+    let found = match session {
+        Some(session) => {
+            // Only the types the portal's webhook can receive (for an application on a store,
+            // its product lines'): the portal reaches no other event of the store.
+            let bench = crate::pages::portal::server::portal_bench(session, id).await?;
+            if let Some(other) = event_types.iter().find(|t| !bench.types.contains(t)) {
+                return Err(crate::error::refused(AppError::Invalid {
+                    field: Some("event_types".into()),
+                    message: format!("This webhook does not receive {other}."),
+                }));
+            }
+            let types = if event_types.is_empty() { bench.types.as_slice() } else { event_types };
+            if types.is_empty() {
+                return Ok(Vec::new());
+            }
+            bench.services.test_conditions(&bench.scope, id, conditions, types).await?
+        }
+        None => {
+            let scope = crate::session::signed_in().await?.scope();
+            crate::session::services()?.test_conditions(&scope, id, conditions, event_types).await?
+        }
+    };
     Ok(found
         .into_iter()
         .map(|r| BenchRow {
@@ -76,8 +110,13 @@ async fn run_bench(id: &str, conditions: &str, event_types: &[String]) -> Result
         .collect())
 }
 
+/// The bench; `session` is the portal session's token on the portal's page.
 #[component]
-pub(crate) fn ConditionsBench(id: String, conditions: Option<String>) -> impl IntoView {
+pub(crate) fn ConditionsBench(
+    id: String,
+    conditions: Option<String>,
+    #[prop(optional)] session: Option<String>,
+) -> impl IntoView {
     let run = ServerAction::<TestConditions>::new();
     let query = use_query_map();
     // A plain form post's inputs, in the address the server sent the browser back to.
@@ -99,11 +138,12 @@ pub(crate) fn ConditionsBench(id: String, conditions: Option<String>) -> impl In
     let posted_results = Resource::new(
         {
             let id = id.clone();
-            move || (id.clone(), posted.clone())
+            let session = session.clone();
+            move || (id.clone(), posted.clone(), session.clone())
         },
-        |(id, posted)| async move {
+        |(id, posted, session)| async move {
             match posted {
-                Some((conditions, types)) => posted_bench(id, conditions, types).await.map(Some),
+                Some((conditions, types)) => posted_bench(id, conditions, types, session).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -111,9 +151,15 @@ pub(crate) fn ConditionsBench(id: String, conditions: Option<String>) -> impl In
     let types = Resource::new(
         {
             let id = id.clone();
-            move || id.clone()
+            let session = session.clone();
+            move || (id.clone(), session.clone())
         },
-        test_event_types,
+        |(id, session)| async move {
+            match session {
+                Some(session) => crate::pages::portal::server::portal_bench_types(session, id).await,
+                None => test_event_types(id).await,
+            }
+        },
     );
     let chosen = StoredValue::new(chosen);
     let entered_value = entered.clone();
@@ -130,6 +176,7 @@ pub(crate) fn ConditionsBench(id: String, conditions: Option<String>) -> impl In
                 <summary>"Try conditions on recent events"</summary>
                 <ActionForm action=run attr:class="form conditions-bench" attr:aria-label="Test conditions">
                     <input type="hidden" name="id" value=id/>
+                    {session.map(|s| view! { <input type="hidden" name="session" value=s/> })}
                     <label for="bench-conditions">"Conditions " <span class="optional">"(JSON; empty for none)"</span></label>
                     // The property for a view made in the browser, the text for the server's page.
                     <textarea id="bench-conditions" name="conditions" rows="5" spellcheck="false" class="conditions-input" prop:value=entered_value>

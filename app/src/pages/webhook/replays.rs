@@ -31,7 +31,7 @@ pub struct SampleRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplayRow {
     pub id: String,
-    pub state: String,
+    pub state: hookline_domain::ReplayState,
     pub done: i64,
     pub total: i64,
     /// What it chose, in words.
@@ -313,13 +313,13 @@ fn ReplayTable(rows: Vec<ReplayRow>, cancel: ServerAction<CancelReplay>) -> impl
             <thead><tr><th>"Started"</th><th>"Deliveries"</th><th>"Progress"</th><th>"State"</th><th></th></tr></thead>
             <tbody>
                 {rows.into_iter().map(|r| {
-                    let running = r.state == "running";
+                    let running = r.state == hookline_domain::ReplayState::Running;
                     let state = match r.error.clone() {
                         Some(e) => format!("{}: {e}", r.state),
-                        None => r.state.clone(),
+                        None => r.state.to_string(),
                     };
                     view! {
-                        <tr class="replay" data-state=r.state.clone()>
+                        <tr class="replay" data-state=r.state.as_str()>
                             <td>{r.started}</td>
                             <td>{r.choice}</td>
                             <td class="replay-progress">{format!("{} of {} queued", r.done, r.total)}</td>

@@ -6,13 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum HealthKind {
-    Healthy,
-    Failing,
-    Off,
-}
+use hookline_domain::Health;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WebhookRow {
@@ -21,7 +15,8 @@ pub struct WebhookRow {
     pub description: String,
     pub event_types: Option<Vec<String>>,
     pub enabled: bool,
-    pub health: HealthKind,
+    pub health: Health,
+    /// `health`'s sentence, made once on the server.
     pub health_text: String,
     pub ordering: bool,
     pub rate_limit: Option<i32>,
@@ -114,19 +109,13 @@ pub(crate) use ssr::{delivery_row, outcome, webhook_row};
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::{AttemptOutcome, DeliveryRow, HealthKind, WebhookRow};
+    use super::{AttemptOutcome, DeliveryRow, WebhookRow};
     use crate::format::human_time;
-    use hookline_domain::Health;
 
     /// A webhook as a row of a list or the head of its page, with its health in words.
     pub fn webhook_row(w: hookline_core::entities::webhook::Model) -> WebhookRow {
         let health = w.health();
         let health_text = health.sentence();
-        let health = match health {
-            Health::Healthy => HealthKind::Healthy,
-            Health::Failing { .. } => HealthKind::Failing,
-            Health::Off { .. } => HealthKind::Off,
-        };
         let conditions = hookline_domain::conditions::Conditions::from_stored(w.conditions.as_deref())
             .and_then(|c| serde_json::to_string_pretty(&c.to_value()).ok());
         let include_fields =

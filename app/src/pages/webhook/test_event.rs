@@ -17,12 +17,12 @@ pub async fn test_event_types(id: String) -> Result<Vec<String>, AppError> {
     let services = crate::session::services()?;
     let hook = services.webhook(&user.scope(), &id).await?;
     let receives = hook.subscription();
-    let level = hook.tenant_type.as_str();
+    let level = hook.tenant_type;
     Ok(services
         .event_types()
         .await?
         .into_iter()
-        .filter(|t| (t.tenant_type == "any" || t.tenant_type == level) && receives.matches(&t.name))
+        .filter(|t| t.tenant_type.admits(level) && receives.matches(&t.name))
         .map(|t| t.name)
         .collect())
 }

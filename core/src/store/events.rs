@@ -1,0 +1,324 @@
+//! Writing events: the tenants' counters (sequence numbers, the ordering counter) moved in one
+//! statement that also reads their recipients' versions, and a batch's events with their
+//! deliveries in multi-row statements (on PostgreSQL, one statement for both).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait, Statement,
+    TransactionTrait,
+};
+
+use crate::entities::{delivery, event};
+use crate::error::{Error, Result};
+use hookline_domain::{Tenant, TenantType};
+
+/// A counter to move: the tenant's row of `sequences` for `resource`, by `by`.
+pub struct Counter<'a> {
+    pub tenant: &'a Tenant,
+    pub resource: &'a str,
+    pub by: i64,
+}
+
+/// What moving the counters answers: each counter's new value, in the order given, and the
+/// recipients' version of each tenant that has one (a tenant absent has never changed).
+pub struct Moved {
+    pub values: Vec<i64>,
+    pub versions: HashMap<Tenant, i64>,
+}
+
+/// Moves each counter by its `by` and answers the new values, strictly increasing: the
+/// upsert locks each row until the statement (or the caller's transaction) ends. Give the
+/// counters in one fixed order (by tenant, then resource), so two writers holding several
+/// never wait on each other. Each counter's tenant's recipients' version comes back in the
+/// same statement, read in its snapshot: one round trip for both.
+pub async fn advance_counters(conn: &impl ConnectionTrait, counters: &[Counter<'_>]) -> Result<Moved> {
+    if counters.is_empty() {
+        return Ok(Moved { values: Vec::new(), versions: HashMap::new() });
+    }
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counters.len() * 4);
+    for c in counters {
+        values.extend([
+            c.tenant.kind.as_str().into(),
+            c.tenant.id.clone().into(),
+            c.resource.into(),
+            c.by.into(),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO sequences (tenant_type, tenant_id, resource, value) VALUES {} \
+         ON CONFLICT (tenant_type, tenant_id, resource) DO UPDATE SET value = sequences.value + excluded.value \
+         RETURNING tenant_type, tenant_id, resource, value, \
+         (SELECT version FROM recipient_versions v WHERE v.tenant_type = sequences.tenant_type \
+          AND v.tenant_id = sequences.tenant_id) AS version",
+        super::placeholders(counters.len(), 4, 0)
+    );
+    let rows =
+        conn.query_all_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, values)).await?;
+    let mut by_counter: HashMap<(String, String, String), i64> = HashMap::with_capacity(rows.len());
+    let mut versions = HashMap::new();
+    for row in rows {
+        let tenant_type: String = row.try_get("", "tenant_type")?;
+        let tenant_id: String = row.try_get("", "tenant_id")?;
+        if let (Some(version), Ok(kind)) =
+            (row.try_get::<Option<i64>>("", "version")?, tenant_type.parse::<TenantType>())
+        {
+            versions.insert(Tenant { kind, id: tenant_id.clone() }, version);
+        }
+        by_counter.insert((tenant_type, tenant_id, row.try_get("", "resource")?), row.try_get("", "value")?);
+    }
+    let values = counters
+        .iter()
+        .map(|c| {
+            by_counter
+                .get(&(c.tenant.kind.as_str().to_string(), c.tenant.id.clone(), c.resource.to_string()))
+                .copied()
+                .ok_or(Error::NotFound("sequence"))
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    Ok(Moved { values, versions })
+}
+
+/// Writes the rows with multi-row statements, inside the caller's transaction.
+pub async fn insert_rows(
+    txn: &DatabaseTransaction,
+    events: &[Arc<event::Model>],
+    deliveries: &[delivery::Model],
+) -> Result<()> {
+    let rows = crate::rows_per_statement(txn.get_database_backend());
+    for chunk in events.chunks(rows) {
+        let models = chunk.iter().map(|e| event::ActiveModel::from(e.as_ref().clone()));
+        event::Entity::insert_many(models).exec_without_returning(txn).await?;
+    }
+    for chunk in deliveries.chunks(rows) {
+        let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
+        delivery::Entity::insert_many(models).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Most parameters one PostgreSQL statement may have is 65,535; this leaves room.
+const POSTGRES_MAX_PARAMS: usize = 60_000;
+
+/// On PostgreSQL, the events and their deliveries in one statement (one round trip, atomic
+/// without a transaction); a batch too big for one statement gets a transaction.
+pub async fn insert_rows_postgres(
+    db: &DatabaseConnection,
+    events: &[Arc<event::Model>],
+    deliveries: &[delivery::Model],
+) -> Result<()> {
+    const EVENT_COLS: usize = 9;
+    const DELIVERY_COLS: usize = 14;
+    if events.is_empty() {
+        return Ok(());
+    }
+    if events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS > POSTGRES_MAX_PARAMS {
+        let txn = db.begin().await?;
+        insert_rows(&txn, events, deliveries).await?;
+        txn.commit().await?;
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> =
+        Vec::with_capacity(events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS);
+    for e in events {
+        values.extend([
+            e.id.clone().into(),
+            e.tenant_type.into(),
+            e.tenant_id.clone().into(),
+            e.event_type.clone().into(),
+            e.payload.clone().into(),
+            e.idempotency_key.clone().into(),
+            e.sequence.into(),
+            e.received_at.into(),
+            e.ordering_key.clone().into(),
+        ]);
+    }
+    let mut sql = format!(
+        "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
+         received_at, ordering_key) VALUES {}",
+        super::placeholders(events.len(), EVENT_COLS, 0)
+    );
+    if !deliveries.is_empty() {
+        let offset = values.len();
+        for d in deliveries {
+            values.extend([
+                d.id.clone().into(),
+                d.event_id.clone().into(),
+                d.webhook_id.clone().into(),
+                d.tenant_type.into(),
+                d.tenant_id.clone().into(),
+                d.event_type.clone().into(),
+                d.status.into(),
+                d.attempts.into(),
+                d.next_attempt_at.into(),
+                d.leased_by.clone().into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+                d.ordering_key.clone().into(),
+                d.ordering_seq.into(),
+            ]);
+        }
+        sql = format!(
+            "WITH new_events AS ({sql}) INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, \
+             tenant_id, event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at, \
+             ordering_key, ordering_seq) VALUES {}",
+            super::placeholders(deliveries.len(), DELIVERY_COLS, offset)
+        );
+    }
+    db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+    Ok(())
+}
+
+/// An event of [`insert_numbered_postgres`] with the counter that numbers it: its number is
+/// the counter's new value less `back` (the events behind it on the same counter).
+pub struct Numbered<'a> {
+    pub event: &'a event::Model,
+    /// Index into the counters.
+    pub counter: usize,
+    pub back: i64,
+}
+
+/// On PostgreSQL, the counters moved, the events numbered by them and their deliveries
+/// written, all in one statement: one round trip and one commit (with synchronous commit on,
+/// one WAL flush instead of two). Answers each event's sequence number by id. A batch too big
+/// for one statement moves the counters and writes the rows in a transaction.
+pub async fn insert_numbered_postgres(
+    db: &DatabaseConnection,
+    counters: &[Counter<'_>],
+    events: &[Numbered<'_>],
+    deliveries: &[delivery::Model],
+) -> Result<HashMap<String, i64>> {
+    const EVENT_COLS: usize = 10;
+    const DELIVERY_COLS: usize = 14;
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if counters.len() * 4 + events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS > POSTGRES_MAX_PARAMS
+    {
+        let txn = db.begin().await?;
+        let moved = advance_counters(&txn, counters).await?;
+        let numbers: HashMap<String, i64> =
+            events.iter().map(|e| (e.event.id.clone(), moved.values[e.counter] - e.back)).collect();
+        let rows: Vec<Arc<event::Model>> = events
+            .iter()
+            .map(|e| Arc::new(event::Model { sequence: numbers[&e.event.id], ..e.event.clone() }))
+            .collect();
+        insert_rows(&txn, &rows, deliveries).await?;
+        txn.commit().await?;
+        return Ok(numbers);
+    }
+    let mut values: Vec<sea_orm::Value> =
+        Vec::with_capacity(counters.len() * 4 + events.len() * EVENT_COLS + deliveries.len() * DELIVERY_COLS);
+    for c in counters {
+        values.extend([
+            c.tenant.kind.as_str().into(),
+            c.tenant.id.clone().into(),
+            c.resource.into(),
+            c.by.into(),
+        ]);
+    }
+    let event_offset = values.len();
+    for n in events {
+        let e = n.event;
+        let c = &counters[n.counter];
+        values.extend([
+            e.id.clone().into(),
+            e.tenant_type.into(),
+            e.tenant_id.clone().into(),
+            e.event_type.clone().into(),
+            e.payload.clone().into(),
+            e.idempotency_key.clone().into(),
+            c.resource.into(),
+            n.back.into(),
+            e.received_at.into(),
+            e.ordering_key.clone().into(),
+        ]);
+    }
+    let mut sql = format!(
+        "WITH counters AS (INSERT INTO sequences (tenant_type, tenant_id, resource, value) VALUES {} \
+         ON CONFLICT (tenant_type, tenant_id, resource) DO UPDATE SET value = sequences.value + excluded.value \
+         RETURNING tenant_type, tenant_id, resource, value), \
+         new_events AS (INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, \
+         sequence, received_at, ordering_key) \
+         SELECT v.id, v.tenant_type, v.tenant_id, v.event_type, v.payload, v.idempotency_key, c.value - v.back, \
+         v.received_at, v.ordering_key \
+         FROM (VALUES {}) AS v (id, tenant_type, tenant_id, event_type, payload, idempotency_key, resource, back, \
+         received_at, ordering_key) \
+         JOIN counters c ON c.tenant_type = v.tenant_type AND c.tenant_id = v.tenant_id AND c.resource = v.resource \
+         RETURNING id, sequence)",
+        super::placeholders(counters.len(), 4, 0),
+        super::typed_placeholders(
+            events.len(),
+            &["TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"],
+            event_offset
+        ),
+    );
+    if !deliveries.is_empty() {
+        let offset = values.len();
+        for d in deliveries {
+            values.extend([
+                d.id.clone().into(),
+                d.event_id.clone().into(),
+                d.webhook_id.clone().into(),
+                d.tenant_type.into(),
+                d.tenant_id.clone().into(),
+                d.event_type.clone().into(),
+                d.status.into(),
+                d.attempts.into(),
+                d.next_attempt_at.into(),
+                d.leased_by.clone().into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+                d.ordering_key.clone().into(),
+                d.ordering_seq.into(),
+            ]);
+        }
+        sql.push_str(&format!(
+            ", new_deliveries AS (INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, \
+             event_type, status, attempts, next_attempt_at, leased_by, created_at, updated_at, ordering_key, \
+             ordering_seq) VALUES {} RETURNING 1)",
+            super::placeholders(deliveries.len(), DELIVERY_COLS, offset)
+        ));
+    }
+    sql.push_str(" SELECT id, sequence FROM new_events");
+    let rows =
+        db.query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+    let numbers = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<String>("", "id")?, row.try_get::<i64>("", "sequence")?)))
+        .collect::<Result<HashMap<String, i64>>>()?;
+    if numbers.len() != events.len() {
+        // Cannot be, short of a bug: every event's counter is in the statement.
+        return Err(Error::Db(sea_orm::DbErr::Custom("an event was left without its number".into())));
+    }
+    Ok(numbers)
+}
+
+/// The recipients' version of each of `tenants` that has one (a read: no commit to wait for).
+pub async fn recipient_versions(
+    conn: &impl ConnectionTrait,
+    tenants: &[Tenant],
+) -> Result<HashMap<Tenant, i64>> {
+    if tenants.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(tenants.len() * 2);
+    for t in tenants {
+        values.extend([t.kind.as_str().into(), t.id.clone().into()]);
+    }
+    let sql = format!(
+        "SELECT tenant_type, tenant_id, version FROM recipient_versions WHERE (tenant_type, tenant_id) IN ({})",
+        super::placeholders(tenants.len(), 2, 0)
+    );
+    let rows =
+        conn.query_all_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, values)).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get("", "tenant_type")?;
+        if let Ok(kind) = kind.parse::<TenantType>() {
+            out.insert(Tenant { kind, id: row.try_get("", "tenant_id")? }, row.try_get("", "version")?);
+        }
+    }
+    Ok(out)
+}
