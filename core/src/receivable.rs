@@ -27,12 +27,11 @@ impl Services {
             _ => None,
         };
         let receives = hook.subscription();
-        let level = hook.tenant_type.as_str();
         Ok(self
             .event_types()
             .await?
             .into_iter()
-            .filter(|t| (t.tenant_type == "any" || t.tenant_type == level) && receives.matches(&t.name))
+            .filter(|t| t.tenant_type.admits(hook.tenant_type) && receives.matches(&t.name))
             .filter(|t| {
                 lines.as_ref().is_none_or(|lines| {
                     t.product_group == OPERATIONAL_GROUP

@@ -272,15 +272,7 @@ async fn publish_keyed(base: &str, api_key: &str, keys: u64, per_key: u64) {
                     let key = format!("key-{k}");
                     let body = serde_json::json!({"tenant_type": "store", "tenant_id": "bench",
                         "event_type": "review-created", "ordering_key": key, "payload": {"key": key, "n": n}});
-                    let res = client
-                        .post(&url)
-                        .bearer_auth(&api_key)
-                        .header("content-type", "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await
-                        .expect("publish answers");
-                    assert_eq!(res.status(), 202, "publish failed");
+                    sink::post_event(&client, &url, &api_key, body.to_string()).await;
                 }
             }
         }));

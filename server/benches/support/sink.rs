@@ -66,6 +66,19 @@ pub async fn publish(base: &str, key: &str, events: usize, producers: usize, rat
     publish_sized(base, key, events, producers, rate, 0).await
 }
 
+/// Publishes one event body and expects it accepted.
+pub async fn post_event(client: &reqwest::Client, url: &str, key: &str, body: String) {
+    let res = client
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("publish answers");
+    assert_eq!(res.status(), 202, "publish failed");
+}
+
 /// The review event's payload, padded to `bytes` when that is more than its own size (the
 /// padding goes last: the receiver reads the send time from the start).
 pub fn review_payload(i: usize, bytes: usize) -> String {
@@ -126,15 +139,7 @@ pub async fn publish_sized(
                     r#"{{"tenant_type":"store","tenant_id":"bench","event_type":"review-created","payload":{}}}"#,
                     review_payload(i, payload_bytes)
                 );
-                let res = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("publish answers");
-                assert_eq!(res.status(), 202, "publish failed");
+                post_event(&client, &url, &key, body).await;
             }
         }));
     }

@@ -137,12 +137,11 @@ pub async fn portal_webhooks(session: String, cursor: Option<String>) -> Result<
 #[server(prefix = "/ui", endpoint = "portal_event_types")]
 pub async fn portal_event_types(session: String) -> Result<Vec<EventTypeInfo>, AppError> {
     let (services, access) = ssr::access(&session).await?;
-    let kind = access.tenant.kind.as_str();
     Ok(services
         .event_types()
         .await?
         .into_iter()
-        .filter(|t| t.tenant_type == "any" || t.tenant_type == kind)
+        .filter(|t| t.tenant_type.admits(access.tenant.kind))
         .map(|t| EventTypeInfo { name: t.name, description: t.description, group: t.product_group })
         .collect())
 }
