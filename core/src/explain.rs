@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 
 use sea_orm::EntityTrait;
-use serde::{Deserialize, Serialize};
 
 use crate::entities::{delivery, event, installation, webhook};
 use crate::error::{Error, Result};
@@ -29,63 +28,9 @@ pub const MAX_ORDERING_KEY: usize = 255;
 /// tenant may have (`HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
 const OWN_WEBHOOKS_READ: u64 = 10_000;
 
-/// What happened with one webhook for one event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Its event types (or, for an application's webhook, the product lines it is installed
-    /// for) leave the type out, or it was made after the event.
-    NotSubscribed,
-    /// Its payload conditions kept the event out.
-    FilteredOut,
-    /// The webhook was off, so the delivery was (or will be) skipped.
-    WebhookOff,
-    /// The receiver paused the webhook (`Retry-After`, or the circuit breaker is open).
-    Paused,
-    /// An ordered delivery waiting behind an earlier delivery of its key.
-    BlockedKey,
-    /// Waiting for its next attempt, or being sent now.
-    Queued,
-    Delivered,
-    /// The retry schedule was used up.
-    Failed,
-    /// Skipped by hand (the head of a blocked ordering key), after failed attempts.
-    Skipped,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 9] = [
-        Outcome::NotSubscribed,
-        Outcome::FilteredOut,
-        Outcome::WebhookOff,
-        Outcome::Paused,
-        Outcome::BlockedKey,
-        Outcome::Queued,
-        Outcome::Delivered,
-        Outcome::Failed,
-        Outcome::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::NotSubscribed => "not_subscribed",
-            Outcome::FilteredOut => "filtered_out",
-            Outcome::WebhookOff => "webhook_off",
-            Outcome::Paused => "paused",
-            Outcome::BlockedKey => "blocked_key",
-            Outcome::Queued => "queued",
-            Outcome::Delivered => "delivered",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// What happened with one webhook for one event: a word of the vocabulary (the dashboard
+// shows it too), named here as it always was.
+pub use hookline_domain::Outcome;
 
 /// One webhook's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,18 +221,9 @@ impl Services {
                     && until > now
                     && due < until
                 {
-                    let detail = match w.pause_reason.as_deref() {
-                        Some("retry_after") => format!(
-                            "The endpoint asked Hookline to wait (HTTP 429 or 503 with Retry-After): \
-                             deliveries to this webhook are paused until {}.",
-                            human_time(until)
-                        ),
-                        Some("circuit_open") => format!(
-                            "The circuit breaker is open after connection failures or timeouts: Hookline \
-                             holds deliveries to this webhook and probes the endpoint again at {}.",
-                            human_time(until)
-                        ),
-                        _ => format!("Deliveries to this webhook are paused until {}.", human_time(until)),
+                    let detail = match w.pause_reason {
+                        Some(reason) => reason.sentence(until),
+                        None => format!("Deliveries to this webhook are paused until {}.", human_time(until)),
                     };
                     return Ok((Outcome::Paused, detail, Some(until), None));
                 }

@@ -71,8 +71,8 @@ pub use webhooks::{
 // names it always had here.
 pub use hookline_domain::{
     AddressPolicy, AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, EventFilter, Health,
-    InputError, Page, PageRequest, Role, Scope, Tenant, TenantType, UrlPolicy, WebhookUrl, human_duration,
-    human_time, is_public_ip, iso8601, parse_date_ms,
+    InputError, Page, PageRequest, PauseReason, Role, Scope, Tenant, TenantType, UrlPolicy, WebhookUrl,
+    human_duration, human_time, is_public_ip, iso8601, parse_date_ms,
 };
 pub use hookline_domain::{ApiKeyId, ApplicationId, AttemptId, DeliveryId, EventId, StoreId, WebhookId};
 

@@ -2,9 +2,14 @@
 //! skipping a key's head. The rule itself (one delivery at a time per key, in publish order)
 //! is the claim's ([`crate::store::ordering`]); the numbers come from publishing
 //! ([`crate::events`]).
+//!
+//! Deliveries waiting behind their key's head are parked (not due) and woken when the key
+//! moves on; [`ParkedSweep`] is the safety net that wakes any a lost wake-up left parked.
+
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::store::ordering::HeadMove;
+use crate::store::ordering::{HeadMove, OrderedPlace};
 use crate::{Page, PageRequest, Scope, Services, now_ms};
 
 pub use crate::store::ordering::BlockedKey;
@@ -58,4 +63,58 @@ impl Services {
 /// The head moved on between reading and writing (it was claimed, or succeeded).
 fn not_blocked() -> Error {
     Error::Conflict("This key is no longer blocked: its first event is being sent or was delivered.".into())
+}
+
+/// Ordered deliveries a sweep step reads (down `deliveries_ordered`).
+const SWEEP_BATCH: u64 = 500;
+/// Between the end of one sweep and the start of the next.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// The safety net of parking: a background sweep over the ordered deliveries that wakes a
+/// parked one whose key nothing holds any more (its head was deleted by retention, or a park
+/// raced the settle that should have woken it). A round runs in small steps, one every
+/// [`SWEEP_EVERY`] at most.
+#[derive(Debug, Default)]
+pub struct ParkedSweep {
+    /// Where the round in progress goes on (`None`: between rounds).
+    after: Option<OrderedPlace>,
+    in_round: bool,
+    ended_at: Option<Instant>,
+}
+
+impl ParkedSweep {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One step, starting a round when the last one ended long enough ago; answers whether
+    /// the round goes on (the caller steps again soon) and how many deliveries it woke.
+    pub async fn step(&mut self, services: &Services) -> Result<(bool, u64)> {
+        if !self.in_round {
+            if self.ended_at.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return Ok((false, 0));
+            }
+            self.in_round = true;
+            self.after = None;
+        }
+        let stepped = services.store().wake_stranded_step(self.after.as_ref(), SWEEP_BATCH, now_ms()).await;
+        let (next, woken) = match stepped {
+            Ok(done) => done,
+            Err(e) => {
+                // The round starts again later, from its beginning.
+                self.in_round = false;
+                self.ended_at = Some(Instant::now());
+                return Err(e);
+            }
+        };
+        if woken > 0 {
+            services.wake_workers();
+        }
+        self.in_round = next.is_some();
+        self.after = next;
+        if !self.in_round {
+            self.ended_at = Some(Instant::now());
+        }
+        Ok((self.in_round, woken))
+    }
 }

@@ -125,7 +125,7 @@ impl Services {
         let row = portal_session::Model {
             id: new_id(),
             scope: scope.to_string(),
-            tenant_type: tenant.kind.as_str().to_string(),
+            tenant_type: tenant.kind,
             tenant_id: tenant.id.clone(),
             link_hash: token_hash(&token),
             link_expires_at: now + PORTAL_LINK_TTL.as_millis() as i64,
@@ -185,11 +185,15 @@ impl Services {
         if expires_at <= now_ms() {
             return Ok(Err(PortalEnded::Expired));
         }
-        let (Some(scope), Some(kind)) = (Scope::parse(&row.scope), TenantType::parse(&row.tenant_type))
-        else {
+        let Some(scope) = Scope::parse(&row.scope) else {
             return Ok(Err(PortalEnded::Unknown));
         };
-        Ok(Ok(PortalAccess { id: row.id, scope, tenant: Tenant { kind, id: row.tenant_id }, expires_at }))
+        Ok(Ok(PortalAccess {
+            id: row.id,
+            scope,
+            tenant: Tenant { kind: row.tenant_type, id: row.tenant_id },
+            expires_at,
+        }))
     }
 
     /// Ends a portal session (or an unopened link) at once. The caller must be an admin or

@@ -19,7 +19,7 @@ use crate::entities::{store, webhook};
 use crate::error::{Error, Result};
 use crate::store::retention::PruneRange;
 use crate::{HOUR_MS, Services, now_ms};
-use hookline_domain::Scope;
+use hookline_domain::{Scope, TenantType};
 
 pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The shortest retention a store may have: as `HOOKLINE_RETENTION`'s.
@@ -149,7 +149,7 @@ impl Pruner {
         for s in shortened {
             let store_cut = now - s.retention_ms.unwrap_or(retention).max(MIN_RETENTION.as_millis() as i64);
             let hooks: Vec<String> = webhook::Entity::find()
-                .filter(webhook::Column::TenantType.eq("store"))
+                .filter(webhook::Column::TenantType.eq(TenantType::Store))
                 .filter(webhook::Column::TenantId.eq(&s.id))
                 .all(&services.db)
                 .await?

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entities::webhook_secret;
 use crate::error::Result;
-use crate::{Scope, Services, now_ms};
+use crate::{EventId, Scope, Services, WebhookId, now_ms};
 
 /// The secrets and the original body a signature check compares a received request with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,10 +28,10 @@ impl Services {
     pub async fn signature_material(
         &self,
         scope: &Scope,
-        webhook_id: &str,
-        event_id: Option<&str>,
+        webhook_id: &WebhookId,
+        event_id: Option<&EventId>,
     ) -> Result<SignatureMaterial> {
-        let found = self.webhook(scope, webhook_id).await?;
+        let found = self.webhook(scope, webhook_id.as_str()).await?;
         let rows = webhook_secret::Entity::find()
             .filter(webhook_secret::Column::WebhookId.eq(&found.id))
             .order_by_desc(webhook_secret::Column::CreatedAt)
@@ -49,10 +49,10 @@ impl Services {
             }
         }
         secrets.sort_by_key(|k| k.rotated_out_at.is_some());
-        let original_body = match event_id.map(str::trim).filter(|id| !id.is_empty()) {
+        let original_body = match event_id.filter(|id| !id.as_str().is_empty()) {
             Some(event_id) => {
                 // A webhook with include_fields was sent (and signed) the projection.
-                self.store().delivered_payload(event_id, &found.id).await?.map(|payload| {
+                self.store().delivered_payload(event_id, webhook_id).await?.map(|payload| {
                     match IncludeFields::from_stored(found.include_fields.as_deref()) {
                         Some(fields) => fields.project(&payload),
                         None => payload,

@@ -9,7 +9,7 @@ use crate::entities::{api_key, application, event_type, installation, store};
 use crate::error::{Error, Result};
 use crate::events::PublishRequest;
 use crate::{Services, now_ms};
-use hookline_domain::{Page, PageRequest, Scope, Tenant, TenantType};
+use hookline_domain::{ApplicationId, EventId, Page, PageRequest, Scope, StoreId, Tenant, TenantType};
 
 fn check_tenant_id(field: &'static str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -167,10 +167,11 @@ impl Services {
     /// (default Reviews). From then on the application's key reaches the store store-level.
     pub async fn install_application(
         &self,
-        application_id: &str,
-        store_id: &str,
+        application_id: &ApplicationId,
+        store_id: &StoreId,
         product_lines: Option<Vec<String>>,
     ) -> Result<installation::Model> {
+        let (application_id, store_id) = (application_id.as_str(), store_id.as_str());
         if application::Entity::find_by_id(application_id).one(&self.db).await?.is_none() {
             return Err(Error::NotFound("application"));
         }
@@ -224,7 +225,11 @@ impl Services {
     /// the application's store-level webhooks there are turned off, and
     /// `integrations.applications.disconnected.v3` is published to the application's
     /// app-level subscriptions.
-    pub async fn disconnect_application(&self, application_id: &str, store_id: &str) -> Result<String> {
+    pub async fn disconnect_application(
+        &self,
+        application_id: &ApplicationId,
+        store_id: &StoreId,
+    ) -> Result<EventId> {
         let key = (application_id.to_string(), store_id.to_string());
         let Some(found) = installation::Entity::find_by_id(key.clone()).one(&self.db).await? else {
             return Err(Error::NotFound("installation"));
@@ -234,7 +239,7 @@ impl Services {
         let payload = serde_json::json!({
             "topic": DISCONNECTED,
             "name": "Application disconnected",
-            "store": store_id,
+            "store": store_id.as_str(),
             "product_lines": format!("[{}]", lines.join(", ")),
         });
         let kind = event_type::Entity::find_by_id(DISCONNECTED)
@@ -248,7 +253,7 @@ impl Services {
         crate::store::webhooks::turn_off(&txn, disconnected, crate::DisabledReason::Disconnected, now)
             .await?;
         let request = PublishRequest {
-            tenant: Tenant::application(application_id),
+            tenant: Tenant::application(application_id.as_str()),
             event_type: DISCONNECTED.into(),
             payload: payload.to_string(),
             idempotency_key: None,
@@ -258,7 +263,7 @@ impl Services {
         let event_id = self.insert_event(&txn, &request, &kind).await?;
         txn.commit().await?;
         self.wake_workers();
-        Ok(event_id)
+        Ok(EventId::new(event_id))
     }
 }
 

@@ -98,7 +98,7 @@ pub struct DeliveryView {
     pub id: String,
     pub event_id: String,
     pub event_type: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_status_code: Option<i32>,
     pub last_duration_ms: Option<i32>,
@@ -113,7 +113,7 @@ impl From<delivery::Model> for DeliveryView {
             id: d.id,
             event_id: d.event_id,
             event_type: d.event_type,
-            status: d.status.as_str().to_string(),
+            status: d.status,
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_duration_ms: d.last_duration_ms,
@@ -293,6 +293,10 @@ impl Services {
             paused_until: Set(None),
             pause_reason: Set(None),
             probe_interval_ms: Set(None),
+            alert_state: Set(None),
+            alert_streak: Set(None),
+            alert_at: Set(None),
+            alert_due: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -562,7 +566,7 @@ impl Services {
         let mut condition = sea_orm::Condition::all();
         if let Some(store) = filter.store.as_deref().filter(|s| !s.is_empty()) {
             condition = condition
-                .add(delivery::Column::TenantType.eq("store"))
+                .add(delivery::Column::TenantType.eq(crate::TenantType::Store))
                 .add(delivery::Column::TenantId.eq(store));
         }
         if let Some(hook) = filter.webhook.as_deref().filter(|s| !s.is_empty()) {

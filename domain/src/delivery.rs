@@ -36,6 +36,11 @@ impl DeliveryStatus {
         DeliveryStatus::Skipped,
     ];
 
+    /// The settled statuses: no attempt is due any more. What a bulk replay chooses among
+    /// (pending and delivering deliveries are already on their way).
+    pub const SETTLED: [DeliveryStatus; 3] =
+        [DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Skipped];
+
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
@@ -53,7 +58,7 @@ impl DeliveryStatus {
     /// Whether the delivery is settled: no attempt is due any more (a manual resend may still
     /// be made).
     pub fn is_final(self) -> bool {
-        matches!(self, DeliveryStatus::Succeeded | DeliveryStatus::Failed | DeliveryStatus::Skipped)
+        Self::SETTLED.contains(&self)
     }
 }
 
@@ -231,6 +236,13 @@ mod tests {
         let strings: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(strings, ["pending", "delivering", "succeeded", "failed", "skipped"]);
         assert_eq!(DeliveryStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn settled_statuses_are_those_no_attempt_is_due_for() {
+        let settled: Vec<DeliveryStatus> = DeliveryStatus::ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(settled, DeliveryStatus::SETTLED);
+        assert!(!DeliveryStatus::Pending.is_final() && !DeliveryStatus::Delivering.is_final());
     }
 
     #[test]

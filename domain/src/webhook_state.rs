@@ -1,5 +1,6 @@
-//! Whether a webhook is on, and how it is doing: why it was turned off and its health, with
-//! the sentences the dashboard and the `webhook.disabled` event say of them.
+//! Whether a webhook is on, and how it is doing: why it was turned off, why it waits (paused),
+//! what its alerts have announced, and its health, with the sentences the dashboard and the
+//! `webhook.disabled` event say of them.
 
 use std::fmt;
 
@@ -68,6 +69,107 @@ impl DisabledReason {
 stored_as_str!(DisabledReason, "disabled reason");
 
 impl fmt::Display for DisabledReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a webhook that is on waits before its next delivery: the receiver asked it to
+/// (`Retry-After`), or its circuit breaker is open until the next probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+#[cfg_attr(feature = "sea-orm", sea_orm(rs_type = "String", db_type = "String(StringLen::None)"))]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// A 429 or 503 with `Retry-After`: the webhook waits until then.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "retry_after"))]
+    RetryAfter,
+    /// Deliveries kept failing: one delivery goes as a probe when the pause ends.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "circuit_open"))]
+    CircuitOpen,
+}
+
+impl PauseReason {
+    pub const ALL: [PauseReason; 2] = [PauseReason::RetryAfter, PauseReason::CircuitOpen];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::RetryAfter => "retry_after",
+            PauseReason::CircuitOpen => "circuit_open",
+        }
+    }
+
+    /// Why deliveries wait, in a sentence, with the moment the pause ends (in UTC).
+    pub fn sentence(self, until: i64) -> String {
+        match self {
+            PauseReason::RetryAfter => format!(
+                "The endpoint asked Hookline to wait (HTTP 429 or 503 with Retry-After): deliveries to \
+                 this webhook are paused until {}.",
+                human_time(until)
+            ),
+            PauseReason::CircuitOpen => format!(
+                "The circuit breaker is open after connection failures or timeouts: Hookline holds \
+                 deliveries to this webhook and probes the endpoint again at {}.",
+                human_time(until)
+            ),
+        }
+    }
+}
+
+stored_as_str!(PauseReason, "pause reason");
+
+impl fmt::Display for PauseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a webhook's alerts have announced (`webhooks.alert_state`); none while there is
+/// nothing to say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+#[cfg_attr(feature = "sea-orm", sea_orm(rs_type = "String", db_type = "String(StringLen::None)"))]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// It has failed for longer than the failing-after setting.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "failing"))]
+    Failing,
+    /// Its streak will soon be long enough to turn it off.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "turning_off"))]
+    TurningOff,
+    /// Hookline turned it off (after failures, or a 410 Gone).
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "disabled"))]
+    Disabled,
+    /// A delivery succeeded after one of the above; cleared once announced.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "recovered"))]
+    Recovered,
+}
+
+impl AlertState {
+    pub const ALL: [AlertState; 4] =
+        [AlertState::Failing, AlertState::TurningOff, AlertState::Disabled, AlertState::Recovered];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Failing => "failing",
+            AlertState::TurningOff => "turning_off",
+            AlertState::Disabled => "disabled",
+            AlertState::Recovered => "recovered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+stored_as_str!(AlertState, "alert state");
+
+impl fmt::Display for AlertState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -152,6 +254,33 @@ mod tests {
         let strings: Vec<&str> = DisabledReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(strings, ["manual", "automatic", "gone", "disconnected"]);
         assert_eq!(DisabledReason::parse("Gone"), None);
+    }
+
+    #[test]
+    fn alert_states_are_their_stored_strings() {
+        for state in AlertState::ALL {
+            assert_eq!(AlertState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        let strings: Vec<&str> = AlertState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(strings, ["failing", "turning_off", "disabled", "recovered"]);
+        assert_eq!(AlertState::parse("Failing"), None);
+    }
+
+    #[test]
+    fn pause_reasons_are_their_stored_strings() {
+        for reason in PauseReason::ALL {
+            assert_eq!(PauseReason::parse(reason.as_str()), Some(reason));
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+        let strings: Vec<&str> = PauseReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(strings, ["retry_after", "circuit_open"]);
+        assert_eq!(PauseReason::parse("paused"), None);
+        assert_eq!(
+            PauseReason::RetryAfter.sentence(JAN_15),
+            "The endpoint asked Hookline to wait (HTTP 429 or 503 with Retry-After): deliveries to this \
+             webhook are paused until 2024-01-15 11:57:54 UTC."
+        );
     }
 
     #[test]

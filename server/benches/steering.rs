@@ -16,7 +16,9 @@
 //!   delivers them to a receiver that answers at once. Rounds alternate, healthy first: every
 //!   key answered 200, or one key answered 500 always (its head retries on a short schedule,
 //!   `HOOKLINE_BENCH_POISON_RETRY`, 250 ms × 400, so it keeps failing the whole round and its
-//!   19 later events wait, due, behind it). `HOOKLINE_BENCH_POISON_ROUNDS` pairs (3), each round
+//!   19 later events wait behind it). `HOOKLINE_BENCH_POISON_BACKLOG` (0) more events of the
+//!   poisoned key are published first in the poisoned rounds, so that many wait at the front of
+//!   the queue (a poisoned key that kept receiving events). `HOOKLINE_BENCH_POISON_ROUNDS` pairs (3), each round
 //!   on a fresh database. It prints each round's healthy-key deliveries per second (from the
 //!   first request to the last healthy acknowledgement) and the ratio of the medians.
 //!
@@ -282,8 +284,29 @@ async fn publish_keyed(base: &str, api_key: &str, keys: u64, per_key: u64) {
     }
 }
 
+/// `count` more events of the key `key-0` (never acknowledged in a poisoned round, so their
+/// order does not matter: 16 producers).
+async fn publish_backlog(base: &str, api_key: &str, count: u64) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for p in 0..16u64 {
+        let (client, url, api_key) = (client.clone(), format!("{base}/api/v1/events"), api_key.to_string());
+        tasks.push(tokio::spawn(async move {
+            for n in (p..count).step_by(16) {
+                let body = serde_json::json!({"tenant_type": "store", "tenant_id": "bench",
+                    "event_type": "review-created", "ordering_key": "key-0", "payload": {"key": "key-0", "n": 1_000_000 + n}});
+                sink::post_event(&client, &url, &api_key, body.to_string()).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// One round: answers the healthy keys' deliveries per second.
 async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64, per_key: u64) -> f64 {
+    let backlog = if poisoned { env_number("HOOKLINE_BENCH_POISON_BACKLOG", 0) } else { 0 };
     let receiver = Ordered::default();
     if poisoned {
         *receiver.poisoned.lock().unwrap() = Some("key-0".into());
@@ -309,10 +332,11 @@ async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64,
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "the webhook is created");
+    publish_backlog(&api.base, &api_key, backlog).await;
     publish_keyed(&api.base, &api_key, keys, per_key).await;
     api.stop();
     let queued = count(&db, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").await;
-    assert_eq!(queued as u64, keys * per_key, "every event queued");
+    assert_eq!(queued as u64, keys * per_key + backlog, "every event queued");
 
     let retry = std::env::var("HOOKLINE_BENCH_POISON_RETRY").unwrap_or_else(|_| vec!["250ms"; 400].join(","));
     let server = hookline_process::serve(&database_url).env("HOOKLINE_RETRY_SCHEDULE", retry).start();
@@ -352,9 +376,11 @@ async fn poisoned_scenario(kind: &str, pg: Option<&str>) {
     let keys = env_number("HOOKLINE_BENCH_POISON_KEYS", 1_000).max(2);
     let per_key = env_number("HOOKLINE_BENCH_POISON_PER_KEY", 20).max(1);
     let pairs = env_number("HOOKLINE_BENCH_POISON_ROUNDS", 3).max(1);
+    let backlog = env_number("HOOKLINE_BENCH_POISON_BACKLOG", 0);
     println!(
         "
-{kind}, ordered delivery, {keys} keys × {per_key} events, rounds alternating healthy / one key poisoned"
+{kind}, ordered delivery, {keys} keys × {per_key} events, rounds alternating healthy / one key poisoned \
+         (with {backlog} more events of the poisoned key queued first)"
     );
     println!(
         "| database | round | healthy-key events | seconds | healthy-key deliveries/s | requests to the poisoned key | keys out of order |"

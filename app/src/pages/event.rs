@@ -2,6 +2,7 @@
 //! didn't it arrive?" for every webhook of its tenant; and, when it has an ordering key, the
 //! key's events in publish order (`?key_cursor=` pages on). Linked from the delivery logs.
 
+use hookline_domain::Outcome;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -105,12 +106,12 @@ fn EventBody(data: EventPageData) -> impl IntoView {
 }
 
 /// The outcome's colour: the delivery log's status classes.
-fn outcome_class(outcome: &str) -> &'static str {
+fn outcome_class(outcome: Outcome) -> &'static str {
     match outcome {
-        "delivered" => "status succeeded",
-        "failed" | "blocked_key" => "status failed",
-        "queued" | "paused" => "status pending",
-        _ => "status",
+        Outcome::Delivered => "status succeeded",
+        Outcome::Failed | Outcome::BlockedKey => "status failed",
+        Outcome::Queued | Outcome::Paused => "status pending",
+        Outcome::NotSubscribed | Outcome::FilteredOut | Outcome::WebhookOff | Outcome::Skipped => "status",
     }
 }
 
@@ -141,12 +142,12 @@ fn ExplainTable(rows: Vec<ExplainRow>) -> impl IntoView {
                             view! { " " <A href=format!("/events/{e}") attr:class="blocking-event">"Open the event holding the key"</A> }
                         });
                         view! {
-                            <tr data-webhook-id=r.webhook_id.clone() data-outcome=r.outcome.clone()>
+                            <tr data-webhook-id=r.webhook_id.clone() data-outcome=r.outcome.as_str()>
                                 <td>
                                     <A href=page.clone() attr:class="webhook-url">{r.url.clone()}</A>
                                     {(!r.description.is_empty()).then(|| view! { <div class="hint">{r.description.clone()}</div> })}
                                 </td>
-                                <td><span class=outcome_class(&r.outcome)>{r.label.clone()}</span></td>
+                                <td><span class=outcome_class(r.outcome)>{r.outcome.label()}</span></td>
                                 <td class="detail">{r.detail.clone()}{delivery}{blocking}</td>
                                 <td>{r.at.clone().unwrap_or_else(|| "—".into())}</td>
                             </tr>

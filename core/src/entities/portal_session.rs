@@ -1,4 +1,5 @@
 //! The `portal_sessions` table: a portal's one-time link and the session it starts.
+use hookline_domain::TenantType;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     pub id: String,
     /// What the portal acts as: `store:ID` or `application:ID`.
     pub scope: String,
-    pub tenant_type: String,
+    pub tenant_type: TenantType,
     pub tenant_id: String,
     /// SHA-256 of the one-time link's token.
     pub link_hash: String,

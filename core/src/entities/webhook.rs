@@ -1,5 +1,5 @@
 //! The `webhooks` table.
-use hookline_domain::{DisabledReason, TenantType};
+use hookline_domain::{AlertState, DisabledReason, PauseReason, TenantType};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -35,9 +35,18 @@ pub struct Model {
     /// breaker's next probe).
     pub paused_until: Option<i64>,
     /// Why it is paused: `retry_after` or `circuit_open`.
-    pub pause_reason: Option<String>,
+    pub pause_reason: Option<PauseReason>,
     /// The circuit breaker's probe interval while it is open; `None` while closed.
     pub probe_interval_ms: Option<i64>,
+    /// The last state the alerts announced (`store::alerts`); `None` while there is nothing to
+    /// say.
+    pub alert_state: Option<AlertState>,
+    /// The `failing_since` of the streak that state is about.
+    pub alert_streak: Option<i64>,
+    /// When that state was entered.
+    pub alert_at: Option<i64>,
+    /// When its announcement (email and operational event) is owed; `None` once sent.
+    pub alert_due: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -17,39 +17,12 @@ use super::Store;
 use super::attempts::DisablePolicy;
 use crate::entities::webhook;
 use crate::error::Result;
+// What a webhook's alerts have said: a word of the vocabulary, named here as it always was.
+pub use hookline_domain::AlertState;
+use hookline_domain::DisabledReason;
 
 /// How many watched webhooks one query reads.
 const WATCH_PAGE: u64 = 500;
-
-/// What a webhook's alerts have said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertState {
-    /// It has failed for longer than the failing-after setting.
-    Failing,
-    /// Its streak will soon be long enough to turn it off.
-    TurningOff,
-    /// Hookline turned it off (after failures, or a 410 Gone).
-    Disabled,
-    /// A delivery succeeded after one of the above; cleared once announced.
-    Recovered,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Failing => "failing",
-            AlertState::TurningOff => "turning_off",
-            AlertState::Disabled => "disabled",
-            AlertState::Recovered => "recovered",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [AlertState::Failing, AlertState::TurningOff, AlertState::Disabled, AlertState::Recovered]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-    }
-}
 
 /// When the alerts speak.
 #[derive(Clone, Copy, Debug)]
@@ -87,7 +60,7 @@ fn ms(d: Duration) -> i64 {
 pub struct Watched {
     pub id: String,
     pub enabled: bool,
-    pub disabled_reason: Option<String>,
+    pub disabled_reason: Option<DisabledReason>,
     pub failing_since: Option<i64>,
     pub last_success_at: Option<i64>,
     pub state: Option<AlertState>,
@@ -108,7 +81,7 @@ pub struct Change {
 /// its health, never back to a state already announced for the same streak.
 pub fn next_state(w: &Watched, now: i64, policy: &AlertPolicy) -> Option<Change> {
     if !w.enabled {
-        let by_hookline = matches!(w.disabled_reason.as_deref(), Some("automatic" | "gone"));
+        let by_hookline = w.disabled_reason.is_some_and(|r| DisabledReason::BY_HOOKLINE.contains(&r));
         return (by_hookline && w.state != Some(AlertState::Disabled))
             .then_some(Change { to: AlertState::Disabled, streak: w.failing_since.or(w.streak) });
     }
@@ -168,14 +141,13 @@ impl Store<'_> {
             .await?;
         let mut watched = Vec::with_capacity(rows.len());
         for row in rows {
-            let state: Option<String> = row.try_get("", "alert_state")?;
             watched.push(Watched {
                 id: row.try_get("", "id")?,
                 enabled: row.try_get("", "enabled")?,
                 disabled_reason: row.try_get("", "disabled_reason")?,
                 failing_since: row.try_get("", "failing_since")?,
                 last_success_at: row.try_get("", "last_success_at")?,
-                state: state.as_deref().and_then(AlertState::parse),
+                state: row.try_get("", "alert_state")?,
                 streak: row.try_get("", "alert_streak")?,
                 at: row.try_get("", "alert_at")?,
             });
@@ -258,9 +230,9 @@ impl Store<'_> {
                 .await?;
             let hook = webhook::Entity::find_by_id(id.clone()).one(self.db).await?;
             let (Some(row), Some(hook)) = (row, hook) else { continue };
-            let state: Option<String> = row.try_get("", "alert_state")?;
+            let state: Option<AlertState> = row.try_get("", "alert_state")?;
             let at: Option<i64> = row.try_get("", "alert_at")?;
-            let (Some(state), Some(at)) = (state.as_deref().and_then(AlertState::parse), at) else {
+            let (Some(state), Some(at)) = (state, at) else {
                 // Nothing to say after all.
                 self.settle_alert(&id, None, 0).await?;
                 continue;
@@ -398,12 +370,12 @@ mod tests {
     fn turned_off_by_hookline_is_announced_once_and_by_hand_never() {
         let mut w = failing(Some(AlertState::TurningOff), Some(S));
         w.enabled = false;
-        w.disabled_reason = Some("automatic".into());
+        w.disabled_reason = Some(DisabledReason::Automatic);
         assert_eq!(next_state(&w, S, &policy(4)).unwrap().to, AlertState::Disabled);
         w.state = Some(AlertState::Disabled);
         assert_eq!(next_state(&w, S, &policy(4)), None);
         w.state = Some(AlertState::Failing);
-        w.disabled_reason = Some("manual".into());
+        w.disabled_reason = Some(DisabledReason::Manual);
         assert_eq!(next_state(&w, S + 99 * SEC, &policy(4)), None);
     }
 

@@ -17,10 +17,12 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 
+use migration::m20261215_000012_delivery_control::ORDERED_PREDICATE;
+
 use super::{Store, placeholders, typed_placeholders};
 use crate::entities::webhook;
 use crate::error::Result;
-use crate::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, HOUR_MS};
+use crate::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, HOUR_MS, PauseReason};
 
 /// An attempt made, as it is written.
 #[derive(Clone, Debug)]
@@ -42,6 +44,9 @@ pub struct Attempt {
     pub settle: Settle,
     /// What the answer does to the whole webhook, if anything.
     pub steer: Option<Steer>,
+    /// The delivery may carry an ordering key (its event has one): writing the attempt wakes
+    /// the key's next delivery if the key moved on ([`super::ordering`]).
+    pub ordered: bool,
 }
 
 /// What an attempt's answer does to its whole webhook, shared by every process through the
@@ -59,10 +64,6 @@ pub enum Steer {
     /// A 2xx while the breaker was open: it closes and the queued deliveries flow.
     Close,
 }
-
-/// How a webhook waits, as its row says.
-pub const PAUSE_RETRY_AFTER: &str = "retry_after";
-pub const PAUSE_CIRCUIT_OPEN: &str = "circuit_open";
 
 impl Attempt {
     /// Answered with a 2xx, and nothing else went wrong.
@@ -137,6 +138,7 @@ impl Store<'_> {
             let (list, update, values) = update_deliveries_sql(chunk, 0);
             let sql = format!("WITH {list} {update}");
             txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            wake_next_of_keys(&txn, chunk).await?;
         }
         let (sql, values) = count_hours_sql(attempts, 0);
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
@@ -175,6 +177,19 @@ impl Store<'_> {
     }
 }
 
+/// Wakes the parked head of the keys of the chunk's ordered deliveries, now that they are
+/// written (a key whose head still holds it stays as it is).
+async fn wake_next_of_keys<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, chunk: &[A]) -> Result<()> {
+    let ordered: Vec<&Attempt> = chunk.iter().map(Borrow::borrow).filter(|a| a.ordered).collect();
+    let Some(at) = ordered.iter().map(|a| a.ended_at).max() else { return Ok(()) };
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ordered.len());
+    values.push(at.into());
+    values.extend(ordered.iter().map(|a| a.delivery_id.clone().into()));
+    let sql = super::ordering::wake_heads_sql(txn.get_database_backend(), ordered.len());
+    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
 /// The batch's steering, in the order the attempts ended; of a run of `Retry-After` pauses of
 /// one webhook only the longest is written.
 async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: &[A]) -> Result<()> {
@@ -193,20 +208,20 @@ async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: 
     for (id, steer) in steers {
         let (sql, values): (&str, Vec<sea_orm::Value>) = match steer {
             Steer::Pause { until } => (
-                "UPDATE webhooks SET paused_until = $1, pause_reason = 'retry_after', probe_interval_ms = NULL \
-                 WHERE id = $2 AND (pause_reason IS NULL OR pause_reason <> 'retry_after' \
+                "UPDATE webhooks SET paused_until = $1, pause_reason = $3, probe_interval_ms = NULL \
+                 WHERE id = $2 AND (pause_reason IS NULL OR pause_reason <> $3 \
                  OR paused_until IS NULL OR paused_until < $1)",
-                vec![until.into(), id.into()],
+                vec![until.into(), id.into(), PauseReason::RetryAfter.as_str().into()],
             ),
             Steer::Breaker { interval_ms, until } => (
-                "UPDATE webhooks SET paused_until = $1, pause_reason = 'circuit_open', probe_interval_ms = $2 \
+                "UPDATE webhooks SET paused_until = $1, pause_reason = $4, probe_interval_ms = $2 \
                  WHERE id = $3",
-                vec![until.into(), interval_ms.into(), id.into()],
+                vec![until.into(), interval_ms.into(), id.into(), PauseReason::CircuitOpen.as_str().into()],
             ),
             Steer::Close => (
                 "UPDATE webhooks SET paused_until = NULL, pause_reason = NULL, probe_interval_ms = NULL \
-                 WHERE id = $1 AND pause_reason = 'circuit_open'",
-                vec![id.into()],
+                 WHERE id = $1 AND pause_reason = $2",
+                vec![id.into(), PauseReason::CircuitOpen.as_str().into()],
             ),
         };
         txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
@@ -419,12 +434,35 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
         }
     }
     let rows = typed_placeholders(latest.len(), &["TEXT", "BIGINT"], values.len());
+    let woken_at = latest.iter().map(|(_, at)| *at).max().unwrap_or_default();
     for (id, at) in latest {
         values.extend([id.into(), at.into()]);
     }
+    // An ordered delivery that succeeded was its key's head: the key's next delivery (the
+    // first after it that holds the key) is woken if it is parked. The statement's snapshot
+    // still shows the settled ones as they were, hence "after it" rather than "the head".
+    let (returning, woken) = if attempts.iter().any(|a| a.borrow().ordered) {
+        values.push(woken_at.into());
+        (
+            " RETURNING deliveries.webhook_id, deliveries.ordering_key, deliveries.ordering_seq",
+            format!(
+                "woken AS (UPDATE deliveries SET {set} WHERE status = 'pending' \
+                 AND id NOT IN (SELECT id FROM v) \
+                 AND id IN (SELECT (SELECT id FROM deliveries AS n WHERE n.webhook_id = s.webhook_id \
+                     AND n.ordering_key = s.ordering_key AND n.ordering_seq > s.ordering_seq \
+                     AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) \
+                   FROM settled AS s WHERE s.ordering_key IS NOT NULL)), ",
+                set = super::ordering::wake_set(DatabaseBackend::Postgres)
+                    .replace("$1", &format!("${}", values.len()))
+            ),
+        )
+    } else {
+        ("", String::new())
+    };
     let sql = format!(
         "WITH {v_list}, \
-              settled AS ({update}), \
+              settled AS ({update}{returning}), \
+              {woken}\
               attempted AS ({inserts}), \
               counted AS ({hours}), \
               latest (id, at) AS (VALUES {rows}) \

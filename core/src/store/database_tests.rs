@@ -16,7 +16,10 @@ use super::queue::{Claimed, Lease, ProbeTaken};
 use super::webhooks::{Which, turn_off};
 use super::{Store, placeholders};
 use crate::entities::webhook;
-use crate::{AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, HOUR_MS};
+use crate::{
+    ApplicationId, AttemptErrorClass, AttemptTrigger, DeliveryStatus, DisabledReason, HOUR_MS, PauseReason,
+    StoreId,
+};
 
 pub(super) struct TestDb {
     db: DatabaseConnection,
@@ -233,6 +236,7 @@ fn attempt(delivery: &str, hook: &Arc<webhook::Model>, status: Option<u16>, sett
         ended_at: NOW,
         settle,
         steer: None,
+        ordered: false,
     }
 }
 
@@ -458,7 +462,8 @@ on_both_databases! {
         assert_eq!(db.health("off").await.1.as_deref(), Some("gone"), "the first reason stays");
         db.exec("UPDATE webhooks SET application_id = 'app' WHERE id = 'on'", vec![]).await;
         db.exec("UPDATE webhooks SET enabled = $1, disabled_reason = NULL WHERE id = 'on'", vec![true.into()]).await;
-        let disconnected = Which::OfApplicationInStore { application_id: "app", store_id: "store-a" };
+        let (app, store) = (ApplicationId::from("app"), StoreId::from("store-a"));
+        let disconnected = Which::OfApplicationInStore { application_id: &app, store_id: &store };
         assert_eq!(turn_off(&db.db, disconnected, DisabledReason::Disconnected, NOW).await.unwrap(), 1);
         assert_eq!(db.health("on").await.1.as_deref(), Some("disconnected"));
     }
@@ -496,7 +501,7 @@ on_both_databases! {
         busy.steer = Some(Steer::Pause { until: NOW + 1_000 });
         db.store().record(&[busy], policy()).await.unwrap();
         let row = db.webhook("paused").await;
-        assert_eq!((row.paused_until, row.pause_reason.as_deref()), (Some(NOW + 1_000), Some("retry_after")));
+        assert_eq!((row.paused_until, row.pause_reason), (Some(NOW + 1_000), Some(PauseReason::RetryAfter)));
         let held = db.delivery("held").await;
         assert_eq!(held.attempts - held.manual_attempts, 0, "asked to wait: the schedule is not used up");
         db.exec("UPDATE deliveries SET next_attempt_at = $1 WHERE id = 'held'", vec![(NOW - 10).into()]).await;
@@ -522,8 +527,8 @@ on_both_databases! {
         db.store().record(&[refused], policy()).await.unwrap();
         let row = db.webhook("w").await;
         assert_eq!(
-            (row.paused_until, row.pause_reason.as_deref(), row.probe_interval_ms),
-            (Some(NOW + 5_000), Some("circuit_open"), Some(5_000))
+            (row.paused_until, row.pause_reason, row.probe_interval_ms),
+            (Some(NOW + 5_000), Some(PauseReason::CircuitOpen), Some(5_000))
         );
         let not_yet = db.store().take_probe("w", NOW + 4_999).await.unwrap();
         assert!(matches!(not_yet, ProbeTaken::Not { paused_until: Some(t), .. } if t == NOW + 5_000));
@@ -534,7 +539,7 @@ on_both_databases! {
         probe.steer = Some(Steer::Close);
         db.store().record(&[probe], policy()).await.unwrap();
         let row = db.webhook("w").await;
-        assert_eq!((row.paused_until, row.pause_reason.as_deref(), row.probe_interval_ms), (None, None, None));
+        assert_eq!((row.paused_until, row.pause_reason, row.probe_interval_ms), (None, None, None));
         assert_eq!(
             db.store().take_probe("w", NOW + 20_000).await.unwrap(),
             ProbeTaken::Not { paused_until: None, pause_reason: None, probe_interval_ms: None },
@@ -544,4 +549,5 @@ on_both_databases! {
 }
 
 mod housekeeping;
+mod parking;
 mod publishing;

@@ -10,6 +10,7 @@ use sea_orm::{
 use super::Store;
 use crate::entities::delivery;
 use crate::error::Result;
+use crate::{EventId, WebhookId};
 
 impl Store<'_> {
     /// How many deliveries have each status among the latest `window` (by id) matching
@@ -58,14 +59,18 @@ impl Store<'_> {
 
     /// The stored payload of the event `event_id` the webhook has a delivery of, unless there
     /// is no such delivery or retention removed the payload.
-    pub async fn delivered_payload(&self, event_id: &str, webhook_id: &str) -> Result<Option<String>> {
+    pub async fn delivered_payload(
+        &self,
+        event_id: &EventId,
+        webhook_id: &WebhookId,
+    ) -> Result<Option<String>> {
         let row = self
             .db
             .query_one_raw(Statement::from_sql_and_values(
                 self.backend(),
                 "SELECT e.payload, e.payload_pruned_at FROM deliveries d JOIN events e ON e.id = d.event_id \
                  WHERE d.event_id = $1 AND d.webhook_id = $2 LIMIT 1",
-                [event_id.into(), webhook_id.into()],
+                [event_id.as_str().into(), webhook_id.as_str().into()],
             ))
             .await?;
         Ok(match row {

@@ -34,19 +34,26 @@ impl Store<'_> {
             .all(self.db)
             .await?;
         let backend = self.backend();
-        let _turn = self.write_turn().await;
         if ids.is_empty() {
-            // The last step: the hourly counters and the purge's own row.
-            self.db
-                .execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "DELETE FROM webhook_hours WHERE webhook_id = $1",
-                    [purge.webhook_id.clone().into()],
-                ))
-                .await?;
+            // The last step: the hourly counters, what the daily rollups hold of them (so the
+            // overview's week drops the webhook at once, not at the next rollup round), then the
+            // purge's own row. A crash in between leaves the row, and the step runs again.
+            {
+                let _turn = self.write_turn().await;
+                self.db
+                    .execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        "DELETE FROM webhook_hours WHERE webhook_id = $1",
+                        [purge.webhook_id.clone().into()],
+                    ))
+                    .await?;
+            }
+            self.forget_webhook_rollups(&purge.webhook_id).await?;
+            let _turn = self.write_turn().await;
             webhook_purge::Entity::delete_by_id(&purge.webhook_id).exec(self.db).await?;
             return Ok(1);
         }
+        let _turn = self.write_turn().await;
         let list = super::placeholder_list(ids.len(), 0);
         let values: Vec<sea_orm::Value> = ids.iter().map(|id| id.clone().into()).collect();
         let txn = self.db.begin().await?;

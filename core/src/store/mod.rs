@@ -1,10 +1,12 @@
-//! Storage the delivery engine uses, one module per table family: [`queue`] (claiming due
-//! deliveries, giving them back, loading what their attempts need), [`attempts`] (recording
-//! attempts, settling deliveries, the hourly counters and webhook health), [`webhooks`]
-//! (turning a webhook off) and [`overview`] (the admin overview's reads of those counters);
-//! and the services' own: [`deliveries`] (the log's reads), [`tenants`], [`retention`],
-//! [`maintenance`], [`replays`]. The SQL is written here and nowhere in the server; the statements' shapes and batching are
-//! the measured ones (BENCHMARKS.md), so change them only with a measurement.
+//! Storage, one module per table family. The delivery engine's: [`events`] (publish's
+//! counters, events and deliveries), [`queue`] (claiming due deliveries, giving them back,
+//! loading what their attempts need), [`attempts`] (recording attempts, settling deliveries,
+//! the hourly counters and webhook health), [`ordering`] (a key one delivery at a time),
+//! [`webhooks`] (turning a webhook off). The services' own: [`deliveries`] (the log's reads),
+//! [`explain`], [`overview`] (the admin overview's counters and rollups), [`alerts`],
+//! [`listeners`], [`portal`], [`tenants`], [`retention`], [`maintenance`], [`replays`]. The
+//! SQL is written here and nowhere in the server; the statements' shapes and batching are the
+//! measured ones (BENCHMARKS.md), so change them only with a measurement.
 //!
 //! Also the one placeholder builder of multi-row statements.
 

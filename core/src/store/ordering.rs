@@ -6,11 +6,22 @@
 //! [`ORDERED_PREDICATE`]: an earlier one still pending, being sent, or failed for good holds
 //! the key. The statements repeat the predicate's text so that both databases read the partial
 //! index `deliveries_ordered` (webhook, key, seq) instead of the table.
+//!
+//! Parking: an ordered delivery that is not its key's head is of no use to a claim, so it does
+//! not stay due. The claim parks the ones it would step over (`next_attempt_at` NULL, status
+//! still `pending`: it still holds the later ones), and whatever moves a head on wakes the
+//! key's next delivery (due at once): a settled attempt ([`super::attempts`]), a skip, a claim
+//! settled without an attempt, each in the transaction that moves the head. A park that races
+//! a wake-up loses: the wake-up always rewrites the row, and the park only parks a row as it
+//! read it. A sweep ([`Store::wake_stranded_step`]) wakes a parked delivery that nothing holds
+//! any more all the same (its head deleted by retention, or a way to move a head that does not
+//! wake). Waking only says when a claim looks again: the claim's rule [`CLAIMABLE_IN_ORDER`]
+//! alone decides whether a delivery may go.
 
 use std::sync::LazyLock;
 
 use migration::m20261215_000012_delivery_control::ORDERED_PREDICATE;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 
 use super::Store;
 use crate::DeliveryStatus;
@@ -25,6 +36,57 @@ pub static CLAIMABLE_IN_ORDER: LazyLock<String> = LazyLock::new(|| {
          AND earlier.ordering_seq < deliveries.ordering_seq AND {ORDERED_PREDICATE}))"
     )
 });
+
+/// The condition for parking the claim's front row `front` (status and key read with it): a
+/// pending ordered delivery that an earlier one of its key holds.
+pub static HELD_FRONT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "front.status = 'pending' AND front.ordering_key IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries AS earlier \
+         WHERE earlier.webhook_id = front.webhook_id AND earlier.ordering_key = front.ordering_key \
+         AND earlier.ordering_seq < front.ordering_seq AND {ORDERED_PREDICATE})"
+    )
+});
+
+/// What a wake-up writes to the delivery it wakes (due at `$1` if parked; a due one stays
+/// due). It always writes `updated_at`, to a value other than the one it had: on PostgreSQL a
+/// claim's park that read the row before ([`PARK_ONLY_UNCHANGED`]) then finds it changed and
+/// leaves it (otherwise a park that raced the settle could leave it parked behind a head
+/// that is gone).
+pub fn wake_set(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => {
+            "next_attempt_at = COALESCE(next_attempt_at, $1), updated_at = GREATEST(updated_at + 1, $1)"
+        }
+        _ => "next_attempt_at = COALESCE(next_attempt_at, $1), updated_at = MAX(updated_at + 1, $1)",
+    }
+}
+
+/// The park's check that the row is as its front read it (see [`wake_set`]).
+pub const PARK_ONLY_UNCHANGED: &str = "deliveries.updated_at = front.updated_at";
+
+/// Wakes (see [`wake_set`]) the head of the key of each delivery in `ids` (placeholders
+/// numbered from `$2`). Run after the deliveries were settled, in the same transaction, so the
+/// head it finds is the key's head from then on; a key whose head still holds it (a retry
+/// scheduled) keeps its schedule.
+pub fn wake_heads_sql(backend: DatabaseBackend, ids: usize) -> String {
+    format!(
+        "UPDATE deliveries SET {set} WHERE status = 'pending' \
+         AND id IN (SELECT (SELECT id FROM deliveries AS n WHERE n.webhook_id = h.webhook_id \
+             AND n.ordering_key = h.ordering_key AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) \
+           FROM deliveries AS h WHERE h.id IN ({ids}) AND h.ordering_key IS NOT NULL)",
+        set = wake_set(backend),
+        ids = super::placeholder_list(ids, 1)
+    )
+}
+
+/// Where a sweep of parked deliveries stands: the last ordered delivery it looked at, in the
+/// order of `deliveries_ordered`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderedPlace {
+    pub webhook_id: String,
+    pub ordering_key: String,
+    pub ordering_seq: i64,
+}
 
 /// A key whose head delivery has failed (for good, or with a retry scheduled): it holds
 /// every later event of the key.
@@ -141,28 +203,113 @@ impl Store<'_> {
         .await
     }
 
-    /// Skips the blocked head: it is settled as skipped and the key's next delivery flows.
+    /// Skips the blocked head: it is settled as skipped and the key's next delivery flows
+    /// (woken in the same transaction).
     pub async fn skip_head(&self, delivery_id: &str, now: i64) -> Result<HeadMove> {
-        self.move_head(
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let moved = move_head(
+            &txn,
             "UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, leased_by = NULL, updated_at = $1",
             delivery_id,
             now,
         )
-        .await
+        .await?;
+        if moved == HeadMove::Moved {
+            txn.execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                wake_heads_sql(self.backend(), 1),
+                [now.into(), delivery_id.into()],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(moved)
+    }
+
+    /// One step of the sweep that wakes stranded parked deliveries: reads up to `batch`
+    /// ordered deliveries after `after` down `deliveries_ordered`, and wakes (due `now`) those
+    /// that are parked yet held by nothing. Answers where the next step starts (`None` once
+    /// the sweep reached the end) and how many it woke.
+    pub async fn wake_stranded_step(
+        &self,
+        after: Option<&OrderedPlace>,
+        batch: u64,
+        now: i64,
+    ) -> Result<(Option<OrderedPlace>, u64)> {
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        let from = match after {
+            Some(p) => {
+                values.extend([
+                    p.webhook_id.clone().into(),
+                    p.ordering_key.clone().into(),
+                    p.ordering_seq.into(),
+                ]);
+                "AND (webhook_id, ordering_key, ordering_seq) > ($1, $2, $3)"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "SELECT id, webhook_id, ordering_key, ordering_seq, status, next_attempt_at FROM deliveries \
+             WHERE {ORDERED_PREDICATE} {from} ORDER BY webhook_id, ordering_key, ordering_seq LIMIT {batch}"
+        );
+        let rows = self.db.query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values)).await?;
+        let mut place: Option<OrderedPlace> = after.cloned();
+        let mut stranded: Vec<String> = Vec::new();
+        for r in &rows {
+            let here = OrderedPlace {
+                webhook_id: r.try_get("", "webhook_id")?,
+                ordering_key: r.try_get("", "ordering_key")?,
+                ordering_seq: r.try_get("", "ordering_seq")?,
+            };
+            // Within the batch, a key's later rows are held by its first one: only a key's
+            // first row here can be stranded.
+            let first_of_key = place
+                .as_ref()
+                .is_none_or(|p| p.webhook_id != here.webhook_id || p.ordering_key != here.ordering_key);
+            let status: String = r.try_get("", "status")?;
+            let due: Option<i64> = r.try_get("", "next_attempt_at")?;
+            if first_of_key && status == DeliveryStatus::Pending.as_str() && due.is_none() {
+                stranded.push(r.try_get("", "id")?);
+            }
+            place = Some(here);
+        }
+        let mut woken = 0;
+        if !stranded.is_empty() {
+            let _turn = self.write_turn().await;
+            let mut values: Vec<sea_orm::Value> = vec![now.into()];
+            values.extend(stranded.iter().map(|id| id.clone().into()));
+            let sql = format!(
+                "UPDATE deliveries SET next_attempt_at = $1 WHERE id IN ({}) AND status = 'pending' \
+                 AND next_attempt_at IS NULL AND {}",
+                super::placeholder_list(stranded.len(), 1),
+                CLAIMABLE_IN_ORDER.as_str()
+            );
+            woken = self
+                .db
+                .execute_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+                .await?
+                .rows_affected();
+        }
+        let next = if (rows.len() as u64) < batch { None } else { place };
+        Ok((next, woken))
     }
 
     /// Applies `update` to the head if it still holds its key as a failed head: a claim that
     /// took it meanwhile, or a success, leaves it alone.
     async fn move_head(&self, update: &str, delivery_id: &str, now: i64) -> Result<HeadMove> {
         let _turn = self.write_turn().await;
-        let done = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(
-                self.backend(),
-                format!("{update} WHERE id = $2 AND {ORDERED_PREDICATE} AND {HEAD_FAILED}"),
-                [now.into(), delivery_id.into()],
-            ))
-            .await?;
-        Ok(if done.rows_affected() == 1 { HeadMove::Moved } else { HeadMove::NotBlocked })
+        move_head(self.db, update, delivery_id, now).await
     }
+}
+
+async fn move_head(db: &impl ConnectionTrait, update: &str, delivery_id: &str, now: i64) -> Result<HeadMove> {
+    let done = db
+        .execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("{update} WHERE id = $2 AND {ORDERED_PREDICATE} AND {HEAD_FAILED}"),
+            [now.into(), delivery_id.into()],
+        ))
+        .await?;
+    Ok(if done.rows_affected() == 1 { HeadMove::Moved } else { HeadMove::NotBlocked })
 }

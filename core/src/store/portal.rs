@@ -105,7 +105,7 @@ impl Store<'_> {
     pub async fn portal_origins(&self, tenant: &Tenant) -> Result<Vec<String>> {
         use portal_origin::Column as C;
         let rows = portal_origin::Entity::find()
-            .filter(C::TenantType.eq(tenant.kind.as_str()))
+            .filter(C::TenantType.eq(tenant.kind))
             .filter(C::TenantId.eq(&tenant.id))
             .order_by_asc(C::Origin)
             .all(self.db)
@@ -119,13 +119,13 @@ impl Store<'_> {
         let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         portal_origin::Entity::delete_many()
-            .filter(C::TenantType.eq(tenant.kind.as_str()))
+            .filter(C::TenantType.eq(tenant.kind))
             .filter(C::TenantId.eq(&tenant.id))
             .exec(&txn)
             .await?;
         if !origins.is_empty() {
             portal_origin::Entity::insert_many(origins.iter().map(|origin| portal_origin::ActiveModel {
-                tenant_type: Set(tenant.kind.as_str().to_string()),
+                tenant_type: Set(tenant.kind),
                 tenant_id: Set(tenant.id.clone()),
                 origin: Set(origin.clone()),
                 created_at: Set(now),

@@ -4,17 +4,20 @@
 //! PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several processes share one queue;
 //! SQLite serialises writers, which gives the same guarantee within its single host. Claims
 //! read the partial index of due deliveries (`status IN ('pending', 'delivering')`), so they
-//! do not sort the backlog.
+//! do not sort the backlog. Each claim first parks the ordered deliveries at the front of the
+//! queue that their key holds ([`super::ordering`]), so a blocked key costs claims nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
+};
 
 use super::{Store, placeholder_list};
-use crate::DeliveryStatus;
 use crate::entities::{delivery, event, webhook};
 use crate::error::Result;
+use crate::{DeliveryStatus, PauseReason};
 
 /// A delivery leased to an engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub enum ProbeTaken {
     /// Another took it, or the breaker is not open: the webhook's steering as it stands.
     Not {
         paused_until: Option<i64>,
-        pause_reason: Option<String>,
+        pause_reason: Option<PauseReason>,
         probe_interval_ms: Option<i64>,
     },
 }
@@ -73,6 +76,26 @@ impl Store<'_> {
         };
         // An ordered delivery goes only as its key's head (unordered ones skip the check).
         let ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str();
+        // First the front of the queue, as this claim would read it, loses the ordered
+        // deliveries an earlier one of their key holds: parked, they cost later claims
+        // nothing (however many pile up behind a failing head) until their key moves on. A
+        // row a wake-up changed since the front read it is left due (PostgreSQL: the settle
+        // that woke it may have committed after this statement's snapshot).
+        let park = format!(
+            "UPDATE deliveries SET next_attempt_at = NULL FROM ( \
+                 SELECT id, updated_at, webhook_id, ordering_key, ordering_seq, status FROM deliveries \
+                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 {park_skip} \
+                 AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > $1) \
+                 ORDER BY next_attempt_at LIMIT $2) AS front \
+             WHERE deliveries.id = front.id AND {unchanged} AND {held}",
+            park_skip = if leave_out.is_empty() {
+                String::new()
+            } else {
+                format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), 2))
+            },
+            unchanged = super::ordering::PARK_ONLY_UNCHANGED,
+            held = super::ordering::HELD_FRONT.as_str()
+        );
         let sql = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries \
@@ -86,6 +109,10 @@ impl Store<'_> {
         values.extend([lease.holder.into(), lease.until.into(), now.into(), (limit as i64).into()]);
         values.extend(leave_out.iter().map(|id| id.clone().into()));
         let turn = self.write_turn().await;
+        let mut park_values: Vec<sea_orm::Value> = Vec::with_capacity(2 + leave_out.len());
+        park_values.extend([now.into(), (limit as i64).into()]);
+        park_values.extend(leave_out.iter().map(|id| id.clone().into()));
+        self.db.execute_raw(Statement::from_sql_and_values(backend, park, park_values)).await?;
         let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         drop(turn);
         let mut claimed = Vec::with_capacity(rows.len());
@@ -159,7 +186,9 @@ impl Store<'_> {
         status: DeliveryStatus,
         now: i64,
     ) -> Result<()> {
-        self.db
+        let _turn = self.write_turn().await;
+        let txn = self.db.begin().await?;
+        let settled = txn
             .execute_raw(Statement::from_sql_and_values(
                 self.backend(),
                 "UPDATE deliveries SET status = $1, next_attempt_at = NULL, leased_by = NULL, updated_at = $2 \
@@ -167,6 +196,16 @@ impl Store<'_> {
                 [status.as_str().into(), now.into(), id.into(), holder.into()],
             ))
             .await?;
+        if settled.rows_affected() == 1 {
+            // An ordered one's key moves on: its next delivery is woken.
+            txn.execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                super::ordering::wake_heads_sql(self.backend(), 1),
+                [now.into(), id.into()],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
         Ok(())
     }
 
@@ -195,9 +234,9 @@ impl Store<'_> {
             .execute_raw(Statement::from_sql_and_values(
                 self.backend(),
                 "UPDATE webhooks SET paused_until = $1 + probe_interval_ms \
-                 WHERE id = $2 AND pause_reason = 'circuit_open' AND probe_interval_ms IS NOT NULL \
+                 WHERE id = $2 AND pause_reason = $3 AND probe_interval_ms IS NOT NULL \
                  AND (paused_until IS NULL OR paused_until <= $1)",
-                [now.into(), webhook_id.into()],
+                [now.into(), webhook_id.into(), PauseReason::CircuitOpen.as_str().into()],
             ))
             .await?
             .rows_affected()
@@ -217,7 +256,10 @@ impl Store<'_> {
         Ok(match row {
             Some(r) => ProbeTaken::Not {
                 paused_until: r.try_get("", "paused_until")?,
-                pause_reason: r.try_get("", "pause_reason")?,
+                pause_reason: r
+                    .try_get::<Option<String>>("", "pause_reason")?
+                    .as_deref()
+                    .and_then(PauseReason::parse),
                 probe_interval_ms: r.try_get("", "probe_interval_ms")?,
             },
             None => ProbeTaken::Not { paused_until: None, pause_reason: None, probe_interval_ms: None },

@@ -20,8 +20,7 @@ use crate::error::Result;
 
 /// The statuses a replay may choose: settled deliveries. Pending and delivering ones are
 /// already on their way.
-pub const REPLAYABLE: [DeliveryStatus; 3] =
-    [DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Skipped];
+pub const REPLAYABLE: [DeliveryStatus; 3] = DeliveryStatus::SETTLED;
 
 /// The deliveries a replay chooses: one webhook's, created in `[from_at, to_at)`, in one of
 /// `statuses`, of one of `event_types` (every type when `None`), whose payload is still kept.
@@ -55,7 +54,7 @@ impl ReplayChoice {
     fn condition(&self) -> Condition {
         let mut c = Condition::all()
             .add(delivery::Column::WebhookId.eq(&self.webhook_id))
-            .add(delivery::Column::Status.is_in(self.statuses.iter().map(|s| s.as_str())))
+            .add(delivery::Column::Status.is_in(self.statuses.iter().copied()))
             // An event whose payload retention removed has nothing left to send.
             .add(Expr::cust(
                 "NOT EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.payload_pruned_at IS NOT NULL)",

@@ -5,8 +5,8 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement};
 
-use crate::DisabledReason;
 use crate::entities::webhook;
+use crate::{ApplicationId, DisabledReason, StoreId, TenantType};
 
 /// Which webhooks to turn off.
 #[derive(Clone, Copy, Debug)]
@@ -14,8 +14,8 @@ pub enum Which<'a> {
     One(&'a str),
     /// The store-level webhooks an application made in a store.
     OfApplicationInStore {
-        application_id: &'a str,
-        store_id: &'a str,
+        application_id: &'a ApplicationId,
+        store_id: &'a StoreId,
     },
 }
 
@@ -35,9 +35,9 @@ pub(crate) async fn turn_off(
     update = match which {
         Which::One(id) => update.filter(webhook::Column::Id.eq(id)),
         Which::OfApplicationInStore { application_id, store_id } => update
-            .filter(webhook::Column::TenantType.eq("store"))
-            .filter(webhook::Column::TenantId.eq(store_id))
-            .filter(webhook::Column::ApplicationId.eq(application_id)),
+            .filter(webhook::Column::TenantType.eq(TenantType::Store))
+            .filter(webhook::Column::TenantId.eq(store_id.as_str()))
+            .filter(webhook::Column::ApplicationId.eq(application_id.as_str())),
     };
     let done = update.filter(webhook::Column::Enabled.eq(true)).exec(conn).await?;
     Ok(done.rows_affected)

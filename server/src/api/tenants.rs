@@ -15,7 +15,7 @@ use super::extract::{Caller, JsonBody, Query};
 use super::{ApiError, ErrorBody, Page, PageQuery, time};
 use crate::AppState;
 use hookline_core::entities::{installation, store};
-use hookline_core::format_retention;
+use hookline_core::{ApplicationId, StoreId, format_retention};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
@@ -281,8 +281,10 @@ async fn install(
     JsonBody(body): JsonBody<InstallBody>,
 ) -> Result<(StatusCode, Json<InstallationView>), ApiError> {
     caller.require_admin()?;
-    let made =
-        state.services.install_application(&application_id, &body.store_id, body.product_lines).await?;
+    let made = state
+        .services
+        .install_application(&application_id.into(), &body.store_id.into(), body.product_lines)
+        .await?;
     Ok((StatusCode::CREATED, Json(made.into())))
 }
 
@@ -345,6 +347,11 @@ async fn disconnect(
     Path((application_id, store_id)): Path<(String, String)>,
 ) -> Result<Json<DisconnectedView>, ApiError> {
     caller.require_admin()?;
-    let event_id = state.services.disconnect_application(&application_id, &store_id).await?;
-    Ok(Json(DisconnectedView { application_id, store_id, event_id }))
+    let (application, store) = (ApplicationId::new(application_id), StoreId::new(store_id));
+    let event_id = state.services.disconnect_application(&application, &store).await?;
+    Ok(Json(DisconnectedView {
+        application_id: application.into_string(),
+        store_id: store.into_string(),
+        event_id: event_id.into_string(),
+    }))
 }

@@ -132,7 +132,9 @@ impl Engine {
         log_steer(steer);
         drop(slot.webhook);
         let settle = decide(&self.cfg.retry, claim.attempts, &outcome, now, steer);
-        let attempt = attempt_of(claim.id, hook, AttemptTrigger::Scheduled, headers, outcome, settle, steer);
+        let mut attempt =
+            attempt_of(claim.id, hook, AttemptTrigger::Scheduled, headers, outcome, settle, steer);
+        attempt.ordered = ev.ordering_key.is_some();
         // The recorder lives as long as the engine; without it the lease runs out.
         let _ = self.records.send(Record { attempt, _permit: Some(slot.permit) });
     }
@@ -205,7 +207,9 @@ impl Engine {
                     .as_ref()
                     .map(|(class, message)| format!("{}: {message}", class.as_str())),
             };
-            let attempt = attempt_of(found.id, Arc::new(hook), trigger, headers, outcome, settle, steer);
+            let ordered = found.ordering_key.is_some();
+            let mut attempt = attempt_of(found.id, Arc::new(hook), trigger, headers, outcome, settle, steer);
+            attempt.ordered = ordered;
             self.write_records(std::slice::from_ref(&Record { attempt, _permit: None })).await?;
             Ok::<_, EngineError>(result)
         }
@@ -355,6 +359,7 @@ fn attempt_of(
         ended_at: now_ms(),
         settle,
         steer,
+        ordered: false,
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn run(services: Services, capacity: usize, in_flight: impl Fn() -> us
     let mut counted_at: Option<Instant> = None;
     let mut pruner = Pruner::new(false);
     let mut pruned_at: Option<Instant> = None;
+    let mut parked = hookline_core::ordering::ParkedSweep::new();
     metrics::gauge!(telemetry::CONCURRENCY).set(capacity as f64);
     loop {
         metrics::gauge!(telemetry::IN_FLIGHT).set(in_flight() as f64);
@@ -62,7 +63,20 @@ pub async fn run(services: Services, capacity: usize, in_flight: impl Fn() -> us
         };
         let purging = purging | purge_deleted_store_step(&services).await;
         let pruning = prune_step(&services, &mut pruner, &mut pruned_at).await;
-        tokio::time::sleep(if purging || pruning { BUSY_PAUSE } else { IDLE_PAUSE }).await;
+        // Ordered deliveries a lost wake-up left parked behind a key nothing holds any more.
+        let sweeping = match parked.step(&services).await {
+            Ok((more, woken)) => {
+                if woken > 0 {
+                    tracing::info!(deliveries = woken, "parked ordered deliveries woken by the sweep");
+                }
+                more
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping parked ordered deliveries failed");
+                false
+            }
+        };
+        tokio::time::sleep(if purging || pruning || sweeping { BUSY_PAUSE } else { IDLE_PAUSE }).await;
     }
 }
 

@@ -22,9 +22,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hookline_core::PauseReason;
 use hookline_core::entities::webhook;
 use hookline_core::slots::Pipelines;
-use hookline_core::store::attempts::{PAUSE_CIRCUIT_OPEN, PAUSE_RETRY_AFTER, Steer};
+use hookline_core::store::attempts::Steer;
 use hookline_core::store::queue::ProbeTaken;
 use tokio::sync::Notify;
 
@@ -183,8 +184,8 @@ impl State {
 
 /// The breaker as a webhook's row has it, if open.
 fn open_in_row(hook: &webhook::Model) -> Option<Open> {
-    match (hook.pause_reason.as_deref(), hook.probe_interval_ms) {
-        (Some(PAUSE_CIRCUIT_OPEN), Some(interval_ms)) => {
+    match (hook.pause_reason, hook.probe_interval_ms) {
+        (Some(PauseReason::CircuitOpen), Some(interval_ms)) => {
             Some(Open { interval_ms, until: hook.paused_until.unwrap_or(0), probing: false })
         }
         _ => None,
@@ -193,8 +194,8 @@ fn open_in_row(hook: &webhook::Model) -> Option<Open> {
 
 /// A `Retry-After` pause as a webhook's row has it.
 fn pause_in_row(hook: &webhook::Model) -> i64 {
-    match hook.pause_reason.as_deref() {
-        Some(PAUSE_RETRY_AFTER) => hook.paused_until.unwrap_or(0),
+    match hook.pause_reason {
+        Some(PauseReason::RetryAfter) => hook.paused_until.unwrap_or(0),
         _ => 0,
     }
 }
@@ -299,8 +300,8 @@ impl Steering {
         let ProbeTaken::Not { paused_until, pause_reason, probe_interval_ms } = row else {
             return;
         };
-        match (pause_reason.as_deref(), probe_interval_ms) {
-            (Some(PAUSE_CIRCUIT_OPEN), Some(interval_ms)) => {
+        match (pause_reason, probe_interval_ms) {
+            (Some(PauseReason::CircuitOpen), Some(interval_ms)) => {
                 st.breaker = Some(Open {
                     interval_ms: *interval_ms,
                     until: paused_until.unwrap_or(now + interval_ms),
@@ -310,7 +311,7 @@ impl Steering {
             (reason, _) => {
                 st.breaker = None;
                 st.failures = 0;
-                if reason == Some(PAUSE_RETRY_AFTER) {
+                if *reason == Some(PauseReason::RetryAfter) {
                     st.pause_until = st.pause_until.max(paused_until.unwrap_or(0));
                 }
             }
@@ -539,6 +540,10 @@ mod tests {
             paused_until: None,
             pause_reason: None,
             probe_interval_ms: None,
+            alert_state: None,
+            alert_streak: None,
+            alert_at: None,
+            alert_due: None,
             created_at: 0,
             updated_at: 0,
         }
@@ -595,7 +600,7 @@ mod tests {
         let s = steering();
         let mut h = hook();
         h.paused_until = Some(T + 500);
-        h.pause_reason = Some(PAUSE_RETRY_AFTER.into());
+        h.pause_reason = Some(PauseReason::RetryAfter);
         assert_eq!(s.gate(&h, T, T), Gate::Wait(T + 500));
         assert_eq!(s.gate(&h, T, T + 500), Gate::Go);
     }
@@ -653,7 +658,7 @@ mod tests {
     fn the_row_of_another_process_opens_and_closes_the_breaker_here() {
         let s = steering();
         let mut open = hook();
-        open.pause_reason = Some(PAUSE_CIRCUIT_OPEN.into());
+        open.pause_reason = Some(PauseReason::CircuitOpen);
         open.probe_interval_ms = Some(5_000);
         open.paused_until = Some(T + 5_000);
         assert_eq!(s.gate(&open, T, T), Gate::Wait(T + 5_000));
@@ -662,7 +667,7 @@ mod tests {
         assert_eq!(s.gate(&open, T, T + 5_000), Gate::TakeProbe);
         let row = ProbeTaken::Not {
             paused_until: Some(T + 10_000),
-            pause_reason: Some(PAUSE_CIRCUIT_OPEN.into()),
+            pause_reason: Some(PauseReason::CircuitOpen),
             probe_interval_ms: Some(5_000),
         };
         s.probe_not_taken("w", &row, T + 5_000);

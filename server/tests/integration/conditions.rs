@@ -179,7 +179,7 @@ on_both_databases! {
         );
         // The webhook page's signature check compares a pasted request with what was sent.
         let id = thin["id"].as_str().unwrap();
-        let material = app.services.signature_material(&hookline_core::Scope::Admin, id, Some(published["id"].as_str().unwrap())).await.unwrap();
+        let material = app.services.signature_material(&hookline_core::Scope::Admin, &id.into(), Some(&published["id"].as_str().unwrap().into())).await.unwrap();
         assert_eq!(material.original_body.as_deref(), Some(got[0].body.as_str()));
 
         // Back to the whole payload: the producer's bytes exactly, still verified.

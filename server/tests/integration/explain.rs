@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hookline_core::entities::{delivery, webhook};
-use hookline_core::{Scope, iso8601, now_ms};
+use hookline_core::{PauseReason, Scope, iso8601, now_ms};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -78,7 +78,7 @@ on_both_databases! {
         let (paused, _) = app.create_webhook("store-a", &ok.url("/paused"), None).await;
         let until = now_ms() + 3_600_000;
         set_webhook(&app, &paused, webhook::Column::PausedUntil, Expr::value(until)).await;
-        set_webhook(&app, &paused, webhook::Column::PauseReason, Expr::value("retry_after")).await;
+        set_webhook(&app, &paused, webhook::Column::PauseReason, Expr::value(PauseReason::RetryAfter.as_str())).await;
         let (ordered, _) = app.create_webhook("store-a", &bad.url("/ordered"), None).await;
         set_webhook(&app, &ordered, webhook::Column::Ordering, Expr::value(true)).await;
         let (queued, _) = app.create_webhook("store-a", &bad.url("/queued"), None).await;

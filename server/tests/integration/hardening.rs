@@ -147,7 +147,7 @@ on_both_databases! {
         let app = spawn(backend).await;
         for (id, name) in [("app-1", "One"), ("app-2", "Two")] {
             app.services.create_application(id, name).await.unwrap();
-            app.services.install_application(id, "store-a", None).await.unwrap();
+            app.services.install_application(&id.into(), &"store-a".into(), None).await.unwrap();
         }
         let key = |scope: Scope| {
             let services = app.services.clone();
@@ -199,7 +199,7 @@ on_both_databases! {
     async fn an_application_receives_only_its_product_lines(backend: Backend) {
         let app = spawn(backend).await;
         app.services.create_application("app-1", "One").await.unwrap();
-        app.services.install_application("app-1", "store-a", Some(vec!["Reviews".into()])).await.unwrap();
+        app.services.install_application(&"app-1".into(), &"store-a".into(), Some(vec!["Reviews".into()])).await.unwrap();
         let key = app.services.create_api_key(&Scope::Application("app-1".into()), "k").await.unwrap().key;
         let receiver = Receiver::start().await.unwrap();
         let (status, body) = app

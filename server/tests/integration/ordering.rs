@@ -328,6 +328,89 @@ on_both_databases! {
         assert_eq!(status, 404);
     }
 
+    async fn a_blocked_keys_waiting_events_are_parked_then_all_delivered_in_order(backend: Backend) {
+        use hookline_core::entities::delivery;
+        // The head fails for good after two attempts; the test's engine delivers when told.
+        let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false"), ("HOOKLINE_RETRY_SCHEDULE", "1ms")]).await;
+        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
+        receiver.poison(Some("stuck"));
+        let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
+        turn_ordering_on(&app.services, &id).await;
+        let mut stuck_events = Vec::new();
+        for n in 0..6 {
+            for key in ["stuck", "fine"] {
+                let (status, body) = app.api("POST", "/events", Some(&app.admin_key), Some(keyed(key, n))).await;
+                assert_eq!(status, 202, "{body}");
+                if key == "stuck" {
+                    stuck_events.push(body["id"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        let db = app.services.database();
+        // (pending, parked) deliveries of the key "stuck".
+        let stuck = async || {
+            let rows = delivery::Entity::find().filter(delivery::Column::OrderingKey.eq("stuck")).all(db).await.unwrap();
+            let pending: Vec<_> = rows.iter().filter(|d| d.status == hookline_core::DeliveryStatus::Pending).collect();
+            (pending.len(), pending.iter().filter(|d| d.next_attempt_at.is_none()).count())
+        };
+        let path = format!("/webhooks/{id}/blocked-keys");
+        let head_failed = async |event: &str| {
+            let list = app.api("GET", &path, Some(&app.store_a_key), None).await.1;
+            list["items"][0]["status"] == "failed" && list["items"][0]["event_id"] == event
+        };
+        for _ in 0..50 {
+            if head_failed(&stuck_events[0]).await {
+                break;
+            }
+            app.deliver_due().await;
+        }
+        assert!(head_failed(&stuck_events[0]).await, "the head failed for good");
+        assert_eq!(receiver.log().acked["fine"], (0..6).collect::<Vec<_>>(), "the other key flowed");
+        assert_eq!(stuck().await, (5, 5), "the five waiting events are parked, not due");
+        assert_eq!(app.services.store().count_due(hookline_core::now_ms() + 60_000, 100).await.unwrap(), 0);
+        // Events published while the key is blocked are parked by the next claim.
+        for n in 6..8 {
+            let (status, body) = app.api("POST", "/events", Some(&app.admin_key), Some(keyed("stuck", n))).await;
+            assert_eq!(status, 202);
+            stuck_events.push(body["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(app.deliver_due().await, 0, "nothing the claim may take");
+        assert_eq!(stuck().await, (7, 7));
+        let list = app.api("GET", &path, Some(&app.store_a_key), None).await.1;
+        assert_eq!(list["items"][0]["waiting"], 7, "{list}");
+        // A parked event still says why it waits.
+        let (status, why) = app.api("GET", &format!("/events/{}/explain", stuck_events[3]), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200, "{why}");
+        assert_eq!(why["items"][0]["outcome"], "blocked_key", "{why}");
+
+        // Skipped: the next event is woken and becomes the (still failing) head.
+        let (status, _) = app.api("POST", &format!("{path}/stuck/skip"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(stuck().await, (7, 6), "only the key's next event is woken");
+        for _ in 0..50 {
+            if head_failed(&stuck_events[1]).await {
+                break;
+            }
+            app.deliver_due().await;
+        }
+        assert!(head_failed(&stuck_events[1]).await, "the next event is the failing head");
+        assert_eq!(stuck().await, (6, 6));
+
+        // Retried once the receiver is fixed: everything waiting goes, in order.
+        receiver.poison(None);
+        let (status, _) = app.api("POST", &format!("{path}/stuck/retry"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200);
+        for _ in 0..50 {
+            if app.deliver_due().await == 0 {
+                break;
+            }
+        }
+        assert_eq!(receiver.log().acked["stuck"], (1..8).collect::<Vec<_>>());
+        assert_eq!(receiver.violations(), Vec::<String>::new());
+        assert_eq!(stuck().await, (0, 0), "nothing left pending or parked");
+        assert_eq!(app.api("GET", &path, Some(&app.store_a_key), None).await.1["items"], json!([]));
+    }
+
     async fn a_poisoned_key_leaves_the_other_keys_their_throughput(backend: Backend) {
         // 200 keys × 10 events to a receiver that takes 3 ms per answer, queued first and then
         // delivered by the test's engine (timed from the first claim to the last healthy

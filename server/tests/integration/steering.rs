@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hookline_core::entities::{delivery, webhook};
-use hookline_core::now_ms;
+use hookline_core::{PauseReason, now_ms};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use test_receiver::{Behaviour, Receiver};
@@ -160,7 +160,7 @@ on_both_databases! {
         let events = publish_many(&app, 300).await;
         assert!(
             app.wait_until(Duration::from_secs(10), async || {
-                webhook_row(&app, &webhook_id).await.pause_reason.as_deref() == Some("circuit_open")
+                webhook_row(&app, &webhook_id).await.pause_reason == Some(PauseReason::CircuitOpen)
             }).await,
             "the breaker opens"
         );
@@ -223,7 +223,7 @@ on_both_databases! {
         assert!(resumed >= asked + 1_900, "resumed {} ms after the 429", resumed - asked);
         // Written on the webhook's row, for every process (a pause past is no pause).
         let row = webhook_row(&app, &busy_id).await;
-        assert_eq!(row.pause_reason.as_deref(), Some("retry_after"));
+        assert_eq!(row.pause_reason, Some(PauseReason::RetryAfter));
         assert!(row.paused_until.is_some_and(|t| (asked + 1_900..=asked + 3_000).contains(&t)), "{:?}", row.paused_until);
         // The 429 did not use up the retry schedule: it was the receiver asking to wait.
         let first = deliveries_of(&app, &busy_id).await.into_iter().find(|d| d.attempts == 2).expect("the first");

@@ -196,7 +196,7 @@ pub async fn create_application(id: String, name: String) -> Result<String, AppE
 pub async fn install_application(application: String, store: String) -> Result<(), AppError> {
     use crate::session::{require_admin, services};
     require_admin().await?;
-    services()?.install_application(&application, &store, None).await?;
+    services()?.install_application(&application.into(), &store.into(), None).await?;
     Ok(())
 }
 
@@ -206,7 +206,7 @@ pub async fn install_application(application: String, store: String) -> Result<(
 pub async fn disconnect_application(application: String, store: String) -> Result<(), AppError> {
     use crate::session::{require_admin, services};
     require_admin().await?;
-    services()?.disconnect_application(&application, &store).await?;
+    services()?.disconnect_application(&application.into(), &store.into()).await?;
     Ok(())
 }
 

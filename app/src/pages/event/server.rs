@@ -3,6 +3,7 @@
 //! (`Services::ordering_key_timeline`). A merchant sees its store's events, an admin any;
 //! anything else is the not-found page.
 
+use hookline_domain::Outcome;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +15,7 @@ pub struct ExplainRow {
     pub webhook_id: String,
     pub url: String,
     pub description: String,
-    /// `delivered`, `failed`, `queued`… as the API writes it.
-    pub outcome: String,
-    /// The outcome in words: "Delivered", "Not subscribed"…
-    pub label: String,
+    pub outcome: Outcome,
     pub detail: String,
     pub at: Option<String>,
     pub delivery_id: Option<String>,
@@ -58,7 +56,7 @@ pub struct EventPageData {
 pub async fn event_explained(id: String, key_cursor: Option<String>) -> Result<EventPageData, AppError> {
     use crate::format::human_time;
     use crate::session::{services, signed_in};
-    use hookline_core::{Outcome, PageRequest, Tenant};
+    use hookline_core::{PageRequest, Tenant};
     /// The most webhooks the page lists (a tenant has at most `HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
     const WEBHOOKS_SHOWN: u64 = 250;
     /// The ordering key's events per page.
@@ -101,17 +99,6 @@ pub async fn event_explained(id: String, key_cursor: Option<String>) -> Result<E
         }
         None => (Vec::new(), None),
     };
-    let label = |o: Outcome| match o {
-        Outcome::NotSubscribed => "Not subscribed",
-        Outcome::FilteredOut => "Filtered out",
-        Outcome::WebhookOff => "Webhook off",
-        Outcome::Paused => "Paused",
-        Outcome::BlockedKey => "Blocked key",
-        Outcome::Queued => "Queued",
-        Outcome::Delivered => "Delivered",
-        Outcome::Failed => "Failed",
-        Outcome::Skipped => "Skipped",
-    };
     let payload = ev.payload_pruned_at.is_none().then(|| {
         serde_json::from_str::<serde_json::Value>(&ev.payload)
             .ok()
@@ -130,8 +117,7 @@ pub async fn event_explained(id: String, key_cursor: Option<String>) -> Result<E
             .items
             .into_iter()
             .map(|w| ExplainRow {
-                label: label(w.outcome).to_string(),
-                outcome: w.outcome.as_str().to_string(),
+                outcome: w.outcome,
                 at: w.at.map(human_time),
                 webhook_id: w.webhook_id,
                 url: w.url,

@@ -2,6 +2,7 @@
 //! first undelivered event keeps failing, so every later event of the key waits. The merchant
 //! retries that event now or skips it. Shown only while some key is blocked.
 
+use hookline_domain::DeliveryStatus;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ pub struct BlockedKeyRow {
     pub key: String,
     pub event_id: String,
     pub event_type: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub waiting: i64,
     /// When it is tried next, while retries are scheduled.
@@ -35,7 +36,7 @@ pub async fn blocked_keys(id: String) -> Result<Vec<BlockedKeyRow>, AppError> {
             key: b.ordering_key,
             event_id: b.event_id,
             event_type: b.event_type,
-            status: b.status.to_string(),
+            status: b.status,
             attempts: b.attempts,
             waiting: b.waiting,
             next_attempt: b.next_attempt_at.map(hookline_core::human_time),
@@ -116,8 +117,8 @@ pub(crate) fn BlockedKeysPanel(id: String) -> impl IntoView {
                             <tbody>
                                 {rows.into_iter().map(|row| {
                                     let status = match &row.next_attempt {
-                                        Some(at) if row.status == "pending" => format!("retrying, next {at}"),
-                                        _ => row.status.clone(),
+                                        Some(at) if row.status == DeliveryStatus::Pending => format!("retrying, next {at}"),
+                                        _ => row.status.to_string(),
                                     };
                                     let (retry_label, skip_label) = (format!("Retry {}", row.key), format!("Skip {}", row.key));
                                     let (retry_key, skip_key) = (row.key.clone(), row.key.clone());

@@ -4,6 +4,7 @@
 //! their progress. The check is a plain GET form (its answer is part of the page, so it works
 //! before the WebAssembly loads); starting and cancelling are action forms.
 
+use hookline_domain::DeliveryStatus;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -207,7 +208,7 @@ pub(crate) fn ReplayPanel(id: String) -> impl IntoView {
         |(id, ..)| webhook_replays(id),
     );
     let id = StoredValue::new(id);
-    let statuses = ["failed", "succeeded", "skipped"];
+    let statuses = DeliveryStatus::SETTLED.map(DeliveryStatus::as_str);
     view! {
         <section class="card" aria-labelledby="replay-title" id="replays">
             <div class="section-head">

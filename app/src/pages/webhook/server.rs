@@ -142,7 +142,7 @@ mod ssr {
             event_id: d.event_id,
             time: human_time(d.created_at),
             event_type: d.event_type,
-            status: d.status,
+            status: d.status.as_str().to_string(),
             http_status: d.last_status_code,
             duration_ms: d.last_duration_ms,
             attempts: d.attempts,

@@ -7,6 +7,7 @@ use super::*;
 use crate::entities::api_key;
 use crate::store::retention::{PruneRange, PruneReport};
 use crate::store::tenants;
+use crate::{EventId, WebhookId};
 
 impl TestDb {
     async fn add_attempt(&self, id: &str, delivery: &str, hook: &str) {
@@ -209,10 +210,13 @@ on_both_databases! {
         db.exec("UPDATE events SET payload_pruned_at = 1 WHERE id = 'pruned'", vec![]).await;
         db.add_delivery("d", "e", "w", "succeeded", None, None).await;
         db.add_delivery("p", "pruned", "w", "succeeded", None, None).await;
-        assert_eq!(db.store().delivered_payload("e", "w").await.unwrap().as_deref(), Some("{\"a\":1}"));
-        assert_eq!(db.store().delivered_payload("e", "other").await.unwrap(), None, "no delivery to that webhook");
-        assert_eq!(db.store().delivered_payload("pruned", "w").await.unwrap(), None);
-        assert_eq!(db.store().delivered_payload("nothing", "w").await.unwrap(), None);
+        let payload = async |event: &str, hook: &str| {
+            db.store().delivered_payload(&EventId::from(event), &WebhookId::from(hook)).await.unwrap()
+        };
+        assert_eq!(payload("e", "w").await.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(payload("e", "other").await, None, "no delivery to that webhook");
+        assert_eq!(payload("pruned", "w").await, None);
+        assert_eq!(payload("nothing", "w").await, None);
     }
 
     async fn retention_deletes_a_batch_of_settled_deliveries_with_their_attempts(db: &TestDb) {

@@ -21,8 +21,13 @@ pub struct Material {
 
 #[cfg(feature = "ssr")]
 async fn load(id: &str, event_id: Option<&str>) -> Result<Material, AppError> {
+    use hookline_core::{EventId, WebhookId};
     let user = crate::session::signed_in().await?;
-    let found = crate::session::services()?.signature_material(&user.scope(), id, event_id).await?;
+    // A pasted `webhook-id` may come with the spaces around it.
+    let event_id = event_id.map(str::trim).filter(|id| !id.is_empty()).map(EventId::from);
+    let found = crate::session::services()?
+        .signature_material(&user.scope(), &WebhookId::from(id), event_id.as_ref())
+        .await?;
     Ok(Material { secrets: found.secrets, original_body: found.original_body, now_secs: found.now_secs })
 }
 

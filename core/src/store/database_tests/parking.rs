@@ -1,0 +1,186 @@
+//! Parking ordered deliveries on both databases: a claim parks what its key holds, and each
+//! way a key moves on (a success, a skip, a delivery settled without an attempt, the sweep
+//! after a lost wake-up) wakes the key's next delivery, and only that one.
+
+use super::*;
+use crate::store::ordering::{HeadMove, OrderedPlace};
+
+impl TestDb {
+    /// An ordered delivery of webhook `hook`, key `key`, number `seq`, due at `due` (NULL:
+    /// parked), for a fresh event of the same id.
+    async fn add_ordered(&self, id: &str, hook: &str, key: &str, seq: i64, status: &str, due: Option<i64>) {
+        self.add_event(id).await;
+        self.exec(
+            "INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, event_type, status, attempts, \
+             manual_attempts, next_attempt_at, created_at, updated_at, ordering_key, ordering_seq) \
+             VALUES ($1, $1, $2, 'store', 'store-a', 'review-created', $3, 0, 0, $4, 0, 0, $5, $6)",
+            vec![id.into(), hook.into(), status.into(), due.into(), key.into(), seq.into()],
+        )
+        .await;
+    }
+
+    async fn due_of(&self, id: &str) -> Option<i64> {
+        self.delivery(id).await.next_attempt_at
+    }
+}
+
+/// Claims for holder `me` at `NOW`; the ids claimed, sorted.
+async fn claim_ids(db: &TestDb) -> Vec<String> {
+    let mut ids: Vec<String> =
+        db.store().claim(lease("me"), NOW, 50, &[]).await.unwrap().into_iter().map(|c| c.id).collect();
+    ids.sort();
+    ids
+}
+
+fn ordered_success(delivery: &str, hook: &Arc<webhook::Model>) -> Attempt {
+    Attempt { ordered: true, ..succeeded(delivery, hook) }
+}
+
+on_both_databases! {
+    async fn a_claim_parks_what_the_key_holds_and_leaves_other_keys_due(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+        db.add_ordered("a2", "w", "a", 2, "pending", Some(NOW - 20)).await;
+        db.add_ordered("a3", "w", "a", 3, "pending", Some(NOW - 10)).await;
+        db.add_ordered("b1", "w", "b", 4, "pending", Some(NOW - 5)).await;
+        db.add_event("plain").await;
+        db.add_delivery("plain", "plain", "w", "pending", Some(NOW - 40), None).await;
+        assert_eq!(claim_ids(db).await, ["a1", "b1", "plain"], "each key's head and the unordered one");
+        assert_eq!((db.due_of("a2").await, db.due_of("a3").await), (None, None), "parked behind a1");
+        assert_eq!(db.delivery("a2").await.status, "pending", "parked is still pending: it holds a3");
+        assert!(claim_ids(db).await.is_empty(), "nothing is due while a1 is out");
+        assert_eq!(db.store().count_due(NOW + 1_000, 100).await.unwrap(), 0, "parked ones are not counted as due");
+        // The blocked keys list still counts what waits behind a failing head.
+        let hook = db.webhook("w").await;
+        db.store().record(&[Attempt { ordered: true, ..failed("a1", &hook, Some(500)) }], policy()).await.unwrap();
+        let blocked = db.store().blocked_keys("w", None, 10).await.unwrap();
+        assert_eq!(blocked.iter().map(|b| (b.ordering_key.as_str(), b.waiting)).collect::<Vec<_>>(), [("a", 2)]);
+        assert_eq!(db.due_of("a2").await, None, "a failed attempt with a retry keeps the key held");
+    }
+
+    async fn a_success_wakes_only_the_keys_next_delivery(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+        db.add_ordered("a2", "w", "a", 2, "pending", Some(NOW - 20)).await;
+        db.add_ordered("a3", "w", "a", 3, "pending", Some(NOW - 10)).await;
+        db.add_ordered("c1", "w", "c", 4, "pending", Some(NOW - 10)).await;
+        db.add_ordered("c2", "w", "c", 5, "pending", Some(NOW - 5)).await;
+        assert_eq!(claim_ids(db).await, ["a1", "c1"]);
+        let hook = db.webhook("w").await;
+        // On PostgreSQL a batch of successes is one statement; a mixed batch a transaction.
+        db.store().record(&[ordered_success("a1", &hook)], policy()).await.unwrap();
+        assert_eq!(db.due_of("a2").await, Some(NOW), "woken when a1 succeeded");
+        assert_eq!(db.due_of("a3").await, None, "a3 waits for a2");
+        assert_eq!(db.due_of("c2").await, None, "another key is not woken");
+        db.add_event("plain").await;
+        db.add_delivery("plain", "plain", "w", "pending", Some(NOW + 60_000), None).await;
+        db.store().record(&[ordered_success("c1", &hook), failed("plain", &hook, Some(500))], policy()).await.unwrap();
+        assert_eq!(db.due_of("c2").await, Some(NOW), "woken by a mixed batch too");
+        assert_eq!(claim_ids(db).await, ["a2", "c2"]);
+        db.store().record(&[ordered_success("a2", &hook)], policy()).await.unwrap();
+        assert_eq!(claim_ids(db).await, ["a3"], "the key goes on in its order");
+    }
+
+    async fn a_wake_up_rewrites_the_next_delivery_even_when_it_was_not_parked(db: &TestDb) {
+        // What keeps a park that raced the settle from parking it (PostgreSQL): the park only
+        // parks a row whose updated_at is still the one it read.
+        db.add_webhook("w").await;
+        db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+        assert_eq!(claim_ids(db).await, ["a1"]);
+        db.add_ordered("a2", "w", "a", 2, "pending", Some(NOW - 20)).await;
+        let updated = async |id: &str| -> i64 {
+            let row = db
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    db.db.get_database_backend(),
+                    "SELECT updated_at FROM deliveries WHERE id = $1",
+                    [id.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get("", "updated_at").unwrap()
+        };
+        let before = updated("a2").await;
+        let hook = db.webhook("w").await;
+        // A success written in the same millisecond the row was last written still changes it.
+        let mut done = ordered_success("a1", &hook);
+        done.ended_at = before;
+        db.store().record(&[done], policy()).await.unwrap();
+        assert_eq!(db.due_of("a2").await, Some(NOW - 20), "a due delivery keeps its time");
+        assert!(updated("a2").await > before, "but its row is rewritten");
+    }
+
+    async fn a_failed_head_keeps_its_key_parked_until_skipped_or_retried(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+        db.add_ordered("a2", "w", "a", 2, "pending", Some(NOW - 20)).await;
+        db.add_ordered("a3", "w", "a", 3, "pending", Some(NOW - 10)).await;
+        assert_eq!(claim_ids(db).await, ["a1"]);
+        let hook = db.webhook("w").await;
+        let gave_up = attempt("a1", &hook, Some(500), Settle::To(DeliveryStatus::Failed, None));
+        db.store().record(&[Attempt { ordered: true, ..gave_up }], policy()).await.unwrap();
+        assert_eq!(db.due_of("a2").await, None, "a head failed for good still holds its key");
+        // Retrying the head makes only the head due.
+        assert_eq!(db.store().retry_head("a1", NOW).await.unwrap(), HeadMove::Moved);
+        assert_eq!((db.due_of("a1").await, db.due_of("a2").await), (Some(NOW), None));
+        assert_eq!(claim_ids(db).await, ["a1"]);
+        let gave_up = attempt("a1", &hook, Some(500), Settle::To(DeliveryStatus::Failed, None));
+        db.store().record(&[Attempt { ordered: true, ..gave_up }], policy()).await.unwrap();
+        // Skipping it wakes the next one, in the same transaction.
+        assert_eq!(db.store().skip_head("a1", NOW).await.unwrap(), HeadMove::Moved);
+        assert_eq!((db.due_of("a2").await, db.due_of("a3").await), (Some(NOW), None));
+        assert_eq!(db.store().skip_head("a1", NOW + 8).await.unwrap(), HeadMove::NotBlocked);
+        assert_eq!(db.due_of("a3").await, None, "a skip that did not move the head wakes nothing");
+        assert_eq!(claim_ids(db).await, ["a2"]);
+    }
+
+    async fn a_delivery_settled_without_an_attempt_wakes_its_keys_next(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+        db.add_ordered("a2", "w", "a", 2, "pending", Some(NOW - 20)).await;
+        assert_eq!(claim_ids(db).await, ["a1"]);
+        db.store().settle_unattempted("a1", "them", DeliveryStatus::Skipped, NOW).await.unwrap();
+        assert_eq!(db.due_of("a2").await, None, "not settled (another's lease): nothing woken");
+        db.store().settle_unattempted("a1", "me", DeliveryStatus::Skipped, NOW).await.unwrap();
+        assert_eq!(db.due_of("a2").await, Some(NOW));
+    }
+
+    async fn the_sweep_wakes_only_what_nothing_holds_and_walks_every_key(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_webhook("v").await;
+        // Key a: its head was deleted (retention) after a2 and a3 were parked behind it.
+        db.add_ordered("a2", "w", "a", 2, "pending", None).await;
+        db.add_ordered("a3", "w", "a", 3, "pending", None).await;
+        // Key b: parked behind a head that failed for good: it stays parked.
+        db.add_ordered("b1", "w", "b", 4, "failed", None).await;
+        db.add_ordered("b2", "w", "b", 5, "pending", None).await;
+        // Key c of another webhook: stranded too, found in a later step.
+        db.add_ordered("c1", "v", "c", 6, "pending", None).await;
+        db.add_ordered("c2", "v", "c", 7, "pending", None).await;
+        let mut after: Option<OrderedPlace> = None;
+        let mut woken = 0;
+        let mut steps = 0;
+        loop {
+            let (next, n) = db.store().wake_stranded_step(after.as_ref(), 2, NOW).await.unwrap();
+            woken += n;
+            steps += 1;
+            after = next;
+            if after.is_none() {
+                break;
+            }
+            assert!(steps < 10, "the sweep ends");
+        }
+        assert_eq!(woken, 2);
+        assert_eq!(steps, 4, "six ordered deliveries, two a step, then an empty step");
+        assert_eq!(
+            (db.due_of("a2").await, db.due_of("a3").await, db.due_of("b2").await),
+            (Some(NOW), None, None)
+        );
+        assert_eq!((db.due_of("c1").await, db.due_of("c2").await), (Some(NOW), None));
+        assert_eq!(claim_ids(db).await, ["a2", "c1"]);
+        // What is left parked is held by a head being sent: a new sweep wakes nothing.
+        let (_, n) = db.store().wake_stranded_step(None, 100, NOW).await.unwrap();
+        assert_eq!(n, 0, "nothing stranded left");
+    }
+}
