@@ -76,27 +76,31 @@ impl Store<'_> {
         };
         // An ordered delivery goes only as its key's head (unordered ones skip the check).
         let ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str();
-        // First the front of the queue, as this claim would read it, loses the ordered
-        // deliveries an earlier one of their key holds: parked, they cost later claims
-        // nothing (however many pile up behind a failing head) until their key moves on. A
-        // row a wake-up changed since the front read it is left due (PostgreSQL: the settle
-        // that woke it may have committed after this statement's snapshot).
-        let park = format!(
-            "UPDATE deliveries SET next_attempt_at = NULL FROM ( \
-                 SELECT id, updated_at, webhook_id, ordering_key, ordering_seq, status FROM deliveries \
-                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1 {park_skip} \
-                 AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > $1) \
-                 ORDER BY next_attempt_at LIMIT $2) AS front \
-             WHERE deliveries.id = front.id AND {unchanged} AND {held}",
-            park_skip = if leave_out.is_empty() {
-                String::new()
-            } else {
-                format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), 2))
-            },
-            unchanged = super::ordering::PARK_ONLY_UNCHANGED,
-            held = super::ordering::HELD_FRONT.as_str()
-        );
-        let sql = format!(
+        // First the front of the queue, as this claim reads it, loses the ordered deliveries
+        // an earlier one of their key holds: parked, they cost later claims nothing (however
+        // many pile up behind a failing head) until their key moves on. A row a wake-up
+        // changed since the front read it is left due (PostgreSQL: the settle that woke it may
+        // have committed after this statement's snapshot). `now` and `limit` are placeholders
+        // `$n` and `$n+1`, the webhooks left out follow from `$n+2`.
+        let park = |n: usize| {
+            format!(
+                "UPDATE deliveries SET next_attempt_at = NULL FROM ( \
+                     SELECT id, updated_at, webhook_id, ordering_key, ordering_seq, status FROM deliveries \
+                     WHERE status IN ('pending', 'delivering') AND next_attempt_at <= ${n} {skip} \
+                     AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > ${n}) \
+                     ORDER BY next_attempt_at LIMIT ${limit}) AS front \
+                 WHERE deliveries.id = front.id AND {unchanged} AND {held}",
+                limit = n + 1,
+                skip = if leave_out.is_empty() {
+                    String::new()
+                } else {
+                    format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), n + 1))
+                },
+                unchanged = super::ordering::PARK_ONLY_UNCHANGED,
+                held = super::ordering::HELD_FRONT.as_str()
+            )
+        };
+        let claim = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries \
                  WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
@@ -109,11 +113,16 @@ impl Store<'_> {
         values.extend([lease.holder.into(), lease.until.into(), now.into(), (limit as i64).into()]);
         values.extend(leave_out.iter().map(|id| id.clone().into()));
         let turn = self.write_turn().await;
-        let mut park_values: Vec<sea_orm::Value> = Vec::with_capacity(2 + leave_out.len());
-        park_values.extend([now.into(), (limit as i64).into()]);
-        park_values.extend(leave_out.iter().map(|id| id.clone().into()));
-        self.db.execute_raw(Statement::from_sql_and_values(backend, park, park_values)).await?;
-        let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        let rows = if backend == DatabaseBackend::Postgres {
+            // One round trip: the park is a step of the claim's statement. It writes only rows
+            // the claim cannot take (held ones), so the two never write the same row.
+            let sql = format!("WITH parked AS ({}) {claim}", park(3));
+            self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?
+        } else {
+            let park_values = values[2..].to_vec();
+            self.db.execute_raw(Statement::from_sql_and_values(backend, park(1), park_values)).await?;
+            self.db.query_all_raw(Statement::from_sql_and_values(backend, claim, values)).await?
+        };
         drop(turn);
         let mut claimed = Vec::with_capacity(rows.len());
         for r in rows {
