@@ -1,8 +1,6 @@
 //! A delivery's life and its attempts: where a delivery stands, what made an attempt, and why
 //! an attempt failed. Each is stored as the string its `as_str()` gives.
 
-use std::fmt;
-
 #[cfg(feature = "sea-orm")]
 use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize}; // named by the active enums' `db_type`
@@ -64,12 +62,6 @@ impl DeliveryStatus {
 
 stored_as_str!(DeliveryStatus, "delivery status");
 
-impl fmt::Display for DeliveryStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What made an attempt: the retry schedule, a person asking for a resend, or a test event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
@@ -102,12 +94,6 @@ impl AttemptTrigger {
 }
 
 stored_as_str!(AttemptTrigger, "attempt trigger");
-
-impl fmt::Display for AttemptTrigger {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why an attempt failed, as the attempt log and the metrics name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,12 +152,6 @@ impl AttemptErrorClass {
 
 stored_as_str!(AttemptErrorClass, "attempt error class");
 
-impl fmt::Display for AttemptErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Where a bulk replay of a webhook's deliveries stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
@@ -207,12 +187,6 @@ impl ReplayState {
 }
 
 stored_as_str!(ReplayState, "replay state");
-
-impl fmt::Display for ReplayState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[cfg(test)]
 mod tests {

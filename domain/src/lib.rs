@@ -6,7 +6,8 @@
 //! enums, stored as the same strings their `as_str()` gives.
 
 /// What every closed set stored as a string has: `FromStr` by its `parse`, for reading its
-/// stored or typed string, and comparison with a string, which is what it is in the database.
+/// stored or typed string, comparison with a string, which is what it is in the database, and
+/// `Display` as that string.
 macro_rules! stored_as_str {
     ($set:ty, $what:literal) => {
         impl std::str::FromStr for $set {
@@ -27,6 +28,12 @@ macro_rules! stored_as_str {
         impl PartialEq<&str> for $set {
             fn eq(&self, other: &&str) -> bool {
                 self.as_str() == *other
+            }
+        }
+
+        impl std::fmt::Display for $set {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
             }
         }
     };

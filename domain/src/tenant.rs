@@ -37,12 +37,6 @@ impl TenantType {
 
 stored_as_str!(TenantType, "tenant type");
 
-impl fmt::Display for TenantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Which tenants an event type of the catalog is for: stores, applications, or both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "sea-orm", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
@@ -84,12 +78,6 @@ impl EventTenantType {
 }
 
 stored_as_str!(EventTenantType, "event tenant type");
-
-impl fmt::Display for EventTenantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tenant {

@@ -2,8 +2,6 @@
 //! what its alerts have announced, and its health, with the sentences the dashboard and the
 //! `webhook.disabled` event say of them.
 
-use std::fmt;
-
 #[cfg(feature = "sea-orm")]
 use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize}; // named by the active enums' `db_type`
@@ -68,12 +66,6 @@ impl DisabledReason {
 
 stored_as_str!(DisabledReason, "disabled reason");
 
-impl fmt::Display for DisabledReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Why a webhook that is on waits before its next delivery: the receiver asked it to
 /// (`Retry-After`), or its circuit breaker is open until the next probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,12 +114,6 @@ impl PauseReason {
 
 stored_as_str!(PauseReason, "pause reason");
 
-impl fmt::Display for PauseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What a webhook's alerts have announced (`webhooks.alert_state`); none while there is
 /// nothing to say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,12 +154,6 @@ impl AlertState {
 }
 
 stored_as_str!(AlertState, "alert state");
-
-impl fmt::Display for AlertState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How a webhook is doing, as the dashboard shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
