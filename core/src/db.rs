@@ -10,6 +10,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// tuned for 2 cores, where more connections only queue for the CPU.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way
+/// out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// Connects to `sqlite://...` or `postgres://...` with the default pool size.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
@@ -23,6 +27,16 @@ pub async fn connect_with_pool_size(url: &str, pool_size: u32) -> Result<Databas
     // A request waits at most a few seconds for a connection, then answers 503: a database
     // that is down or saturated must not hold every request for half a minute.
     opts.sqlx_logging(false).acquire_timeout(Duration::from_secs(4)).connect_timeout(Duration::from_secs(4));
+    // The pool would otherwise ping every connection it hands out: a round trip to PostgreSQL
+    // (over TLS), or a hand-over to SQLite's thread, before every statement, as many as the
+    // statements themselves. A connection in use is known to work; one idle for a while is
+    // pinged first (PostgreSQL may have restarted, or a proxy dropped it), and one that fails
+    // a statement is closed by the pool, so the caller's next statement gets a fresh one.
+    if url.starts_with("sqlite:") {
+        opts.test_before_acquire(false);
+    } else {
+        opts.test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
+    }
     if url.starts_with("sqlite:") {
         opts.max_connections(pool_size).min_connections(1).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)

@@ -47,7 +47,7 @@ use own_postgres::{Durability, OwnPostgres};
 
 #[path = "../tests/support/hookline_process.rs"]
 mod hookline_process;
-use hookline_process::{HooklineProcess, clock_ticks, process_cpu_seconds};
+use hookline_process::{HooklineProcess, clock_ticks, postgres_cpu_seconds, process_cpu_seconds};
 
 #[path = "support/fresh_database.rs"]
 mod fresh_database;
@@ -80,35 +80,6 @@ fn machine_busy_seconds() -> f64 {
 
 fn cores() -> f64 {
     std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
-}
-
-/// CPU seconds a PostgreSQL cluster has used: the postmaster with its reaped children, and
-/// its live children (the backends), from /proc.
-fn postgres_cpu_seconds(postmaster: Option<&str>) -> f64 {
-    let Some(pid) = postmaster else { return f64::NAN };
-    let fields = |pid: &str| -> Vec<String> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
-    let ticks = |f: &[String], range: std::ops::Range<usize>| -> f64 {
-        f.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0)
-    };
-    // After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
-    let mut total = ticks(&fields(pid), 11..15);
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.chars().all(|c| c.is_ascii_digit()) {
-                let f = fields(&name);
-                if f.get(1).map(String::as_str) == Some(pid) {
-                    total += ticks(&f, 11..13);
-                }
-            }
-        }
-    }
-    total / clock_ticks()
 }
 
 /// The machine's ceiling: the same producers posting straight to a receiver; requests/s.

@@ -20,7 +20,8 @@
 //!   poisoned key are published first in the poisoned rounds, so that many wait at the front of
 //!   the queue (a poisoned key that kept receiving events). `HOOKLINE_BENCH_POISON_ROUNDS` pairs (3), each round
 //!   on a fresh database. It prints each round's healthy-key deliveries per second (from the
-//!   first request to the last healthy acknowledgement) and the ratio of the medians.
+//!   first request to the last healthy acknowledgement) and the CPU the server and PostgreSQL
+//!   spent per healthy-key delivery, and the ratios of the medians of both.
 //!
 //! `cargo bench -p hookline --bench steering`. `HOOKLINE_BENCH_DATABASES=sqlite` runs one
 //! database; PostgreSQL is a cluster of the bench's own (as the delivery bench runs it) unless
@@ -44,6 +45,7 @@ use own_postgres::{Durability, OwnPostgres};
 
 #[path = "../tests/support/hookline_process.rs"]
 mod hookline_process;
+use hookline_process::postgres_cpu_seconds;
 
 #[path = "support/fresh_database.rs"]
 mod fresh_database;
@@ -304,8 +306,25 @@ async fn publish_backlog(base: &str, api_key: &str, count: u64) {
     }
 }
 
-/// One round: answers the healthy keys' deliveries per second.
-async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64, per_key: u64) -> f64 {
+/// What one poisoned-scenario round measured.
+struct Round {
+    /// Healthy-key deliveries per second.
+    rate: f64,
+    /// CPU per healthy-key delivery, µs: the server's and PostgreSQL's (0 on SQLite) together,
+    /// from the delivering process's start to the last healthy acknowledgement. Less noisy than
+    /// the rate on a shared machine, and it counts the work a poisoned key adds wherever it is.
+    cpu_us: f64,
+}
+
+/// The postmaster of the bench's own cluster, to count PostgreSQL's CPU.
+struct Cluster<'a> {
+    url: Option<&'a str>,
+    postmaster: Option<&'a str>,
+}
+
+/// One round of the poisoned scenario.
+async fn poisoned_round(kind: &str, cluster: &Cluster<'_>, poisoned: bool, keys: u64, per_key: u64) -> Round {
+    let pg = cluster.url;
     let backlog = if poisoned { env_number("HOOKLINE_BENCH_POISON_BACKLOG", 0) } else { 0 };
     let receiver = Ordered::default();
     if poisoned {
@@ -339,6 +358,7 @@ async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64,
     assert_eq!(queued as u64, keys * per_key + backlog, "every event queued");
 
     let retry = std::env::var("HOOKLINE_BENCH_POISON_RETRY").unwrap_or_else(|_| vec!["250ms"; 400].join(","));
+    let pg_before = if kind == "postgres" { postgres_cpu_seconds(cluster.postmaster) } else { 0.0 };
     let server = hookline_process::serve(&database_url).env("HOOKLINE_RETRY_SCHEDULE", retry).start();
     let healthy = ((keys - u64::from(poisoned)) * per_key) as usize;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -346,6 +366,8 @@ async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64,
         assert!(Instant::now() < deadline, "the healthy keys were not delivered within 10 minutes");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let pg_cpu = if kind == "postgres" { postgres_cpu_seconds(cluster.postmaster) - pg_before } else { 0.0 };
+    let cpu_us = (server.cpu_seconds() + pg_cpu) * 1e6 / healthy as f64;
     let head_attempts = count(
         &db,
         "SELECT CAST(COALESCE(MAX(attempts), 0) AS BIGINT) FROM deliveries WHERE ordering_key = 'key-0' AND status <> 'succeeded'",
@@ -366,13 +388,13 @@ async fn poisoned_round(kind: &str, pg: Option<&str>, poisoned: bool, keys: u64,
         .count();
     let poisoned_requests = receiver.poisoned_requests.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "| {kind} | {} | {healthy} | {secs:.2} | {rate:.0} | {poisoned_requests} ({head_attempts} attempts on the head) | {violations} |",
+        "| {kind} | {} | {healthy} | {secs:.2} | {rate:.0} | {cpu_us:.0} | {poisoned_requests} ({head_attempts} attempts on the head) | {violations} |",
         if poisoned { "one key poisoned" } else { "healthy" },
     );
-    rate
+    Round { rate, cpu_us }
 }
 
-async fn poisoned_scenario(kind: &str, pg: Option<&str>) {
+async fn poisoned_scenario(kind: &str, cluster: &Cluster<'_>) {
     let keys = env_number("HOOKLINE_BENCH_POISON_KEYS", 1_000).max(2);
     let per_key = env_number("HOOKLINE_BENCH_POISON_PER_KEY", 20).max(1);
     let pairs = env_number("HOOKLINE_BENCH_POISON_ROUNDS", 3).max(1);
@@ -383,14 +405,18 @@ async fn poisoned_scenario(kind: &str, pg: Option<&str>) {
          (with {backlog} more events of the poisoned key queued first)"
     );
     println!(
-        "| database | round | healthy-key events | seconds | healthy-key deliveries/s | requests to the poisoned key | keys out of order |"
+        "| database | round | healthy-key events | seconds | healthy-key deliveries/s | CPU µs per healthy delivery (server + PostgreSQL) | requests to the poisoned key | keys out of order |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let (mut normal, mut with_poison) = (Vec::new(), Vec::new());
     for _ in 0..pairs {
-        normal.push(poisoned_round(kind, pg, false, keys, per_key).await);
-        with_poison.push(poisoned_round(kind, pg, true, keys, per_key).await);
+        normal.push(poisoned_round(kind, cluster, false, keys, per_key).await);
+        with_poison.push(poisoned_round(kind, cluster, true, keys, per_key).await);
     }
+    let (mut normal_cpu, mut poisoned_cpu): (Vec<f64>, Vec<f64>) =
+        (normal.iter().map(|r| r.cpu_us).collect(), with_poison.iter().map(|r| r.cpu_us).collect());
+    let (mut normal, mut with_poison): (Vec<f64>, Vec<f64>) =
+        (normal.iter().map(|r| r.rate).collect(), with_poison.iter().map(|r| r.rate).collect());
     let median = |rates: &mut Vec<f64>| {
         rates.sort_by(f64::total_cmp);
         rates[rates.len() / 2]
@@ -402,6 +428,11 @@ async fn poisoned_scenario(kind: &str, pg: Option<&str>) {
         "{kind}: median healthy {n:.0}/s, median with a poisoned key {p:.0}/s: {:.0}% (each pair: {})",
         100.0 * p / n,
         pair_ratios.join(", ")
+    );
+    let (n, p) = (median(&mut normal_cpu), median(&mut poisoned_cpu));
+    println!(
+        "{kind}: median CPU per healthy delivery {n:.0} µs healthy, {p:.0} µs with a poisoned key: {:.0}% of the healthy rounds' work per delivery",
+        100.0 * p / n
     );
 }
 
@@ -416,6 +447,7 @@ fn main() {
     let own =
         if given.is_none() { OwnPostgres::start_new(Durability { durable: true, tls: true }) } else { None };
     let pg = given.clone().or_else(|| own.as_ref().map(OwnPostgres::url));
+    let postmaster = own.as_ref().and_then(OwnPostgres::pid);
     let mut backends = vec!["sqlite"];
     if pg.is_some() {
         backends.push("postgres");
@@ -433,7 +465,8 @@ fn main() {
             runtime.block_on(dead_scenario(kind, pg.as_deref()));
         }
         if only == "poisoned" {
-            runtime.block_on(poisoned_scenario(kind, pg.as_deref()));
+            let cluster = Cluster { url: pg.as_deref(), postmaster: postmaster.as_deref() };
+            runtime.block_on(poisoned_scenario(kind, &cluster));
         }
     }
 }

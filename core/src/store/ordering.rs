@@ -47,6 +47,12 @@ pub static HELD_FRONT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Whether any ordered delivery can hold its key: a probe of the partial index
+/// `deliveries_ordered` (its predicate exactly, so no other index is a candidate). Without one
+/// there is nothing to park.
+pub static ANY_ORDERED: LazyLock<String> =
+    LazyLock::new(|| format!("EXISTS (SELECT 1 FROM deliveries AS ordered WHERE {ORDERED_PREDICATE})"));
+
 /// What a wake-up writes to the delivery it wakes (due at `$1` if parked; a due one stays
 /// due). It always writes `updated_at`, to a value other than the one it had: on PostgreSQL a
 /// claim's park that read the row before ([`PARK_ONLY_UNCHANGED`]) then finds it changed and

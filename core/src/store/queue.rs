@@ -81,13 +81,18 @@ impl Store<'_> {
         // many pile up behind a failing head) until their key moves on. A row a wake-up
         // changed since the front read it is left due (PostgreSQL: the settle that woke it may
         // have committed after this statement's snapshot). `now` and `limit` are placeholders
-        // `$n` and `$n+1`, the webhooks left out follow from `$n+2`.
-        let park = |n: usize| {
+        // `$n` and `$n+1`, the webhooks left out follow from `$n+2`. While no ordered delivery
+        // can hold a key (most deployments, most of the time) there is nothing to park, and one
+        // probe of the partial index of ordered deliveries skips reading the front: `gate` is
+        // that probe on PostgreSQL, evaluated once before the front is read (a one-time filter).
+        // SQLite would test it on every row it steps over, so there it is a query of its own.
+        let park = |n: usize, gate: &str| {
             format!(
                 "UPDATE deliveries SET next_attempt_at = NULL FROM ( \
                      SELECT id, updated_at, webhook_id, ordering_key, ordering_seq, status FROM deliveries \
                      WHERE status IN ('pending', 'delivering') AND next_attempt_at <= ${n} {skip} \
                      AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > ${n}) \
+                     {gate} \
                      ORDER BY next_attempt_at LIMIT ${limit}) AS front \
                  WHERE deliveries.id = front.id AND {unchanged} AND {held}",
                 limit = n + 1,
@@ -116,11 +121,18 @@ impl Store<'_> {
         let rows = if backend == DatabaseBackend::Postgres {
             // One round trip: the park is a step of the claim's statement. It writes only rows
             // the claim cannot take (held ones), so the two never write the same row.
-            let sql = format!("WITH parked AS ({}) {claim}", park(3));
+            let gate = format!("AND {}", super::ordering::ANY_ORDERED.as_str());
+            let sql = format!("WITH parked AS ({}) {claim}", park(3, &gate));
             self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?
         } else {
-            let park_values = values[2..].to_vec();
-            self.db.execute_raw(Statement::from_sql_and_values(backend, park(1), park_values)).await?;
+            let probe = format!("SELECT {} AS any_ordered", super::ordering::ANY_ORDERED.as_str());
+            let any_ordered = self.db.query_one_raw(Statement::from_string(backend, probe)).await?;
+            if any_ordered.map(|r| r.try_get::<bool>("", "any_ordered")).transpose()?.unwrap_or(true) {
+                let park_values = values[2..].to_vec();
+                self.db
+                    .execute_raw(Statement::from_sql_and_values(backend, park(1, ""), park_values))
+                    .await?;
+            }
             self.db.query_all_raw(Statement::from_sql_and_values(backend, claim, values)).await?
         };
         drop(turn);

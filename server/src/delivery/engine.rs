@@ -20,7 +20,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hookline_core::slots::Slot;
@@ -29,7 +29,7 @@ use hookline_core::{
     AttemptResult, AttemptTrigger, BoxFuture, ClaimedDelivery, DeliveryStatus, Dispatcher, Handoff,
     Reservation, Services, now_ms,
 };
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 
 use super::capacity::Capacity;
 use super::client::WebhookClient;
@@ -74,6 +74,11 @@ pub struct Engine {
     running: Arc<AtomicBool>,
     /// Set when the process is stopping: deliveries not yet sent go back to the queue at once.
     pub(super) stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Callers waiting for every attempt in flight to be written ([`Engine::all_written`]);
+    /// the recorder holds no batch open while there are any.
+    waiting_for_writes: Arc<AtomicUsize>,
+    /// Wakes a recorder holding a batch open when someone starts waiting for it.
+    pub(super) hurry: Arc<Notify>,
 }
 
 impl Engine {
@@ -100,6 +105,8 @@ impl Engine {
             recorder: Arc::new(std::sync::Mutex::new(Some(recorder))),
             running: Arc::new(AtomicBool::new(false)),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            waiting_for_writes: Arc::new(AtomicUsize::new(0)),
+            hurry: Arc::new(Notify::new()),
         }
     }
 
@@ -182,7 +189,7 @@ impl Engine {
                 continue;
             }
             // Every attempt holds its permit until it is written.
-            if !self.capacity.all_back(self.cfg.timeout * 2 + Duration::from_secs(5)).await {
+            if !self.all_written(self.cfg.timeout * 2 + Duration::from_secs(5)).await {
                 tracing::warn!("run_once: attempts still in flight at the deadline");
             }
             if claim.leased == 0 {
@@ -198,7 +205,7 @@ impl Engine {
     async fn drain(&self) {
         self.running.store(false, Ordering::SeqCst);
         self.stopping.send_replace(true);
-        if self.capacity.all_back(self.cfg.timeout + Duration::from_secs(5)).await {
+        if self.all_written(self.cfg.timeout + Duration::from_secs(5)).await {
             tracing::info!("deliveries in flight finished and recorded; the engine stopped");
         } else {
             tracing::warn!(
@@ -206,6 +213,21 @@ impl Engine {
                 "deliveries still in flight at the deadline are left to their lease"
             );
         }
+    }
+
+    /// Waits until every attempt in flight has been written, at most `within` (the recorder
+    /// holds nothing open meanwhile); true when they all were.
+    async fn all_written(&self, within: Duration) -> bool {
+        self.waiting_for_writes.fetch_add(1, Ordering::SeqCst);
+        self.hurry.notify_one();
+        let written = self.capacity.all_back(within).await;
+        self.waiting_for_writes.fetch_sub(1, Ordering::SeqCst);
+        written
+    }
+
+    /// Whether someone waits for the attempts in flight to be written.
+    pub(super) fn hurrying(&self) -> bool {
+        self.waiting_for_writes.load(Ordering::SeqCst) > 0
     }
 
     /// Claims what is due and starts sending it, as far as free capacity allows.

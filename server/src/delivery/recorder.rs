@@ -1,8 +1,17 @@
 //! The recorder: one task that writes attempts as they come, as many per transaction as are
 //! waiting (group commit), then announces the webhooks they turned off. A delivery keeps its
 //! permit until its attempt is written here.
+//!
+//! At low load nothing is waiting, and each attempt would pay a statement and a commit of its
+//! own. So while the engine is nearly idle the recorder holds a small batch open for
+//! [`LINGER`]: the receiver already has the delivery (the latency a receiver sees does not
+//! move), and what waits is only the log row and the delivery's settling, still under its
+//! lease. An ordered attempt is written at once (its key's next delivery waits for it), and
+//! so is everything when the engine waits for its attempts to be written (a graceful stop,
+//! [`Engine::run_once`]).
 
 use std::borrow::Borrow;
+use std::time::Duration;
 
 use hookline_core::store::attempts::{Attempt, DisablePolicy, TurnedOff};
 use hookline_core::{Audience, DisabledReason, PublishRequest, iso8601};
@@ -14,6 +23,10 @@ use crate::telemetry;
 
 /// Most attempts one recorder transaction writes.
 const RECORD_BATCH: usize = 256;
+/// Longest a small batch is held open for more attempts while the engine is nearly idle.
+pub(super) const LINGER: Duration = Duration::from_millis(100);
+/// A batch this large is written at once: at this rate a commit per batch is cheap already.
+const LINGER_UNTIL: usize = 32;
 
 /// An attempt made, waiting to be written, with the permit its delivery holds until then.
 pub(crate) struct Record {
@@ -32,6 +45,20 @@ impl Engine {
     pub(super) async fn record_all(self, mut rx: mpsc::UnboundedReceiver<Record>) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            if self.may_linger(&batch) {
+                let until = tokio::time::Instant::now() + LINGER;
+                loop {
+                    let room = RECORD_BATCH - batch.len();
+                    tokio::select! {
+                        got = rx.recv_many(&mut batch, room) => if got == 0 { break },
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = self.hurry.notified() => break,
+                    }
+                    if !self.may_linger(&batch) {
+                        break;
+                    }
+                }
+            }
             if let Err(e) = self.write_records(&batch).await {
                 tracing::error!(error = %e, attempts = batch.len(), "recording attempts failed");
                 // One at a time, so one record the database refuses does not take the others
@@ -47,6 +74,16 @@ impl Engine {
             }
             batch.clear();
         }
+    }
+
+    /// Whether the recorder may hold `batch` open for more: it is small, none of it is
+    /// ordered, the engine is nearly idle (a quarter of its capacity in use at most; the batch's
+    /// own deliveries hold permits too) and nothing waits for the attempts to be written.
+    fn may_linger(&self, batch: &[Record]) -> bool {
+        batch.len() < LINGER_UNTIL
+            && !batch.iter().any(|r| r.attempt.ordered)
+            && self.capacity.in_use() * 4 <= self.capacity.total()
+            && !self.hurrying()
     }
 
     /// Writes attempts in one transaction (the attempts, their deliveries settled or

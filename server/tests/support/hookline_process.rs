@@ -16,9 +16,13 @@ pub struct Launch {
 
 /// `hookline serve` on `database_url`: on a free loopback port, allowed to deliver to
 /// loopback over plain HTTP, logging warnings to this process's stderr, with no
-/// configuration file. Add or override settings with [`Launch::env`].
+/// configuration file. Add or override settings with [`Launch::env`]. The binary is the one
+/// cargo built with this program, or `HOOKLINE_BENCH_SERVER` (another build's `hookline`, to
+/// compare two builds back to back with one bench).
 pub fn serve(database_url: &str) -> Launch {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    let binary =
+        std::env::var_os("HOOKLINE_BENCH_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_hookline").into());
+    let mut cmd = Command::new(binary);
     cmd.arg("serve")
         .env_remove("HOOKLINE_CONFIG")
         .env("HOOKLINE_DATABASE_URL", database_url)
@@ -153,6 +157,35 @@ pub fn process_cpu_seconds(pid: &str) -> f64 {
     let ticks: f64 =
         fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(f64::NAN);
     ticks / clock_ticks()
+}
+
+/// CPU seconds a PostgreSQL cluster has used: the postmaster with its reaped children, and
+/// its live children (the backends), from /proc.
+pub fn postgres_cpu_seconds(postmaster: Option<&str>) -> f64 {
+    let Some(pid) = postmaster else { return f64::NAN };
+    let fields = |pid: &str| -> Vec<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let ticks = |f: &[String], range: std::ops::Range<usize>| -> f64 {
+        f.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0)
+    };
+    // After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
+    let mut total = ticks(&fields(pid), 11..15);
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.chars().all(|c| c.is_ascii_digit()) {
+                let f = fields(&name);
+                if f.get(1).map(String::as_str) == Some(pid) {
+                    total += ticks(&f, 11..13);
+                }
+            }
+        }
+    }
+    total / clock_ticks()
 }
 
 /// USER_HZ, 100 on Linux.
