@@ -32,20 +32,16 @@ pub async fn connect_with_pool_size(url: &str, pool_size: u32) -> Result<Databas
     // statements themselves. A connection in use is known to work; one idle for a while is
     // pinged first (PostgreSQL may have restarted, or a proxy dropped it), and one that fails
     // a statement is closed by the pool, so the caller's next statement gets a fresh one.
+    opts.max_connections(pool_size).min_connections(1);
     if url.starts_with("sqlite:") {
-        opts.test_before_acquire(false);
-    } else {
-        opts.test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
-    }
-    if url.starts_with("sqlite:") {
-        opts.max_connections(pool_size).min_connections(1).map_sqlx_sqlite_opts(|o| {
+        opts.test_before_acquire(false).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
     } else {
-        opts.max_connections(pool_size).min_connections(1);
+        opts.test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
     }
     Database::connect(opts).await
 }
