@@ -36,6 +36,10 @@ pub struct Config {
     pub delivery_concurrency: usize,
     /// How many deliveries one webhook may have in flight at once.
     pub per_webhook_concurrency: usize,
+    /// How long the recorder may hold a small batch of attempts open while the engine is nearly
+    /// idle (`HOOKLINE_RECORD_LINGER`, 100ms; 0 writes each at once; at most 5s, so a held
+    /// attempt is always written within its delivery's lease).
+    pub record_linger: Duration,
     /// How the receiver steers (docs/delivery-control.md): the longest `Retry-After` pause
     /// (`HOOKLINE_MAX_PAUSE`, 1h), the connection failures in a row that open the circuit
     /// breaker (`HOOKLINE_BREAKER_AFTER`, 5), its first and longest probe interval
@@ -132,6 +136,10 @@ impl Role {
 }
 
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest the recorder may hold attempts: a delivery's lease outlasts its attempt by at
+/// least the 5 s margin of [`crate::delivery::Engine`]'s leases, so a held attempt is written
+/// before another process could claim its delivery again.
+pub const MAX_RECORD_LINGER: Duration = Duration::from_secs(5);
 
 /// Every key Hookline reads, as the variable's name without `HOOKLINE_`; a TOML file sets them
 /// in lower case. `HOOKLINE_CONFIG` itself is not one: a file cannot name another.
@@ -152,6 +160,7 @@ const KEYS: &[&str] = &[
     "SITE_ROOT",
     "DELIVERY_CONCURRENCY",
     "PER_WEBHOOK_CONCURRENCY",
+    "RECORD_LINGER",
     "MAX_PAUSE",
     "BREAKER_AFTER",
     "BREAKER_PROBE",
@@ -224,6 +233,11 @@ impl Config {
                 .map_err(|m| err("HOOKLINE_DELIVERY_TIMEOUT", m))?;
         if delivery_timeout > MAX_DELIVERY_TIMEOUT || delivery_timeout.is_zero() {
             return Err(err("HOOKLINE_DELIVERY_TIMEOUT", "must be more than 0 and at most 30s"));
+        }
+        let record_linger = parse_duration(&get("HOOKLINE_RECORD_LINGER").unwrap_or_else(|| "100ms".into()))
+            .map_err(|m| err("HOOKLINE_RECORD_LINGER", m))?;
+        if record_linger > MAX_RECORD_LINGER {
+            return Err(err("HOOKLINE_RECORD_LINGER", "must be at most 5s"));
         }
         let allowed_networks = get("HOOKLINE_ALLOW_NETWORKS")
             .map(|s| {
@@ -380,6 +394,7 @@ impl Config {
                 100_000,
             )
             .map_err(|m| err("HOOKLINE_DELIVERY_CONCURRENCY", m))? as usize,
+            record_linger,
             per_webhook_concurrency: parse_bounded(
                 &get("HOOKLINE_PER_WEBHOOK_CONCURRENCY").unwrap_or_else(|| "32".into()),
                 1,
@@ -698,6 +713,8 @@ mod tests {
             ("HOOKLINE_HEADER_PREFIX", "x:"),
             ("HOOKLINE_DELIVERY_CONCURRENCY", "99999999999"),
             ("HOOKLINE_PER_WEBHOOK_CONCURRENCY", "0"),
+            ("HOOKLINE_RECORD_LINGER", "6s"),
+            ("HOOKLINE_RECORD_LINGER", "soon"),
             ("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", "0"),
             ("HOOKLINE_PUBLIC_URL", "not a url"),
             ("HOOKLINE_ROLE", "everything"),

@@ -181,6 +181,7 @@ pub fn engine(cfg: &Config, services: Services) -> Engine {
             disable_after_span: cfg.disable_after_span,
             concurrency: cfg.delivery_concurrency,
             per_webhook: cfg.per_webhook_concurrency,
+            record_linger: cfg.record_linger,
             steer: cfg.steer.clone(),
         },
     )

@@ -57,6 +57,9 @@ pub struct EngineConfig {
     pub per_webhook: usize,
     /// How the receiver's answers steer deliveries ([`super::steer`]).
     pub steer: SteerConfig,
+    /// How long the recorder may hold a small batch open while the engine is nearly idle
+    /// ([`super::recorder`]).
+    pub record_linger: Duration,
 }
 
 #[derive(Clone)]

@@ -3,15 +3,14 @@
 //! permit until its attempt is written here.
 //!
 //! At low load nothing is waiting, and each attempt would pay a statement and a commit of its
-//! own. So while the engine is nearly idle the recorder holds a small batch open for
-//! [`LINGER`]: the receiver already has the delivery (the latency a receiver sees does not
+//! own. So while the engine is nearly idle the recorder holds a small batch open for a moment
+//! (`HOOKLINE_RECORD_LINGER`, 100 ms): the receiver already has the delivery (the latency a receiver sees does not
 //! move), and what waits is only the log row and the delivery's settling, still under its
 //! lease. An ordered attempt is written at once (its key's next delivery waits for it), and
 //! so is everything when the engine waits for its attempts to be written (a graceful stop,
 //! [`Engine::run_once`]).
 
 use std::borrow::Borrow;
-use std::time::Duration;
 
 use hookline_core::store::attempts::{Attempt, DisablePolicy, TurnedOff};
 use hookline_core::{Audience, DisabledReason, PublishRequest, iso8601};
@@ -23,8 +22,6 @@ use crate::telemetry;
 
 /// Most attempts one recorder transaction writes.
 const RECORD_BATCH: usize = 256;
-/// Longest a small batch is held open for more attempts while the engine is nearly idle.
-pub(super) const LINGER: Duration = Duration::from_millis(100);
 /// A batch this large is written at once: at this rate a commit per batch is cheap already.
 const LINGER_UNTIL: usize = 32;
 
@@ -46,7 +43,7 @@ impl Engine {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             if self.may_linger(&batch) {
-                let until = tokio::time::Instant::now() + LINGER;
+                let until = tokio::time::Instant::now() + self.cfg.record_linger;
                 loop {
                     let room = RECORD_BATCH - batch.len();
                     tokio::select! {
@@ -80,7 +77,8 @@ impl Engine {
     /// ordered, the engine is nearly idle (a quarter of its capacity in use at most; the batch's
     /// own deliveries hold permits too) and nothing waits for the attempts to be written.
     fn may_linger(&self, batch: &[Record]) -> bool {
-        batch.len() < LINGER_UNTIL
+        !self.cfg.record_linger.is_zero()
+            && batch.len() < LINGER_UNTIL
             && !batch.iter().any(|r| r.attempt.ordered)
             && self.capacity.in_use() * 4 <= self.capacity.total()
             && !self.hurrying()

@@ -92,6 +92,23 @@ on_both_databases! {
         }).await);
     }
 
+    async fn a_driven_engine_does_not_wait_out_the_recorders_hold(backend: Backend) {
+        // The recorder may hold attempts for 5 s while the process is idle; a caller waiting
+        // for every attempt to be written (here the test's own run_once, in production a
+        // graceful stop) has them written at once.
+        let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false"), ("HOOKLINE_RECORD_LINGER", "5s")]).await;
+        let receiver = Receiver::start().await.unwrap();
+        app.create_webhook("store-a", &receiver.url("/held"), None).await;
+        let event_id = app.publish("store-a", "review-created", json!({"id": 1})).await;
+        let started = std::time::Instant::now();
+        assert_eq!(app.deliver_due().await, 1);
+        assert!(started.elapsed() < Duration::from_secs(3), "run_once waited out the hold: {:?}", started.elapsed());
+        let stored = deliveries_of(&app, &event_id).await;
+        assert_eq!(stored[0].status, "succeeded");
+        let attempts = attempt::Entity::find().filter(attempt::Column::DeliveryId.eq(stored[0].id.clone())).all(app.services.database()).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+    }
+
     async fn a_switched_off_webhook_gets_no_delivery(backend: Backend) {
         let app = spawn_driven(backend).await;
         let receiver = Receiver::start().await.unwrap();

@@ -205,6 +205,24 @@ on_both_databases! {
         assert_eq!(events, 3);
     }
 
+    async fn an_ordered_attempt_is_written_at_once_though_the_recorder_may_hold_others(backend: Backend) {
+        // The recorder may hold attempts for 5 s while the process is idle; a key's next event
+        // waits for its head's attempt to be written, so ordered ones must not be held: five
+        // events of one key would otherwise take 20 s or more.
+        let app = spawn_with(backend, &[("HOOKLINE_RECORD_LINGER", "5s")]).await;
+        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
+        let (ordered, _) = app.create_webhook("store-a", &receiver.url(), Some(vec!["review-created"])).await;
+        turn_ordering_on(&app.services, &ordered).await;
+        let started = Instant::now();
+        for n in 0..5 {
+            let (status, body) = app.api("POST", "/events", Some(&app.admin_key), Some(keyed("order-7", n))).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        assert!(receiver.wait_for(5, Duration::from_secs(30)).await, "acknowledged {} of 5", receiver.distinct_acked());
+        assert!(started.elapsed() < Duration::from_secs(4), "one key's events waited on held attempts: {:?}", started.elapsed());
+        assert_eq!(receiver.log().acked["order-7"], vec![0, 1, 2, 3, 4]);
+    }
+
     async fn one_key_goes_in_publish_order_one_at_a_time_through_random_failures(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETRY_SCHEDULE", "5ms,5ms,10ms,10ms,20ms,20ms,40ms,40ms,80ms,80ms,160ms,160ms")]).await;
         let receiver = KeyReceiver::start(250, Duration::from_millis(2)).await;

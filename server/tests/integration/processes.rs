@@ -122,6 +122,36 @@ async fn sigterm_finishes_what_is_in_flight_and_releases_the_rest_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_writes_at_once_the_attempts_the_recorder_holds() {
+    let dir = TempDir::new();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let receiver = Receiver::start().await.unwrap();
+    let (services, key, _) = prepared_for_a_process(&url, &receiver).await;
+    // Nearly idle, the recorder holds attempts up to 5 s to write them together.
+    let mut process = start(&url, "all", &[("HOOKLINE_RECORD_LINGER", "5s")]);
+    let ids = publish_many(&process.url(""), &key, 3, "held").await;
+    wait_for_all(&receiver, &ids, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count(&services, "SELECT COUNT(*) FROM attempts").await,
+        0,
+        "the attempts are held, not yet written"
+    );
+
+    process.signal("-TERM");
+    let stopping = Instant::now();
+    assert_eq!(process.exited_within(Duration::from_secs(15)).await, Some(0), "a graceful stop exits 0");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "the stop waited out the hold: {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(count(&services, "SELECT COUNT(*) FROM attempts").await, 3, "every attempt made is written");
+    assert_eq!(count(&services, "SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'").await, 3);
+    assert_eq!(count(&services, "SELECT COUNT(*) FROM deliveries WHERE leased_by IS NOT NULL").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_api_and_two_workers_share_the_queue_and_survive_a_kill() {
     let dir = TempDir::new();
     let url = fresh_database(Backend::Postgres, &dir).await;
