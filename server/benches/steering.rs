@@ -316,7 +316,8 @@ struct Round {
     cpu_us: f64,
 }
 
-/// The postmaster of the bench's own cluster, to count PostgreSQL's CPU.
+/// Where the PostgreSQL rounds run: the server's URL, and the postmaster of the bench's own
+/// cluster to count its CPU (none for a server named by `HOOKLINE_BENCH_POSTGRES_URL`).
 struct Cluster<'a> {
     url: Option<&'a str>,
     postmaster: Option<&'a str>,

@@ -125,7 +125,7 @@ impl Store<'_> {
             let sql = format!("WITH parked AS ({}) {claim}", park(3, &gate));
             self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?
         } else {
-            let probe = format!("SELECT {} AS any_ordered", super::ordering::ANY_ORDERED.as_str());
+            let probe = super::ordering::ANY_ORDERED_QUERY.as_str();
             let any_ordered = self.db.query_one_raw(Statement::from_string(backend, probe)).await?;
             if any_ordered.map(|r| r.try_get::<bool>("", "any_ordered")).transpose()?.unwrap_or(true) {
                 let park_values = values[2..].to_vec();

@@ -146,41 +146,39 @@ impl Drop for HooklineProcess {
     }
 }
 
+/// The fields of /proc/<pid>/stat after the command name (which is in parentheses, and may
+/// hold spaces): state is the first, ppid the second, utime, stime, cutime and cstime the
+/// 12th to 15th. Empty when the process is gone.
+fn stat_fields(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Clock ticks summed over `fields[range]`; `None` when the fields are not there.
+fn ticks(fields: &[String], range: std::ops::Range<usize>) -> Option<f64> {
+    fields.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
+}
+
 /// CPU seconds a process has used (user and system), from /proc/<pid>/stat; `self` for this
 /// one.
 pub fn process_cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which is in parentheses): utime and stime are the
-    // 12th and 13th of them.
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 =
-        fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(f64::NAN);
-    ticks / clock_ticks()
+    ticks(&stat_fields(pid), 11..13).unwrap_or(f64::NAN) / clock_ticks()
 }
 
 /// CPU seconds a PostgreSQL cluster has used: the postmaster with its reaped children, and
 /// its live children (the backends), from /proc.
 pub fn postgres_cpu_seconds(postmaster: Option<&str>) -> f64 {
     let Some(pid) = postmaster else { return f64::NAN };
-    let fields = |pid: &str| -> Vec<String> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
-    let ticks = |f: &[String], range: std::ops::Range<usize>| -> f64 {
-        f.get(range).map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()).unwrap_or(0.0)
-    };
-    // After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
-    let mut total = ticks(&fields(pid), 11..15);
+    let mut total = ticks(&stat_fields(pid), 11..15).unwrap_or(0.0);
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if name.chars().all(|c| c.is_ascii_digit()) {
-                let f = fields(&name);
+                let f = stat_fields(&name);
                 if f.get(1).map(String::as_str) == Some(pid) {
-                    total += ticks(&f, 11..13);
+                    total += ticks(&f, 11..13).unwrap_or(0.0);
                 }
             }
         }
