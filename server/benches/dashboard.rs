@@ -153,7 +153,7 @@ async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> String {
 async fn run(kind: &str, pg: Option<&str>, rows: u64) {
     let url = fresh_database("hookline-dash", kind, pg).await;
     let mut vars: HashMap<String, String> = HashMap::new();
-    vars.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
+    vars.insert("HOOKLINE_DATABASE_URL".into(), url.to_string());
     vars.insert("HOOKLINE_LISTEN".into(), "127.0.0.1:0".into());
     vars.insert("HOOKLINE_WORKERS".into(), "false".into());
     vars.insert("HOOKLINE_LOG".into(), "warn".into());
