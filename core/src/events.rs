@@ -247,7 +247,7 @@ impl Services {
         let items: Vec<(&PublishRequest, &str)> =
             jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
         let tenants = distinct_tenants(jobs.iter().map(|j| &j.req.tenant));
-        let planned = match self.db.get_database_backend() {
+        let mut planned = match self.db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 // One transaction. The sequence numbers are its first statement, a write, so
                 // it holds the write lock from its start and the reads after it see the
@@ -297,10 +297,10 @@ impl Services {
             }
         };
         // Only now, after the commit, may the engine send what was handed to it.
-        if !planned.handoffs.is_empty()
+        if !planned.leased.is_empty()
             && let Some(engine) = self.engine()
         {
-            engine.start(planned.handoffs);
+            engine.start(planned.handoffs());
         }
         if planned.queued {
             self.wake_workers();
@@ -430,7 +430,7 @@ struct Planned {
     events: Vec<Arc<event::Model>>,
     deliveries: Vec<delivery::Model>,
     /// Deliveries leased to this process's engine, to start once the rows are committed.
-    handoffs: Vec<Handoff>,
+    leased: Vec<Leased>,
     /// Whether any delivery was queued for the workers to claim.
     queued: bool,
     /// The request each event is for, by index into the batch.
@@ -438,21 +438,39 @@ struct Planned {
 }
 
 impl Planned {
-    /// Gives the events the sequence numbers the database assigned them, in their rows and
-    /// in what is handed to the engine.
+    /// Gives the events the sequence numbers the database assigned them. Nothing shares an
+    /// event before the hand-over, so each is numbered where it is, not copied (a payload
+    /// may be 256 KiB).
     fn number(&mut self, numbers: &HashMap<String, i64>) {
-        let mut numbered: HashMap<String, Arc<event::Model>> = HashMap::with_capacity(self.events.len());
         for e in &mut self.events {
             let sequence = numbers.get(&e.id).copied().unwrap_or(e.sequence);
-            *e = Arc::new(event::Model { sequence, ..e.as_ref().clone() });
-            numbered.insert(e.id.clone(), e.clone());
-        }
-        for h in &mut self.handoffs {
-            if let Some(e) = numbered.get(&h.event.id) {
-                h.event = e.clone();
-            }
+            Arc::make_mut(e).sequence = sequence;
         }
     }
+
+    /// What the engine is handed once the rows are committed, each with its event.
+    fn handoffs(&mut self) -> Vec<Handoff> {
+        std::mem::take(&mut self.leased)
+            .into_iter()
+            .map(|l| Handoff {
+                delivery_id: l.delivery_id,
+                event: self.events[l.event].clone(),
+                webhook: l.webhook,
+                secrets: l.secrets,
+                hold: l.hold,
+            })
+            .collect()
+    }
+}
+
+/// A delivery written leased to the engine: a [`Handoff`] once its event is numbered, by
+/// index into [`Planned::events`].
+struct Leased {
+    delivery_id: String,
+    event: usize,
+    webhook: Arc<webhook::Model>,
+    secrets: Arc<Vec<String>>,
+    hold: crate::slots::Slot,
 }
 
 /// Each request's event (with its sequence number) and one delivery per matching webhook.
@@ -469,7 +487,7 @@ fn lay_out(
         answers: Vec::new(),
         events: Vec::new(),
         deliveries: Vec::new(),
-        handoffs: Vec::new(),
+        leased: Vec::new(),
         queued: false,
         fresh: Vec::new(),
     };
@@ -497,9 +515,9 @@ fn lay_out(
             let (status, next, leased_by) = if !w.enabled {
                 (DeliveryStatus::Skipped, None, None)
             } else if let Some(r) = engine.filter(|_| ordering_key.is_none()).and_then(|e| e.reserve(&w.id)) {
-                planned.handoffs.push(Handoff {
+                planned.leased.push(Leased {
                     delivery_id: id.clone(),
-                    event: ev.clone(),
+                    event: planned.events.len(),
                     webhook: w.clone(),
                     secrets: recipients.secrets(w),
                     hold: r.hold,

@@ -128,9 +128,13 @@ const ON_REQUEST_PER_SECOND: u32 = 2;
 type OnRequestLimiter = governor::DefaultKeyedRateLimiter<Tenant>;
 
 /// The handle every service call goes through: the database, the settings, and the signal
-/// that wakes the delivery workers when new work is written.
+/// that wakes the delivery workers when new work is written. One reference to what they
+/// share: every request and every delivery task clones it.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<Shared>);
+
+/// What every clone of [`Services`] shares (reached through it by `Deref`).
+pub struct Shared {
     db: DatabaseConnection,
     pub settings: Arc<Settings>,
     new_work: Arc<Notify>,
@@ -150,6 +154,14 @@ pub struct Services {
     published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+impl std::ops::Deref for Services {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl Services {
     /// The database itself, for tests and benchmarks that seed or inspect rows directly
     /// (the `test-support` feature); everything else goes through the services.
@@ -159,7 +171,7 @@ impl Services {
     }
 
     pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             db,
             settings: Arc::new(settings),
             new_work: Arc::new(Notify::new()),
@@ -176,7 +188,7 @@ impl Services {
             )),
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             published: Arc::new(tokio::sync::watch::Sender::new(0)),
-        }
+        }))
     }
 
     /// Registers what makes attempts on request (the delivery engine); the first one stays.

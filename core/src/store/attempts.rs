@@ -134,14 +134,14 @@ impl Store<'_> {
         let txn = self.db.begin().await?;
         for chunk in attempts.chunks(rows) {
             let (sql, values) = insert_attempts_sql(chunk, 0);
-            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            txn.execute_raw(super::statement(backend, sql, values)).await?;
             let (list, update, values) = update_deliveries_sql(chunk, 0);
             let sql = format!("WITH {list} {update}");
-            txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            txn.execute_raw(super::statement(backend, sql, values)).await?;
             wake_next_of_keys(&txn, chunk).await?;
         }
         let (sql, values) = count_hours_sql(attempts, 0);
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        txn.execute_raw(super::statement(backend, sql, values)).await?;
         // Health, in the order the attempts ended. A run of successes is one write per webhook.
         let mut succeeded: Vec<(&str, i64)> = Vec::new();
         let mut turned_off = Vec::new();

@@ -8,7 +8,8 @@
 //! SQL is written here and nowhere in the server; the statements' shapes and batching are the
 //! measured ones (BENCHMARKS.md), so change them only with a measurement.
 //!
-//! Also the one placeholder builder of multi-row statements.
+//! Also the one placeholder builder of multi-row statements, and [`statement`], which hands
+//! them to SQLite in the form it binds cheaply.
 
 pub mod alerts;
 pub mod attempts;
@@ -31,7 +32,7 @@ mod database_tests;
 
 use std::fmt::Write;
 
-use sea_orm::{DatabaseBackend, DatabaseConnection};
+use sea_orm::{DatabaseBackend, DatabaseConnection, Statement, Value};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// The database as the delivery engine writes it: the connection and, on SQLite, the one
@@ -81,6 +82,54 @@ impl<'a> Store<'a> {
             _ => None,
         }
     }
+}
+
+/// A statement of `$1 … $n` placeholders for `backend`. On SQLite they become plain `?` when
+/// each appears once and in order (what [`placeholders`] builds): SQLite finds a numbered or
+/// named placeholder by walking the list of the statement's names, when it prepares the
+/// statement and again for each value bound, so a statement with n of them costs n² (a
+/// batch of attempts has hundreds). A plain `?` takes the next number and is in no list.
+/// Any other text is left as it is.
+pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DatabaseBackend::Sqlite => positional(&sql).unwrap_or(sql),
+        _ => sql,
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `sql` with `$1 … $n` as `?`, or `None` unless they appear once each, in order, outside
+/// quotes.
+fn positional(sql: &str) -> Option<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut expected = 1usize;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$') => {
+                let mut number = 0usize;
+                let mut digits = 0;
+                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    number = number.checked_mul(10)?.checked_add(d.to_digit(10)? as usize)?;
+                    digits += 1;
+                    chars.next();
+                }
+                if digits == 0 || number != expected {
+                    return None;
+                }
+                expected += 1;
+                out.push('?');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 /// `($1, $2), ($3, $4)`: `rows` groups of `cols` placeholders, numbered from `offset + 1`.
@@ -138,6 +187,28 @@ fn build_placeholders(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_gets_plain_placeholders_when_they_come_in_order() {
+        let sql = format!("INSERT INTO t (a, b) VALUES {} ON CONFLICT DO NOTHING", placeholders(2, 2, 0));
+        let stmt = statement(DatabaseBackend::Sqlite, sql.clone(), Vec::new());
+        assert_eq!(stmt.sql, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING");
+        assert_eq!(statement(DatabaseBackend::Postgres, sql.clone(), Vec::new()).sql, sql);
+        assert_eq!(
+            positional("SELECT '$2', \"$x\" FROM t WHERE a = $1 AND b = $2").as_deref(),
+            Some("SELECT '$2', \"$x\" FROM t WHERE a = ? AND b = ?"),
+            "quoted text is not a placeholder"
+        );
+        assert_eq!(positional("SELECT 1 WHERE a = $10").as_deref(), None, "must start at $1");
+    }
+
+    #[test]
+    fn sqlite_keeps_numbers_that_repeat_or_come_out_of_order() {
+        for sql in ["SELECT $1, $1", "SELECT $2, $1", "SELECT $1, $3", "SELECT $ FROM t"] {
+            let stmt = statement(DatabaseBackend::Sqlite, sql.to_string(), Vec::new());
+            assert_eq!(stmt.sql, sql);
+        }
+    }
 
     #[test]
     fn placeholders_number_rows_after_the_offset() {

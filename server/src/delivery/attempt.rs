@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hookline_core::entities::{event, webhook};
 use hookline_core::slots::Slot;
 use hookline_core::store::attempts::{Attempt, Settle, Steer};
@@ -174,7 +175,7 @@ impl Engine {
         let Some(hook) = hook else {
             return Err(EngineError::WebhookDeleted(found.id));
         };
-        let Some(ev) = ev else {
+        let Some(ev) = ev.map(Arc::new) else {
             return Err(EngineError::EventMissing { delivery: found.id, event: found.event_id });
         };
         let span = attempt_span(&ev.id, &found.id, &hook.id, trigger);
@@ -222,7 +223,7 @@ impl Engine {
         &self,
         delivery_id: &str,
         hook: &webhook::Model,
-        ev: &event::Model,
+        ev: &Arc<event::Model>,
         secrets: &[String],
         trigger: AttemptTrigger,
     ) -> (Vec<(String, String)>, Outcome) {
@@ -274,12 +275,23 @@ impl Engine {
     }
 }
 
-/// The bytes a webhook is sent for an event: the payload as published, or with
-/// `include_fields` its projection (made once per attempt; the signature covers it).
-fn body_for(hook: &webhook::Model, ev: &event::Model) -> Vec<u8> {
+/// The bytes a webhook is sent for an event: the payload as published, read where the event
+/// holds it (not copied: a payload may be 256 KiB, and up to twice the webhook's concurrency
+/// of attempts are in flight), or with `include_fields` its projection (made once per
+/// attempt; the signature covers it).
+fn body_for(hook: &webhook::Model, ev: &Arc<event::Model>) -> Bytes {
     match IncludeFields::from_stored(hook.include_fields.as_deref()) {
-        Some(fields) => fields.project(&ev.payload).into_bytes(),
-        None => ev.payload.clone().into_bytes(),
+        Some(fields) => Bytes::from(fields.project(&ev.payload)),
+        None => Bytes::from_owner(PayloadOf(ev.clone())),
+    }
+}
+
+/// An event's payload as bytes that share the event.
+struct PayloadOf(Arc<event::Model>);
+
+impl AsRef<[u8]> for PayloadOf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload.as_bytes()
     }
 }
 

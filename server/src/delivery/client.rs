@@ -132,7 +132,12 @@ impl WebhookClient {
     }
 
     /// POSTs the body with the headers and reports what happened; never returns an error.
-    pub async fn post(&self, url: &str, headers: &[(String, String)], body: Vec<u8>) -> Outcome {
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: impl Into<reqwest::Body>,
+    ) -> Outcome {
         let start = Instant::now();
         let fail = |class: ErrorClass, message: String| Outcome {
             duration: start.elapsed(),
