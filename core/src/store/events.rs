@@ -86,10 +86,33 @@ pub async fn insert_rows(
     events: &[Arc<event::Model>],
     deliveries: &[delivery::Model],
 ) -> Result<()> {
-    let rows = crate::rows_per_statement(txn.get_database_backend());
+    const EVENT_COLS: usize = 10;
+    let backend = txn.get_database_backend();
+    let rows = crate::rows_per_statement(backend);
     for chunk in events.chunks(rows) {
-        let models = chunk.iter().map(|e| event::ActiveModel::from(e.as_ref().clone()));
-        event::Entity::insert_many(models).exec_without_returning(txn).await?;
+        // The values straight from the events: a payload may be 256 KiB, and a model turned
+        // into an `ActiveModel`, then into sea-query's statement, was two more copies of it.
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * EVENT_COLS);
+        for e in chunk {
+            values.extend([
+                e.id.clone().into(),
+                e.tenant_type.into(),
+                e.tenant_id.clone().into(),
+                e.event_type.clone().into(),
+                e.payload.clone().into(),
+                e.idempotency_key.clone().into(),
+                e.sequence.into(),
+                e.received_at.into(),
+                e.payload_pruned_at.into(),
+                e.ordering_key.clone().into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
+             received_at, payload_pruned_at, ordering_key) VALUES {}",
+            super::placeholders(chunk.len(), EVENT_COLS, 0)
+        );
+        txn.execute_raw(super::statement(backend, sql, values)).await?;
     }
     for chunk in deliveries.chunks(rows) {
         let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
