@@ -140,18 +140,18 @@ pub struct Shared {
     new_work: Arc<Notify>,
     /// Held weakly: the engine holds the services, and a strong link both ways would keep
     /// the database pool open after the process's server is gone (tests start hundreds).
-    dispatcher: Arc<OnceLock<std::sync::Weak<dyn Dispatcher>>>,
-    publisher: Arc<OnceLock<tokio::sync::mpsc::Sender<events::PublishJob>>>,
-    cache: Arc<cache::Caches>,
+    dispatcher: OnceLock<std::sync::Weak<dyn Dispatcher>>,
+    publisher: OnceLock<tokio::sync::mpsc::Sender<events::PublishJob>>,
+    cache: cache::Caches,
     /// Each tenant's recipients as publishing last read them ([`recipients`]).
-    recipient_cache: Arc<recipients::RecipientCache>,
-    throttle: Arc<throttle::SignInThrottle>,
+    recipient_cache: recipients::RecipientCache,
+    throttle: throttle::SignInThrottle,
     /// Manual resends and test sends per tenant: each is a request to a receiver that no
     /// event caused, so a caller may not make many.
-    on_request_limit: Arc<OnRequestLimiter>,
-    write_gate: Arc<tokio::sync::Mutex<()>>,
+    on_request_limit: OnRequestLimiter,
+    write_gate: tokio::sync::Mutex<()>,
     /// Moves on every publish: wakes this process's `hookline listen` feeds at once.
-    published: Arc<tokio::sync::watch::Sender<u64>>,
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::ops::Deref for Services {
@@ -175,19 +175,19 @@ impl Services {
             db,
             settings: Arc::new(settings),
             new_work: Arc::new(Notify::new()),
-            dispatcher: Arc::new(OnceLock::new()),
-            publisher: Arc::new(OnceLock::new()),
-            cache: Arc::new(cache::Caches::default()),
-            recipient_cache: Arc::default(),
-            throttle: Arc::new(throttle::SignInThrottle::default()),
-            on_request_limit: Arc::new(governor::RateLimiter::keyed(
+            dispatcher: OnceLock::new(),
+            publisher: OnceLock::new(),
+            cache: cache::Caches::default(),
+            recipient_cache: recipients::RecipientCache::default(),
+            throttle: throttle::SignInThrottle::default(),
+            on_request_limit: governor::RateLimiter::keyed(
                 governor::Quota::per_second(
                     std::num::NonZeroU32::new(ON_REQUEST_PER_SECOND).expect("non-zero"),
                 )
                 .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
-            )),
-            write_gate: Arc::new(tokio::sync::Mutex::new(())),
-            published: Arc::new(tokio::sync::watch::Sender::new(0)),
+            ),
+            write_gate: tokio::sync::Mutex::new(()),
+            published: tokio::sync::watch::Sender::new(0),
         }))
     }
 

@@ -94,13 +94,8 @@ pub async fn insert_rows(
         // into an `ActiveModel`, then into sea-query's statement, was two more copies of it.
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * EVENT_COLS);
         for e in chunk {
+            values.extend(event_head(e));
             values.extend([
-                e.id.clone().into(),
-                e.tenant_type.into(),
-                e.tenant_id.clone().into(),
-                e.event_type.clone().into(),
-                e.payload.clone().into(),
-                e.idempotency_key.clone().into(),
                 e.sequence.into(),
                 e.received_at.into(),
                 e.payload_pruned_at.into(),
@@ -119,6 +114,19 @@ pub async fn insert_rows(
         delivery::Entity::insert_many(models).exec_without_returning(txn).await?;
     }
     Ok(())
+}
+
+/// An event's first six columns as both inserts bind them: id, tenant type and id, event
+/// type, payload, idempotency key.
+fn event_head(e: &event::Model) -> [sea_orm::Value; 6] {
+    [
+        e.id.clone().into(),
+        e.tenant_type.into(),
+        e.tenant_id.clone().into(),
+        e.event_type.clone().into(),
+        e.payload.clone().into(),
+        e.idempotency_key.clone().into(),
+    ]
 }
 
 /// Most parameters one PostgreSQL statement may have is 65,535; this leaves room.
@@ -176,13 +184,8 @@ pub async fn insert_numbered_postgres(
     for n in events {
         let e = n.event;
         let c = &counters[n.counter];
+        values.extend(event_head(e));
         values.extend([
-            e.id.clone().into(),
-            e.tenant_type.into(),
-            e.tenant_id.clone().into(),
-            e.event_type.clone().into(),
-            e.payload.clone().into(),
-            e.idempotency_key.clone().into(),
             c.resource.into(),
             n.back.into(),
             e.received_at.into(),

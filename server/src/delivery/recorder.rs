@@ -6,9 +6,9 @@
 //! own. So while the engine is nearly idle the recorder holds a small batch open for a moment
 //! (`HOOKLINE_RECORD_LINGER`, 100 ms): the receiver already has the delivery (the latency a
 //! receiver sees does not move), and what waits is only the log row and the delivery's
-//! settling, still under its lease. An ordered attempt is written at once (its key's next delivery waits for it), and
-//! so is everything when the engine waits for its attempts to be written (a graceful stop,
-//! [`Engine::run_once`]).
+//! settling, still under its lease. An ordered attempt is written at once (its key's next
+//! delivery waits for it), and so is everything when the engine waits for its attempts to be
+//! written (a graceful stop, [`Engine::run_once`]).
 
 use std::borrow::Borrow;
 
