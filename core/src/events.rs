@@ -514,6 +514,12 @@ fn lay_out(
             };
             let (status, next, leased_by) = if !w.enabled {
                 (DeliveryStatus::Skipped, None, None)
+            } else if let Some(until) = w.paused_until.filter(|&until| until > now) {
+                // A paused webhook (a receiver's `Retry-After`, an open breaker) gets its
+                // fresh deliveries when its pause ends: queued for then, out of the way of
+                // the claims meanwhile. A pause that ends early brings them back
+                // ([`crate::store::attempts`]).
+                (DeliveryStatus::Pending, Some(until), None)
             } else if let Some(r) = engine.filter(|_| ordering_key.is_none()).and_then(|e| e.reserve(&w.id)) {
                 planned.leased.push(Leased {
                     delivery_id: id.clone(),

@@ -193,19 +193,30 @@ async fn wake_next_of_keys<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, chunk
 /// The batch's steering, in the order the attempts ended; of a run of `Retry-After` pauses of
 /// one webhook only the longest is written.
 async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: &[A]) -> Result<()> {
-    let mut steers: Vec<(&str, Steer)> = Vec::new();
+    let mut steers: Vec<(&str, Steer, i64)> = Vec::new();
     for a in attempts {
         let a: &Attempt = a.borrow();
         let Some(steer) = a.steer else { continue };
         let id = a.webhook.id.as_str();
         match (steers.last_mut(), steer) {
-            (Some((last, Steer::Pause { until: longest })), Steer::Pause { until }) if *last == id => {
+            (Some((last, Steer::Pause { until: longest }, _)), Steer::Pause { until }) if *last == id => {
                 *longest = (*longest).max(until);
             }
-            _ => steers.push((id, steer)),
+            _ => steers.push((id, steer, a.ended_at)),
         }
     }
-    for (id, steer) in steers {
+    for (id, steer, at) in steers {
+        // An open breaker that closes, or gives way to a receiver's `Retry-After`, ends
+        // earlier than the claims that parked its deliveries read ([`super::queue`]): they
+        // come back to the new end (retries scheduled after the breaker's end keep theirs).
+        let ends = match steer {
+            Steer::Close => Some(at),
+            Steer::Pause { until } => Some(until),
+            Steer::Breaker { .. } => None,
+        };
+        if let Some(end) = ends {
+            unpark(txn, id, end).await?;
+        }
         let (sql, values): (&str, Vec<sea_orm::Value>) = match steer {
             Steer::Pause { until } => (
                 "UPDATE webhooks SET paused_until = $1, pause_reason = $3, probe_interval_ms = NULL \
@@ -226,6 +237,40 @@ async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: 
         };
         txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
     }
+    Ok(())
+}
+
+/// Brings webhook `id`'s deliveries parked for its open breaker (due after `end`, up to the
+/// breaker's end) back to `end`. Nothing is read unless the breaker is open: a receiver's
+/// pauses, one after another, cost one read of the webhook's row.
+async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
+    let backend = txn.get_database_backend();
+    let open = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT paused_until FROM webhooks WHERE id = $1 AND pause_reason = $2",
+            [id.into(), PauseReason::CircuitOpen.as_str().into()],
+        ))
+        .await?;
+    let Some(until) = open.map(|r| r.try_get::<Option<i64>>("", "paused_until")).transpose()?.flatten()
+    else {
+        return Ok(());
+    };
+    if until <= end {
+        return Ok(());
+    }
+    // It rewrites `updated_at` as an ordering wake-up does, so a claim that read the row
+    // before (PostgreSQL) does not park it again ([`super::ordering::PARK_ONLY_UNCHANGED`]).
+    let bump = if backend == DatabaseBackend::Postgres { "GREATEST" } else { "MAX" };
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
+             WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 AND next_attempt_at <= $3"
+        ),
+        [end.into(), id.into(), until.into()],
+    ))
+    .await?;
     Ok(())
 }
 

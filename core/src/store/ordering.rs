@@ -53,10 +53,6 @@ pub static HELD_FRONT: LazyLock<String> = LazyLock::new(|| {
 pub static ANY_ORDERED: LazyLock<String> =
     LazyLock::new(|| format!("EXISTS (SELECT 1 FROM deliveries AS ordered WHERE {ORDERED_PREDICATE})"));
 
-/// [`ANY_ORDERED`] as a query of its own (SQLite's claim asks it before parking).
-pub static ANY_ORDERED_QUERY: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} AS any_ordered", ANY_ORDERED.as_str()));
-
 /// What a wake-up writes to the delivery it wakes (due at `$1` if parked; a due one stays
 /// due). It always writes `updated_at`, to a value other than the one it had: on PostgreSQL a
 /// claim's park that read the row before ([`PARK_ONLY_UNCHANGED`]) then finds it changed and

@@ -49,6 +49,42 @@ pub enum ProbeTaken {
     },
 }
 
+/// How many rows at the front of the queue one claim reads to park a paused webhook's
+/// deliveries: a few claims clear a front of thousands.
+const PAUSED_FRONT: usize = 1024;
+
+/// Whether the queue's first due delivery (now at `$n`) is of a paused webhook: one row read
+/// down the due index. A paused webhook's deliveries are never taken, so they gather at the
+/// front, and this is how a claim sees them there; ones further back cost it nothing, as it
+/// stops once it has its fill.
+fn paused_first(n: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM (SELECT webhook_id FROM deliveries \
+             WHERE status IN ('pending', 'delivering') AND next_attempt_at <= ${n} \
+             ORDER BY next_attempt_at LIMIT 1) AS first \
+         WHERE first.webhook_id IN (SELECT id FROM webhooks WHERE paused_until > ${n}))"
+    )
+}
+
+/// Parks the pending deliveries of paused webhooks among the first [`PAUSED_FRONT`] due at
+/// `$n`: each becomes due when its webhook's pause ends (a receiver's `Retry-After`, the
+/// breaker's next probe), out of the way of every claim until then. Without this a claim
+/// would step over every one of them, row by row, holding SQLite's write turn, and they only
+/// grow while the pause lasts. A row is parked only as the front read it (a claim or a
+/// wake-up since leaves it due), and a pause that ends early brings its parked rows back
+/// ([`super::attempts`]). `gate` is a further condition (PostgreSQL's one-time filter).
+fn park_paused(n: usize, gate: &str) -> String {
+    format!(
+        "UPDATE deliveries SET next_attempt_at = paused.paused_until FROM ( \
+             SELECT id, updated_at, webhook_id, status FROM deliveries \
+             WHERE status IN ('pending', 'delivering') AND next_attempt_at <= ${n} \
+             ORDER BY next_attempt_at LIMIT {PAUSED_FRONT}) AS front, webhooks AS paused \
+         WHERE deliveries.id = front.id AND {unchanged} AND front.status = 'pending' \
+         AND paused.id = front.webhook_id AND paused.paused_until > ${n} {gate}",
+        unchanged = super::ordering::PARK_ONLY_UNCHANGED,
+    )
+}
+
 /// The events and webhooks of a claim, by id.
 pub struct Loaded {
     pub events: HashMap<String, Arc<event::Model>>,
@@ -119,18 +155,36 @@ impl Store<'_> {
         values.extend(leave_out.iter().map(|id| id.clone().into()));
         let turn = self.write_turn().await;
         let rows = if backend == DatabaseBackend::Postgres {
-            // One round trip: the park is a step of the claim's statement. It writes only rows
-            // the claim cannot take (held ones), so the two never write the same row.
+            // One round trip: both parks are steps of the claim's statement. Each writes only
+            // rows the claim cannot take (held ones, paused ones), and never the other's.
             let gate = format!("AND {}", super::ordering::ANY_ORDERED.as_str());
-            let sql = format!("WITH parked AS ({}) {claim}", park(3, &gate));
+            let sql = format!(
+                "WITH parked AS ({}), parked_paused AS ({}) {claim}",
+                park(3, &gate),
+                park_paused(3, &format!("AND {}", paused_first(3)))
+            );
             self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?
         } else {
-            let probe = super::ordering::ANY_ORDERED_QUERY.as_str();
-            let any_ordered = self.db.query_one_raw(Statement::from_string(backend, probe)).await?;
-            if any_ordered.map(|r| r.try_get::<bool>("", "any_ordered")).transpose()?.unwrap_or(true) {
+            let probe = format!(
+                "SELECT {} AS any_ordered, {} AS paused_first",
+                super::ordering::ANY_ORDERED.as_str(),
+                paused_first(1)
+            );
+            let probe =
+                self.db.query_one_raw(Statement::from_sql_and_values(backend, probe, [now.into()])).await?;
+            let (any_ordered, paused_first) = match probe {
+                Some(r) => (r.try_get::<bool>("", "any_ordered")?, r.try_get::<bool>("", "paused_first")?),
+                None => (true, true),
+            };
+            if any_ordered {
                 let park_values = values[2..].to_vec();
                 self.db
                     .execute_raw(Statement::from_sql_and_values(backend, park(1, ""), park_values))
+                    .await?;
+            }
+            if paused_first {
+                self.db
+                    .execute_raw(Statement::from_sql_and_values(backend, park_paused(1, ""), [now.into()]))
                     .await?;
             }
             self.db.query_all_raw(Statement::from_sql_and_values(backend, claim, values)).await?

@@ -313,7 +313,8 @@ impl Dispatcher for Engine {
         if !self.running.load(Ordering::SeqCst) {
             return None;
         }
-        // A paused webhook's fresh deliveries wait in the queue, where the claim leaves them.
+        // A paused webhook's fresh deliveries wait in the queue (this process may know of the
+        // pause before publishing's copy of the webhook does).
         if self.steering.holds(webhook_id, now_ms()) {
             return None;
         }

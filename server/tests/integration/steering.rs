@@ -203,9 +203,19 @@ on_both_databases! {
         app.publish("store-a", "review-created", json!({"n": 0})).await;
         assert_eq!(busy.wait_for(1, Duration::from_secs(5)).await.len(), 1);
         busy.configure(Behaviour::default());
+        assert!(
+            app.wait_until(Duration::from_secs(5), async || webhook_row(&app, &busy_id).await.paused_until.is_some())
+                .await,
+            "the pause is written"
+        );
         for n in 1..5 {
             app.publish("store-a", "review-created", json!({"n": n})).await;
         }
+        // Published during the pause, they are queued for its end, out of the claims' way.
+        let until = webhook_row(&app, &busy_id).await.paused_until;
+        let fresh: Vec<_> = deliveries_of(&app, &busy_id).await.into_iter().filter(|d| d.attempts == 0).collect();
+        assert_eq!(fresh.len(), 4);
+        assert!(fresh.iter().all(|d| d.status.as_str() == "pending" && d.next_attempt_at == until), "{fresh:?}");
         // The other webhook's events arrive at once, during the pause.
         for n in 0..5 {
             app.publish("store-a", "review-updated", json!({"n": n})).await;

@@ -1,6 +1,8 @@
-//! Parking ordered deliveries on both databases: a claim parks what its key holds, and each
+//! Parking on both databases. Ordered deliveries: a claim parks what its key holds, and each
 //! way a key moves on (a success, a skip, a delivery settled without an attempt, the sweep
-//! after a lost wake-up) wakes the key's next delivery, and only that one.
+//! after a lost wake-up) wakes the key's next delivery, and only that one. Paused webhooks: a
+//! claim that finds one at the front of the queue parks its deliveries until the pause ends,
+//! and a pause that ends early brings them back.
 
 use super::*;
 use crate::store::ordering::{HeadMove, OrderedPlace};
@@ -182,5 +184,82 @@ on_both_databases! {
         // What is left parked is held by a head being sent: a new sweep wakes nothing.
         let (_, n) = db.store().wake_stranded_step(None, 100, NOW).await.unwrap();
         assert_eq!(n, 0, "nothing stranded left");
+    }
+}
+
+impl TestDb {
+    /// Opens webhook `id`'s breaker until `until` (its next probe).
+    async fn open_breaker(&self, id: &str, until: i64) {
+        self.exec(
+            "UPDATE webhooks SET paused_until = $1, pause_reason = 'circuit_open', probe_interval_ms = 5000 WHERE id = $2",
+            vec![until.into(), id.into()],
+        )
+        .await;
+    }
+}
+
+on_both_databases! {
+    async fn a_claim_parks_a_paused_webhooks_deliveries_at_the_front_until_its_pause_ends(db: &TestDb) {
+        db.add_webhook("paused").await;
+        db.add_webhook("flowing").await;
+        db.open_breaker("paused", NOW + 5_000).await;
+        db.add_event("e").await;
+        db.add_delivery("p1", "e", "paused", "pending", Some(NOW - 30), None).await;
+        db.add_delivery("p2", "e", "paused", "pending", Some(NOW - 20), None).await;
+        db.add_delivery("lease-ran-out", "e", "paused", "delivering", Some(NOW - 25), Some("gone")).await;
+        db.add_delivery("retry-later", "e", "paused", "pending", Some(NOW + 60_000), None).await;
+        db.add_delivery("f1", "e", "flowing", "pending", Some(NOW - 10), None).await;
+        assert_eq!(claim_ids(db).await, ["f1"]);
+        assert_eq!((db.due_of("p1").await, db.due_of("p2").await), (Some(NOW + 5_000), Some(NOW + 5_000)));
+        assert_eq!(db.due_of("lease-ran-out").await, Some(NOW - 25), "only pending ones are parked");
+        assert_eq!(db.due_of("retry-later").await, Some(NOW + 60_000), "a later retry keeps its time");
+        assert_eq!(db.delivery("p1").await.status, "pending");
+        // A paused webhook's delivery behind one that flows is left to the claims to come:
+        // it is not at the front.
+        db.add_delivery("f0", "e", "flowing", "pending", Some(NOW - 100), None).await;
+        db.add_delivery("p3", "e", "paused", "pending", Some(NOW - 50), None).await;
+        let one = db.store().claim(lease("me"), NOW, 1, &[]).await.unwrap();
+        assert_eq!(one.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["f0"]);
+        assert_eq!(db.due_of("p3").await, Some(NOW - 50), "the front was f0's");
+        assert!(claim_ids(db).await.is_empty(), "lease-ran-out still waits for the pause");
+        assert_eq!(db.due_of("p3").await, Some(NOW + 5_000), "now it was at the front");
+        // Once the pause ends they go.
+        let later = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
+        let mut ids: Vec<String> = later.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["lease-ran-out", "p1", "p2", "p3"]);
+    }
+
+    async fn a_breaker_that_closes_or_gives_way_to_retry_after_brings_its_parked_deliveries_back(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_webhook("other").await;
+        db.open_breaker("w", NOW + 5_000).await;
+        db.open_breaker("other", NOW + 5_000).await;
+        db.add_event("e").await;
+        for (id, hook) in [("parked", "w"), ("probe", "w"), ("untouched", "other")] {
+            db.add_delivery(id, "e", hook, "pending", Some(NOW - 10), None).await;
+        }
+        db.add_delivery("retry-later", "e", "w", "pending", Some(NOW + 60_000), None).await;
+        assert!(claim_ids(db).await.is_empty());
+        assert_eq!(db.due_of("parked").await, Some(NOW + 5_000));
+        // A receiver's Retry-After replaces the open breaker with a shorter pause.
+        let hook = db.webhook("w").await;
+        let mut busy = failed("probe", &hook, Some(429));
+        busy.steer = Some(Steer::Pause { until: NOW + 1_000 });
+        db.store().record(&[busy], policy()).await.unwrap();
+        assert_eq!(db.due_of("parked").await, Some(NOW + 1_000), "due when the shorter pause ends");
+        assert_eq!(db.due_of("retry-later").await, Some(NOW + 60_000));
+        // The breaker opens again, the claims park anew, and a 2xx closes it.
+        db.open_breaker("w", NOW + 5_000).await;
+        db.exec("UPDATE deliveries SET next_attempt_at = $1 WHERE id = 'parked'", vec![(NOW - 10).into()]).await;
+        assert!(claim_ids(db).await.is_empty());
+        assert_eq!(db.due_of("parked").await, Some(NOW + 5_000));
+        let mut ok = succeeded("probe", &hook);
+        ok.steer = Some(Steer::Close);
+        db.store().record(&[ok], policy()).await.unwrap();
+        assert_eq!(db.due_of("parked").await, Some(NOW), "due at once: the endpoint answers again");
+        assert_eq!(db.due_of("retry-later").await, Some(NOW + 60_000), "its schedule was past the pause");
+        assert_eq!(db.due_of("untouched").await, Some(NOW + 5_000), "another webhook's pause goes on");
+        assert_eq!(claim_ids(db).await, ["parked"]);
     }
 }
