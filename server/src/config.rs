@@ -32,7 +32,10 @@ pub struct Config {
     pub header_prefix: String,
     /// Where the compiled dashboard assets (`pkg/hookline.js`, `.wasm`, `.css`) live.
     pub site_root: PathBuf,
-    /// How many deliveries one process sends at once.
+    /// How many deliveries one process holds at once, from its claim until its attempt is
+    /// written (`HOOKLINE_DELIVERY_CONCURRENCY`, 1024). The writing counts: on a database
+    /// with durable commits an attempt waits a while to be written, and 256 held the
+    /// delivery rate to about 2,000/s on this project's bench (BENCHMARKS.md, Change 6).
     pub delivery_concurrency: usize,
     /// How many deliveries one webhook may have in flight at once.
     pub per_webhook_concurrency: usize,
@@ -389,7 +392,7 @@ impl Config {
             .map_err(|m| err("HOOKLINE_HEADER_PREFIX", m))?,
             site_root: get("HOOKLINE_SITE_ROOT").map(PathBuf::from).unwrap_or(default_site_root),
             delivery_concurrency: parse_bounded(
-                &get("HOOKLINE_DELIVERY_CONCURRENCY").unwrap_or_else(|| "256".into()),
+                &get("HOOKLINE_DELIVERY_CONCURRENCY").unwrap_or_else(|| "1024".into()),
                 1,
                 100_000,
             )
