@@ -8,7 +8,7 @@
 //! queue that their key holds ([`super::ordering`]), so a blocked key costs claims nothing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
@@ -84,6 +84,19 @@ fn park_paused(n: usize, gate: &str) -> String {
         unchanged = super::ordering::PARK_ONLY_UNCHANGED,
     )
 }
+
+/// SQLite's claim asks both of its probes at once, with now at `$1`: whether any ordered
+/// delivery can hold its key, and [`paused_first`].
+static SQLITE_PROBES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} AS any_ordered, {} AS paused_first",
+        super::ordering::ANY_ORDERED.as_str(),
+        paused_first(1)
+    )
+});
+
+/// [`park_paused`] as SQLite runs it, on its own with now at `$1`.
+static SQLITE_PARK_PAUSED: LazyLock<String> = LazyLock::new(|| park_paused(1, ""));
 
 /// The events and webhooks of a claim, by id.
 pub struct Loaded {
@@ -165,11 +178,7 @@ impl Store<'_> {
             );
             self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?
         } else {
-            let probe = format!(
-                "SELECT {} AS any_ordered, {} AS paused_first",
-                super::ordering::ANY_ORDERED.as_str(),
-                paused_first(1)
-            );
+            let probe = SQLITE_PROBES.as_str();
             let probe =
                 self.db.query_one_raw(Statement::from_sql_and_values(backend, probe, [now.into()])).await?;
             let (any_ordered, paused_first) = match probe {
@@ -184,7 +193,11 @@ impl Store<'_> {
             }
             if paused_first {
                 self.db
-                    .execute_raw(Statement::from_sql_and_values(backend, park_paused(1, ""), [now.into()]))
+                    .execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        SQLITE_PARK_PAUSED.as_str(),
+                        [now.into()],
+                    ))
                     .await?;
             }
             self.db.query_all_raw(Statement::from_sql_and_values(backend, claim, values)).await?
