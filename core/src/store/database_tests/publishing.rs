@@ -81,3 +81,99 @@ on_both_databases! {
         moved(&mut seen, db.recipients_version().await, "a deleted webhook");
     }
 }
+
+/// PostgreSQL's one publish statement: counters moved, events numbered from them, payloads
+/// stored byte for byte as they came (an array of text, apart from the JSON), and the deliveries'
+/// empty columns left empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
+    use crate::DeliveryStatus;
+    use crate::entities::{delivery, event};
+    use crate::store::events::{Numbered, insert_numbered_postgres};
+    use sea_orm::EntityTrait;
+
+    let Some(db) = TestDb::postgres().await else { return };
+    let (a, b) = (store_a(), Tenant { kind: TenantType::Store, id: "store-b".into() });
+    advance_counters(&db.db, &[Counter { tenant: &a, resource: "reviews", by: 10 }]).await.unwrap();
+    let event = |id: &str, tenant: &Tenant, payload: &str| event::Model {
+        id: id.into(),
+        tenant_type: tenant.kind,
+        tenant_id: tenant.id.clone(),
+        event_type: "review-created".into(),
+        payload: payload.into(),
+        idempotency_key: None,
+        sequence: 0,
+        received_at: NOW,
+        payload_pruned_at: None,
+        ordering_key: None,
+    };
+    let odd = "{ \"text\" :\t\"caf\\u00e9 \\\"quoted\\\" \u{1F600}\",\n \"n\": 1.50 }";
+    let e1 = event("e1", &a, "{}");
+    let e2 = event::Model { idempotency_key: Some("key-1".into()), ..event("e2", &a, odd) };
+    let e3 = event::Model { ordering_key: Some("order-9".into()), ..event("e3", &b, "[1,2]") };
+    let counters = [
+        Counter { tenant: &a, resource: "reviews", by: 2 },
+        Counter { tenant: &b, resource: "reviews", by: 1 },
+    ];
+    let numbered = [
+        Numbered { event: &e1, counter: 0, back: 1 },
+        Numbered { event: &e2, counter: 0, back: 0 },
+        Numbered { event: &e3, counter: 1, back: 0 },
+    ];
+    let delivery = |id: &str, ev: &event::Model| delivery::Model {
+        id: id.into(),
+        event_id: ev.id.clone(),
+        webhook_id: "w".into(),
+        tenant_type: ev.tenant_type,
+        tenant_id: ev.tenant_id.clone(),
+        event_type: ev.event_type.clone(),
+        status: DeliveryStatus::Delivering,
+        attempts: 0,
+        manual_attempts: 0,
+        next_attempt_at: None,
+        leased_by: Some("me".into()),
+        last_status_code: None,
+        last_duration_ms: None,
+        ordering_key: None,
+        ordering_seq: None,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    let deliveries = [
+        delivery("d1", &e1),
+        delivery::Model {
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(NOW + 5),
+            leased_by: None,
+            ordering_key: Some("order-9".into()),
+            ordering_seq: Some(4),
+            ..delivery("d3", &e3)
+        },
+    ];
+    let numbers = insert_numbered_postgres(&db.db, &counters, &numbered, &deliveries).await.unwrap();
+    assert_eq!(
+        (numbers["e1"], numbers["e2"], numbers["e3"]),
+        (11, 12, 1),
+        "in batch order, after the counter"
+    );
+    let stored = event::Entity::find_by_id("e2").one(&db.db).await.unwrap().expect("e2 written");
+    assert_eq!(stored.payload, odd, "the payload as it came");
+    assert_eq!((stored.sequence, stored.idempotency_key.as_deref()), (12, Some("key-1")));
+    let e3 = event::Entity::find_by_id("e3").one(&db.db).await.unwrap().expect("e3 written");
+    assert_eq!(
+        (e3.tenant_id.as_str(), e3.ordering_key.as_deref(), e3.payload.as_str()),
+        ("store-b", Some("order-9"), "[1,2]")
+    );
+    let d1 = delivery::Entity::find_by_id("d1").one(&db.db).await.unwrap().expect("d1 written");
+    assert_eq!(
+        (d1.status, d1.next_attempt_at, d1.leased_by.as_deref(), d1.ordering_seq),
+        (DeliveryStatus::Delivering, None, Some("me"), None)
+    );
+    let d3 = delivery::Entity::find_by_id("d3").one(&db.db).await.unwrap().expect("d3 written");
+    assert_eq!(
+        (d3.status, d3.next_attempt_at, d3.leased_by, d3.ordering_seq),
+        (DeliveryStatus::Pending, Some(NOW + 5), None, Some(4))
+    );
+    let none = insert_numbered_postgres(&db.db, &[], &[], &[]).await.unwrap();
+    assert!(none.is_empty());
+}
