@@ -32,6 +32,7 @@ mod database_tests;
 
 use std::fmt::Write;
 
+use crate::error::{Error, Result};
 use sea_orm::{DatabaseBackend, DatabaseConnection, Statement, Value};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -96,6 +97,32 @@ pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value
         _ => sql,
     };
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Runs a PostgreSQL statement as the unnamed prepared statement: planned for each execution,
+/// with its values, never kept. A prepared statement's generic plan is kept per connection
+/// until the table's statistics next change: one made while `deliveries` held a few rows
+/// reads the whole table (a sequential scan) for as long as it is kept, even at tens of
+/// thousands of rows (seen in the delivery bench, issue 16). This costs one more round trip
+/// (the statement's description) per execution. Binds text and 64-bit integers, which is
+/// what its callers give.
+pub(crate) async fn execute_planned_each_time(db: &DatabaseConnection, statement: Statement) -> Result<()> {
+    use sea_orm::{DbErr, RuntimeErr};
+    let unsupported = |v: &Value| Error::Db(DbErr::Custom(format!("cannot bind {v:?} here")));
+    // Its text is Hookline's own, built by its caller with placeholders for every value.
+    let mut query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(statement.sql)).persistent(false);
+    for value in statement.values.map(|v| v.0).unwrap_or_default() {
+        query = match value {
+            Value::String(s) => query.bind(s),
+            Value::BigInt(i) => query.bind(i),
+            other => return Err(unsupported(&other)),
+        };
+    }
+    query
+        .execute(db.get_postgres_connection_pool())
+        .await
+        .map_err(|e| Error::Db(DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(e)))))?;
+    Ok(())
 }
 
 /// `sql` with `$1 … $n` as `?`, or `None` unless they appear once each, in order, outside
