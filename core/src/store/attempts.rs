@@ -80,6 +80,17 @@ impl Attempt {
     fn duration_ms(&self) -> i32 {
         self.duration.as_millis().min(i32::MAX as u128) as i32
     }
+
+    fn started_at(&self) -> i64 {
+        self.ended_at - i64::from(self.duration_ms())
+    }
+
+    /// The request's headers and the answer's (none without an answer) as the attempt's row
+    /// stores them: JSON lists of pairs.
+    fn headers_json(&self) -> (String, Option<String>) {
+        let json = |headers: &Vec<(String, String)>| serde_json::to_string(headers).unwrap_or_default();
+        (json(&self.request_headers), self.response_status.map(|_| json(&self.response_headers)))
+    }
 }
 
 /// What an attempt does to its delivery.
@@ -348,7 +359,7 @@ pub fn insert_attempts_sql<A: Borrow<Attempt>>(
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(attempts.len() * COLS);
     for a in attempts {
         let a: &Attempt = a.borrow();
-        let duration_ms = a.duration_ms();
+        let (request_headers, response_headers) = a.headers_json();
         let (error_class, error_message) = match &a.error {
             Some((class, message)) => (Some(class.as_str()), Some(message.clone())),
             None => (None, None),
@@ -358,12 +369,12 @@ pub fn insert_attempts_sql<A: Borrow<Attempt>>(
             a.delivery_id.clone().into(),
             a.webhook.id.clone().into(),
             a.trigger.as_str().into(),
-            (a.ended_at - duration_ms as i64).into(),
-            duration_ms.into(),
+            a.started_at().into(),
+            a.duration_ms().into(),
             a.webhook.url.clone().into(),
-            serde_json::to_string(&a.request_headers).unwrap_or_default().into(),
+            request_headers.into(),
             a.response_status.map(i32::from).into(),
-            a.response_status.map(|_| serde_json::to_string(&a.response_headers).unwrap_or_default()).into(),
+            response_headers.into(),
             a.response_body.clone().into(),
             error_class.into(),
             error_message.into(),
@@ -420,7 +431,7 @@ pub fn update_deliveries_sql<A: Borrow<Attempt>>(
     // Per row: id, new status (NULL keeps it), whether next_attempt_at changes, its new value,
     // whether the lease ends, HTTP status, duration, time, whether the attempt was a manual
     // resend (counted apart: it does not use up the retry schedule).
-    const TYPES: [&str; UPDATE_COLS] =
+    const TYPES: [&str; 9] =
         ["TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "INTEGER"];
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(attempts.len() * TYPES.len());
     for a in attempts {
@@ -481,9 +492,6 @@ fn counted_apart(a: &Attempt) -> i32 {
 /// cannot see into it takes for a few ids, so it probes the key.
 pub const UPDATE_BY_PRIMARY_KEY: &str = " AND deliveries.id = ANY(ARRAY(SELECT id FROM v))";
 
-/// Values per attempt in [`update_deliveries_sql`]'s list.
-const UPDATE_COLS: usize = 9;
-
 /// One attempt of [`all_succeeded_statement`] as a JSON object: its delivery's new state
 /// (the columns of [`update_deliveries_sql`]'s list) and the attempt's row.
 #[derive(serde::Serialize)]
@@ -526,7 +534,7 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
         .map(|a| {
             let a: &Attempt = a.borrow();
             let (status, set_next, next_at, release_lease) = settled_state(a);
-            let duration = a.duration_ms();
+            let (request_headers, response_headers) = a.headers_json();
             SucceededRow {
                 id: &a.delivery_id,
                 status,
@@ -534,24 +542,22 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
                 next_at,
                 release_lease,
                 code: a.response_status.map(i32::from),
-                duration,
+                duration: a.duration_ms(),
                 at: a.ended_at,
                 manual: counted_apart(a),
                 attempt_id: uuid::Uuid::now_v7().to_string(),
                 webhook_id: &a.webhook.id,
                 trigger: a.trigger.as_str(),
-                started_at: a.ended_at - i64::from(duration),
+                started_at: a.started_at(),
                 url: &a.webhook.url,
-                request_headers: serde_json::to_string(&a.request_headers).unwrap_or_default(),
-                response_headers: a
-                    .response_status
-                    .map(|_| serde_json::to_string(&a.response_headers).unwrap_or_default()),
+                request_headers,
+                response_headers,
                 response_body: a.response_body.as_deref(),
             }
         })
         .collect();
     let mut values: Vec<sea_orm::Value> =
-        vec![serde_json::to_string(&rows).expect("attempt rows serialize").into()];
+        vec![serde_json::to_string(&rows).expect("rows of text and numbers serialize").into()];
     // An ordered delivery that succeeded was its key's head: the key's next delivery (the
     // first after it that holds the key) is woken if it is parked. The statement's snapshot
     // still shows the settled ones as they were, hence "after it" rather than "the head".
