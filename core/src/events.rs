@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     TransactionTrait,
@@ -15,6 +16,7 @@ use crate::dispatch::{Dispatcher, Handoff};
 use crate::entities::{delivery, event, webhook};
 use crate::error::{Error, Result};
 use crate::recipients::Recipients;
+use crate::store::Writer;
 use crate::{Services, new_id, now_ms, store};
 use hookline_domain::{DeliveryStatus, Scope, Tenant};
 
@@ -204,14 +206,14 @@ impl Services {
             // Let the requests being read right now join this batch, and those that arrive
             // while the write turn is busy: under load, bigger batches; when idle, no wait.
             tokio::task::yield_now().await;
-            let turn = self.write_turn().await;
+            let mut turn = self.write_turn().await;
             while batch.len() < PUBLISH_BATCH
                 && let Ok(job) = rx.try_recv()
             {
                 batch.push(job);
             }
             drop(rx);
-            match self.write_batch(&batch).await {
+            match self.write_batch(&batch, turn.as_deref_mut()).await {
                 Ok(answers) => {
                     drop(turn);
                     for (job, answer) in batch.drain(..).zip(answers) {
@@ -232,8 +234,10 @@ impl Services {
                     // and a request that lost a race for its idempotency key (to another
                     // writer or process) now finds the winner's event.
                     for job in batch.drain(..) {
-                        let answer =
-                            self.write_batch(std::slice::from_ref(&job)).await.and_then(|mut a| a.remove(0));
+                        let answer = self
+                            .write_batch(std::slice::from_ref(&job), turn.as_deref_mut())
+                            .await
+                            .and_then(|mut a| a.remove(0));
                         let _ = job.reply.send(answer);
                     }
                     drop(turn);
@@ -242,13 +246,21 @@ impl Services {
         }
     }
 
-    /// Writes one batch; the caller holds the write turn.
-    async fn write_batch(&self, jobs: &[PublishJob]) -> Result<Vec<Result<Published>>> {
+    /// Writes one batch; the caller holds the write turn (on SQLite, `writer`).
+    async fn write_batch(
+        &self,
+        jobs: &[PublishJob],
+        writer: Option<&mut Writer>,
+    ) -> Result<Vec<Result<Published>>> {
         let items: Vec<(&PublishRequest, &str)> =
             jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
         let tenants = distinct_tenants(jobs.iter().map(|j| &j.req.tenant));
-        let mut planned = match self.db.get_database_backend() {
+        let planned = match self.db.get_database_backend() {
             DatabaseBackend::Sqlite => {
+                let writer = writer.ok_or(Error::Unavailable("SQLite's writer is held elsewhere".into()))?;
+                if let Some(planned) = self.write_batch_joined(writer, jobs, &items, &tenants).await? {
+                    return Ok(self.published(planned));
+                }
                 // One transaction. The sequence numbers are its first statement, a write, so
                 // it holds the write lock from its start and the reads after it see the
                 // latest data.
@@ -296,6 +308,114 @@ impl Services {
                 planned
             }
         };
+        Ok(self.published(planned))
+    }
+
+    /// SQLite's usual batch through its writer: in one hand-over to SQLite's thread when this
+    /// process has copies of the recipients ([`Services::write_batch_in_one_text`]), else in
+    /// two: the counters move as the first statement of the transaction, answering the
+    /// recipients' versions, then the rows are written with its commit. `None` when the batch
+    /// needs a read in between (an idempotency key to look up, a tenant's recipients not in
+    /// memory at the version the counters answered): then nothing was written, and the caller
+    /// writes it the general way, which reads them.
+    async fn write_batch_joined(
+        &self,
+        writer: &mut Writer,
+        jobs: &[PublishJob],
+        items: &[(&PublishRequest, &str)],
+        tenants: &[Tenant],
+    ) -> Result<Option<Planned>> {
+        if jobs.iter().any(|j| j.req.idempotency_key.is_some() && j.caller.is_some()) {
+            return Ok(None);
+        }
+        if jobs.iter().all(|j| j.req.ordering_key.is_none())
+            && let Some((webhooks, versions)) = self.kept_recipients(tenants)
+            && let Some(planned) = self.write_batch_in_one_text(writer, jobs, &webhooks, &versions).await?
+        {
+            return Ok(Some(planned));
+        }
+        let backend = DatabaseBackend::Sqlite;
+        let groups = counter_groups(items);
+        let counters = counters(&groups);
+        let rows = writer.begin_with(store::events::advance_counters_statement(backend, &counters)).await?;
+        let planned = async {
+            let moved = store::events::moved(&counters, rows.iter().map(moved_row))?;
+            let Some(webhooks) = self.cached_recipients(tenants, &moved.versions) else {
+                return Ok(None);
+            };
+            let sequences = numbers(groups, items.len(), moved.values);
+            // No idempotency key to look up: the plan reads nothing.
+            self.plan(&self.db, jobs, &sequences, &webhooks).await.map(Some)
+        }
+        .await;
+        match planned {
+            Ok(Some(planned)) => {
+                writer
+                    .commit_with(store::events::insert_rows_statements(
+                        backend,
+                        &planned.events,
+                        &planned.deliveries,
+                    ))
+                    .await?;
+                Ok(Some(planned))
+            }
+            other => {
+                writer.roll_back().await;
+                other
+            }
+        }
+    }
+
+    /// SQLite's usual batch at its cheapest: planned on this process's copies of the
+    /// recipients, then written in one hand-over to SQLite's thread, as one transaction that
+    /// first checks those copies are still current, moves the counters and numbers the events
+    /// from them. `None` when the check failed (the recipients changed since they were
+    /// copied): nothing was written, and the caller reads them again.
+    async fn write_batch_in_one_text(
+        &self,
+        writer: &mut Writer,
+        jobs: &[PublishJob],
+        webhooks: &Recipients,
+        versions: &HashMap<Tenant, i64>,
+    ) -> Result<Option<Planned>> {
+        let unnumbered = vec![(0, None); jobs.len()];
+        // No idempotency key to look up (the caller made sure): the plan reads nothing.
+        let mut planned = self.plan(&self.db, jobs, &unnumbered, webhooks).await?;
+        if planned.events.is_empty() {
+            return Ok(None);
+        }
+        let numbers = {
+            let (counters, numbered) = counters_of(jobs, &planned);
+            let kept: Vec<(&Tenant, i64)> = versions.iter().map(|(t, v)| (t, *v)).collect();
+            let mut statements = vec![
+                store::events::fail_if_recipients_moved(&kept),
+                store::events::advance_counters_statement(DatabaseBackend::Sqlite, &counters),
+            ];
+            statements.extend(store::events::insert_numbered_sqlite(
+                &counters,
+                &numbered,
+                &planned.deliveries,
+            ));
+            let rows = match writer.transaction(statements).await {
+                Ok(rows) => rows,
+                Err(Error::Unavailable(message)) => return Err(Error::Unavailable(message)),
+                // Rolled back. Most likely the check; whatever else failed fails again in
+                // the general way, and is answered from there.
+                Err(_) => return Ok(None),
+            };
+            let moved = store::events::moved(&counters, rows.iter().map(moved_row))?;
+            numbered
+                .iter()
+                .map(|n| (n.event.id.clone(), moved.values[n.counter] - n.back))
+                .collect::<HashMap<String, i64>>()
+        };
+        planned.number(&numbers);
+        Ok(Some(planned))
+    }
+
+    /// A written batch's answers; hands its deliveries to the engine, wakes the workers for
+    /// the others.
+    fn published(&self, mut planned: Planned) -> Vec<Result<Published>> {
         // Only now, after the commit, may the engine send what was handed to it.
         if !planned.leased.is_empty()
             && let Some(engine) = self.engine()
@@ -306,7 +426,7 @@ impl Services {
             self.wake_workers();
         }
         self.events_published();
-        Ok(planned.answers)
+        planned.answers
     }
 
     /// Answers requests whose idempotency key is already bound, and lays out the rows of the
@@ -636,9 +756,17 @@ async fn next_sequences(
     txn: &impl ConnectionTrait,
     items: &[(&PublishRequest, &str)],
 ) -> Result<(Vec<Numbers>, HashMap<Tenant, i64>)> {
-    // (tenant, resource, ordering counter?) and the items that take its numbers.
-    type Group<'a> = (&'a Tenant, &'a str, bool);
-    let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
+    let groups = counter_groups(items);
+    let moved = store::events::advance_counters(txn, &counters(&groups)).await?;
+    Ok((numbers(groups, items.len(), moved.values), moved.versions))
+}
+
+/// A counter, (tenant, resource, ordering counter?), with the items that take its numbers.
+type CounterGroup<'a> = ((&'a Tenant, &'a str, bool), Vec<usize>);
+
+/// The counters `items` move, in their one fixed order (by tenant, then resource).
+fn counter_groups<'a>(items: &[(&'a PublishRequest, &'a str)]) -> Vec<CounterGroup<'a>> {
+    let mut groups: Vec<CounterGroup> = Vec::new();
     for (i, (req, resource)) in items.iter().enumerate() {
         let ordering = req.ordering_key.is_some().then_some((&req.tenant, ORDERING_COUNTER, true));
         for counter in std::iter::once((&req.tenant, *resource, false)).chain(ordering) {
@@ -651,17 +779,24 @@ async fn next_sequences(
     groups.sort_by(|((a, ra, _), _), ((b, rb, _), _)| {
         (a.kind.as_str(), a.id.as_str(), *ra).cmp(&(b.kind.as_str(), b.id.as_str(), *rb))
     });
-    let counters: Vec<store::events::Counter> = groups
+    groups
+}
+
+fn counters<'a>(groups: &[CounterGroup<'a>]) -> Vec<store::events::Counter<'a>> {
+    groups
         .iter()
         .map(|((tenant, resource, _), members)| store::events::Counter {
             tenant,
             resource,
             by: members.len() as i64,
         })
-        .collect();
-    let moved = store::events::advance_counters(txn, &counters).await?;
-    let mut out: Vec<Numbers> = vec![(0, None); items.len()];
-    for (((_, _, ordering), members), last) in groups.into_iter().zip(moved.values) {
+        .collect()
+}
+
+/// Each of `items` items' numbers, from its counters' new values (in the groups' order).
+fn numbers(groups: Vec<CounterGroup>, items: usize, values: Vec<i64>) -> Vec<Numbers> {
+    let mut out: Vec<Numbers> = vec![(0, None); items];
+    for (((_, _, ordering), members), last) in groups.into_iter().zip(values) {
         let first = last - members.len() as i64 + 1;
         for (k, i) in members.into_iter().enumerate() {
             let n = first + k as i64;
@@ -672,7 +807,20 @@ async fn next_sequences(
             }
         }
     }
-    Ok((out, moved.versions))
+    out
+}
+
+/// A row of the counters' statement as sqlx reads it from SQLite's writer.
+fn moved_row(row: &SqliteRow) -> Result<store::events::MovedRow> {
+    use sea_orm::sqlx::Row;
+    let get = |e| store::sqlx_failed(e);
+    Ok((
+        row.try_get("tenant_type").map_err(get)?,
+        row.try_get("tenant_id").map_err(get)?,
+        row.try_get("resource").map_err(get)?,
+        row.try_get("value").map_err(get)?,
+        row.try_get("version").map_err(get)?,
+    ))
 }
 
 /// The next number of the tenant's counter for this resource.

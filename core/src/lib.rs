@@ -149,7 +149,7 @@ pub struct Shared {
     /// Manual resends and test sends per tenant: each is a request to a receiver that no
     /// event caused, so a caller may not make many.
     on_request_limit: OnRequestLimiter,
-    write_gate: tokio::sync::Mutex<()>,
+    write_gate: store::WriteGate,
     /// Moves on every publish: wakes this process's `hookline listen` feeds at once.
     published: tokio::sync::watch::Sender<u64>,
 }
@@ -171,6 +171,7 @@ impl Services {
     }
 
     pub fn new(db: DatabaseConnection, settings: Settings) -> Self {
+        let write_gate = store::WriteGate::new(&db);
         Self(Arc::new(Shared {
             db,
             settings: Arc::new(settings),
@@ -186,7 +187,7 @@ impl Services {
                 )
                 .allow_burst(std::num::NonZeroU32::new(ON_REQUEST_BURST).expect("non-zero")),
             ),
-            write_gate: tokio::sync::Mutex::new(()),
+            write_gate,
             published: tokio::sync::watch::Sender::new(0),
         }))
     }
@@ -205,7 +206,7 @@ impl Services {
     /// On SQLite, the turn of one of the busy writers (publishing, claiming, recording): they
     /// queue here instead of in SQLite's busy handler, which sleeps. Hold it across the
     /// transaction. PostgreSQL has row locks and needs no turn.
-    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, store::Writer>> {
         self.store().write_turn().await
     }
 

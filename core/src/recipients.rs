@@ -129,20 +129,7 @@ impl Services {
         versions: &HashMap<Tenant, i64>,
     ) -> Result<Recipients> {
         let version = |t: &Tenant| versions.get(t).copied().unwrap_or(0);
-        let now = now_ms();
-        let mut out = Recipients::default();
-        let mut missing = Vec::new();
-        {
-            let copies = self.recipient_cache.lock();
-            for t in tenants {
-                match copies.get(t) {
-                    Some(c) if c.version == version(t) && c.stale_at.is_none_or(|at| at > now) => {
-                        out.tenants.insert(t.clone(), c.clone());
-                    }
-                    _ => missing.push(t.clone()),
-                }
-            }
-        }
+        let (mut out, missing) = self.copies_of(tenants, versions);
         if missing.is_empty() {
             return Ok(out);
         }
@@ -157,6 +144,54 @@ impl Services {
             out.tenants.insert(t, r);
         }
         Ok(out)
+    }
+
+    /// [`Services::recipients`] when this process has a copy of each tenant's at its version:
+    /// no read. `None` when one must be read.
+    pub(crate) fn cached_recipients(
+        &self,
+        tenants: &[Tenant],
+        versions: &HashMap<Tenant, i64>,
+    ) -> Option<Recipients> {
+        let (out, missing) = self.copies_of(tenants, versions);
+        missing.is_empty().then_some(out)
+    }
+
+    /// This process's fresh copies of the recipients of each of `tenants`, whatever their
+    /// version, with those versions: for a writer that checks, in its transaction, that they
+    /// are still current. `None` unless it has one for each.
+    pub(crate) fn kept_recipients(&self, tenants: &[Tenant]) -> Option<(Recipients, HashMap<Tenant, i64>)> {
+        let now = now_ms();
+        let copies = self.recipient_cache.lock();
+        let mut out = Recipients::default();
+        let mut versions = HashMap::with_capacity(tenants.len());
+        for t in tenants {
+            let c = copies.get(t).filter(|c| c.stale_at.is_none_or(|at| at > now))?;
+            versions.insert(t.clone(), c.version);
+            out.tenants.insert(t.clone(), c.clone());
+        }
+        Some((out, versions))
+    }
+
+    /// The copies of `tenants` at their version that are still fresh, and the tenants with
+    /// none.
+    fn copies_of(&self, tenants: &[Tenant], versions: &HashMap<Tenant, i64>) -> (Recipients, Vec<Tenant>) {
+        let now = now_ms();
+        let mut out = Recipients::default();
+        let mut missing = Vec::new();
+        let copies = self.recipient_cache.lock();
+        for t in tenants {
+            match copies.get(t) {
+                Some(c)
+                    if c.version == versions.get(t).copied().unwrap_or(0)
+                        && c.stale_at.is_none_or(|at| at > now) =>
+                {
+                    out.tenants.insert(t.clone(), c.clone());
+                }
+                _ => missing.push(t.clone()),
+            }
+        }
+        (out, missing)
     }
 
     /// The recipients of `tenants` as `conn` sees them now, without the copies (inside a

@@ -142,17 +142,23 @@ impl Store<'_> {
             super::execute_planned_each_time(self.db, all_succeeded_statement(attempts)).await?;
             return Ok(Vec::new());
         }
-        let turn = self.write_turn().await;
+        let mut turn = self.write_turn().await;
+        if let Some(writer) = turn.as_mut()
+            && attempts.iter().all(|a| {
+                let a: &Attempt = a.borrow();
+                a.succeeded() && a.steer.is_none() && !a.ordered
+            })
+        {
+            // The usual batch on SQLite: its statements as one transaction in one hand-over
+            // to SQLite's thread.
+            writer.transaction(all_succeeded_statements(backend, attempts)).await?;
+            return Ok(Vec::new());
+        }
         let txn = self.db.begin().await?;
         for chunk in attempts.chunks(rows) {
-            let (sql, values) = insert_attempts_sql(chunk, 0);
-            txn.execute_raw(super::statement(backend, sql, values)).await?;
-            let (list, mut update, values) = update_deliveries_sql(chunk, 0);
-            if backend == DatabaseBackend::Postgres {
-                update.push_str(UPDATE_BY_PRIMARY_KEY);
+            for statement in settle_statements(backend, chunk) {
+                txn.execute_raw(statement).await?;
             }
-            let sql = format!("WITH {list} {update}");
-            txn.execute_raw(super::statement(backend, sql, values)).await?;
             wake_next_of_keys(&txn, chunk).await?;
         }
         let (sql, values) = count_hours_sql(attempts, 0);
@@ -289,16 +295,56 @@ async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
     Ok(())
 }
 
+/// A chunk's attempts inserted, and their deliveries settled or rescheduled.
+fn settle_statements<A: Borrow<Attempt>>(backend: DatabaseBackend, chunk: &[A]) -> [Statement; 2] {
+    let (sql, values) = insert_attempts_sql(chunk, 0);
+    let insert = super::statement(backend, sql, values);
+    let (list, mut update, values) = update_deliveries_sql(chunk, 0);
+    if backend == DatabaseBackend::Postgres {
+        update.push_str(UPDATE_BY_PRIMARY_KEY);
+    }
+    [insert, super::statement(backend, format!("WITH {list} {update}"), values)]
+}
+
+/// SQLite's batch of successes of unordered deliveries, none steering its webhook: each chunk
+/// settled, the hourly counters, and one health reset per webhook, at its latest success.
+/// What the general path writes for such a batch, with no statement whose answer it needs.
+pub fn all_succeeded_statements<A: Borrow<Attempt>>(
+    backend: DatabaseBackend,
+    attempts: &[A],
+) -> Vec<Statement> {
+    let mut statements: Vec<Statement> = attempts
+        .chunks(crate::rows_per_statement(backend))
+        .flat_map(|chunk| settle_statements(backend, chunk))
+        .collect();
+    let (sql, values) = count_hours_sql(attempts, 0);
+    statements.push(super::statement(backend, sql, values));
+    let mut latest: Vec<(&str, i64)> = Vec::new();
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        match latest.iter_mut().find(|(w, _)| *w == a.webhook.id) {
+            Some(entry) => entry.1 = entry.1.max(a.ended_at),
+            None => latest.push((&a.webhook.id, a.ended_at)),
+        }
+    }
+    statements.extend(latest.into_iter().map(|(id, at)| reset_health_statement(backend, id, at)));
+    statements
+}
+
 /// A success ends the webhook's run of failures.
 async fn reset_health(txn: &impl ConnectionTrait, webhook_id: &str, at: i64) -> Result<()> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        txn.get_database_backend(),
-        "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = $1 \
-         WHERE id = $2",
-        [at.into(), webhook_id.into()],
-    ))
-    .await?;
+    txn.execute_raw(reset_health_statement(txn.get_database_backend(), webhook_id, at)).await?;
     Ok(())
+}
+
+fn reset_health_statement(backend: DatabaseBackend, webhook_id: &str, at: i64) -> Statement {
+    super::statement(
+        backend,
+        "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = $1 \
+         WHERE id = $2"
+            .to_string(),
+        vec![at.into(), webhook_id.into()],
+    )
 }
 
 /// Counts the failure against the webhook; returns the reason when this failure turned the

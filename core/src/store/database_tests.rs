@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Value};
-use tokio::sync::Mutex;
 
 use super::attempts::{
     Attempt, DisablePolicy, Settle, Steer, all_succeeded_statement, count_hours_sql, insert_attempts_sql,
@@ -23,7 +22,7 @@ use crate::{
 
 pub(super) struct TestDb {
     db: DatabaseConnection,
-    gate: Mutex<()>,
+    gate: super::WriteGate,
     file: Option<PathBuf>,
 }
 
@@ -47,7 +46,7 @@ impl TestDb {
         let db =
             crate::connect(&format!("sqlite://{}?mode=rwc", file.display())).await.expect("a SQLite file");
         crate::migrate(&db).await.expect("the schema");
-        TestDb { db, gate: Mutex::new(()), file: Some(file) }
+        TestDb { gate: super::WriteGate::new(&db), db, file: Some(file) }
     }
 
     pub(super) async fn postgres() -> Option<TestDb> {
@@ -62,7 +61,7 @@ impl TestDb {
         let (base, _) = admin_url.rsplit_once('/').expect("a database URL with a path");
         let db = crate::connect(&format!("{base}/{name}")).await.expect("the test database");
         crate::migrate(&db).await.expect("the schema");
-        Some(TestDb { db, gate: Mutex::new(()), file: None })
+        Some(TestDb { gate: super::WriteGate::new(&db), db, file: None })
     }
 
     async fn exec(&self, sql: &str, values: Vec<Value>) {
@@ -552,6 +551,69 @@ on_both_databases! {
 mod housekeeping;
 mod parking;
 mod publishing;
+
+/// SQLite's writer sends a batch of successes as one transaction in one text: when a
+/// statement late in it fails, what the statements before it wrote is rolled back with it, the
+/// error comes back, and the writer writes the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_a_batch_in_one_text_whole_or_not_at_all() {
+    let db = TestDb::sqlite().await;
+    db.add_webhook("w").await;
+    db.add_event("e").await;
+    db.exec("UPDATE webhooks SET consecutive_failures = 2, failing_since = 1", vec![]).await;
+    let hook = db.webhook("w").await;
+    // Two chunks of attempts (32 rows a statement on SQLite), then the hourly counters.
+    let batch: Vec<Attempt> = (1..=40).map(|n| succeeded(&format!("d{n}"), &hook)).collect();
+    for n in 1..=40 {
+        db.add_delivery(&format!("d{n}"), "e", "w", "delivering", Some(NOW + 60_000), Some("me")).await;
+    }
+    db.exec(
+        "CREATE TRIGGER refuse_hours BEFORE INSERT ON webhook_hours BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        vec![],
+    )
+    .await;
+    let refused = db.store().record(&batch, policy()).await.expect_err("the trigger refuses the counters");
+    assert!(refused.to_string().contains("refused"), "{refused}");
+    assert_eq!(db.delivery("d1").await.status, "delivering", "the first chunk was rolled back");
+    assert_eq!(db.delivery("d40").await.attempts, 0);
+    assert!(db.attempts_of("d1").await.is_empty());
+    assert_eq!(db.health("w").await.2, 2, "the health reset was not written");
+
+    db.exec("DROP TRIGGER refuse_hours", vec![]).await;
+    db.store().record(&batch, policy()).await.expect("the writer writes again");
+    assert_eq!(db.delivery("d1").await.status, "succeeded");
+    assert_eq!(db.delivery("d40").await.attempts, 1);
+    assert_eq!(db.attempts_of("d33").await.len(), 1);
+    assert_eq!(db.hour("w", NOW / HOUR_MS * HOUR_MS).await, Some((40, 0)));
+    assert_eq!(db.health("w").await, (true, None, 0, Some(NOW)));
+}
+
+/// A writer whose task ended between beginning a transaction and ending it (dropped, as a
+/// task is at shutdown) leaves SQLite's write lock held: the next turn rolls that transaction
+/// back before anyone writes, so nothing of it is kept and other connections can write at
+/// once (not after SQLite's 30-second busy wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rolls_back_a_transaction_its_writer_left_open() {
+    let db = TestDb::sqlite().await;
+    db.add_webhook("w").await;
+    {
+        let mut turn = db.store().write_turn().await.expect("SQLite has a write turn");
+        let rows = turn
+            .begin_with(Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "UPDATE webhooks SET consecutive_failures = 7 WHERE id = 'w' RETURNING id",
+            ))
+            .await
+            .expect("the transaction begins");
+        assert_eq!(rows.len(), 1);
+        // Dropped here, neither committed nor rolled back.
+    }
+    drop(db.store().write_turn().await);
+    tokio::time::timeout(Duration::from_secs(5), db.exec("UPDATE webhooks SET description = 'x'", vec![]))
+        .await
+        .expect("another connection writes without waiting");
+    assert_eq!(db.health("w").await.2, 0, "the abandoned update is not kept");
+}
 
 /// A batch's settling finds its deliveries through the primary key on PostgreSQL, whatever
 /// the table's size: joined to its `VALUES` list alone, the planner read the whole table of

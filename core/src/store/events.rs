@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait, Statement,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryTrait,
+    Statement,
 };
 
 use crate::entities::{delivery, event};
@@ -36,6 +37,26 @@ pub async fn advance_counters(conn: &impl ConnectionTrait, counters: &[Counter<'
     if counters.is_empty() {
         return Ok(Moved { values: Vec::new(), versions: HashMap::new() });
     }
+    let rows = conn.query_all_raw(advance_counters_statement(conn.get_database_backend(), counters)).await?;
+    let rows = rows.iter().map(|row| -> Result<MovedRow> {
+        Ok((
+            row.try_get("", "tenant_type")?,
+            row.try_get("", "tenant_id")?,
+            row.try_get("", "resource")?,
+            row.try_get("", "value")?,
+            row.try_get("", "version")?,
+        ))
+    });
+    moved(counters, rows)
+}
+
+/// A row of [`advance_counters_statement`]: tenant type and id, resource, the counter's new
+/// value, the tenant's recipients' version.
+pub type MovedRow = (String, String, String, i64, Option<i64>);
+
+/// The statement of [`advance_counters`] (at least one counter), for a caller that runs it
+/// itself; [`moved`] reads its rows.
+pub fn advance_counters_statement(backend: DatabaseBackend, counters: &[Counter<'_>]) -> Statement {
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counters.len() * 4);
     for c in counters {
         values.extend([
@@ -53,19 +74,19 @@ pub async fn advance_counters(conn: &impl ConnectionTrait, counters: &[Counter<'
           AND v.tenant_id = sequences.tenant_id) AS version",
         super::placeholders(counters.len(), 4, 0)
     );
-    let rows =
-        conn.query_all_raw(Statement::from_sql_and_values(conn.get_database_backend(), sql, values)).await?;
-    let mut by_counter: HashMap<(String, String, String), i64> = HashMap::with_capacity(rows.len());
+    super::statement(backend, sql, values)
+}
+
+/// What [`advance_counters_statement`] answered, in the counters' order.
+pub fn moved(counters: &[Counter<'_>], rows: impl Iterator<Item = Result<MovedRow>>) -> Result<Moved> {
+    let mut by_counter: HashMap<(String, String, String), i64> = HashMap::with_capacity(counters.len());
     let mut versions = HashMap::new();
     for row in rows {
-        let tenant_type: String = row.try_get("", "tenant_type")?;
-        let tenant_id: String = row.try_get("", "tenant_id")?;
-        if let (Some(version), Ok(kind)) =
-            (row.try_get::<Option<i64>>("", "version")?, tenant_type.parse::<TenantType>())
-        {
+        let (tenant_type, tenant_id, resource, value, version) = row?;
+        if let (Some(version), Ok(kind)) = (version, tenant_type.parse::<TenantType>()) {
             versions.insert(Tenant { kind, id: tenant_id.clone() }, version);
         }
-        by_counter.insert((tenant_type, tenant_id, row.try_get("", "resource")?), row.try_get("", "value")?);
+        by_counter.insert((tenant_type, tenant_id, resource), value);
     }
     let values = counters
         .iter()
@@ -85,9 +106,21 @@ pub async fn insert_rows(
     events: &[Arc<event::Model>],
     deliveries: &[delivery::Model],
 ) -> Result<()> {
+    for statement in insert_rows_statements(txn.get_database_backend(), events, deliveries) {
+        txn.execute_raw(statement).await?;
+    }
+    Ok(())
+}
+
+/// The statements of [`insert_rows`], for a caller that runs them itself.
+pub fn insert_rows_statements(
+    backend: DatabaseBackend,
+    events: &[Arc<event::Model>],
+    deliveries: &[delivery::Model],
+) -> Vec<Statement> {
     const EVENT_COLS: usize = 10;
-    let backend = txn.get_database_backend();
     let rows = crate::rows_per_statement(backend);
+    let mut statements = Vec::with_capacity(events.len().div_ceil(rows) + deliveries.len().div_ceil(rows));
     for chunk in events.chunks(rows) {
         // The values straight from the events: a payload may be 256 KiB, and a model turned
         // into an `ActiveModel`, then into sea-query's statement, was two more copies of it.
@@ -111,13 +144,13 @@ pub async fn insert_rows(
              received_at, payload_pruned_at, ordering_key) VALUES {}",
             super::placeholders(chunk.len(), EVENT_COLS, 0)
         );
-        txn.execute_raw(super::statement(backend, sql, values)).await?;
+        statements.push(super::statement(backend, sql, values));
     }
     for chunk in deliveries.chunks(rows) {
         let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
-        delivery::Entity::insert_many(models).exec_without_returning(txn).await?;
+        statements.push(delivery::Entity::insert_many(models).build(backend));
     }
-    Ok(())
+    statements
 }
 
 /// An event of [`insert_numbered_postgres`] with the counter that numbers it: its number is
@@ -127,6 +160,77 @@ pub struct Numbered<'a> {
     /// Index into the counters.
     pub counter: usize,
     pub back: i64,
+}
+
+/// On SQLite, a statement that fails unless each tenant's recipients' version is still the
+/// one given (a tenant absent from `recipient_versions` has version 0): put ahead of a
+/// transaction's writes, it stops the transaction before its commit when a batch was planned
+/// on copies of the recipients that have since changed. SQLite has no statement that raises
+/// an error of its own outside a trigger, so it inserts a row that breaks `sequences`'
+/// `NOT NULL` constraints, and only then.
+pub fn fail_if_recipients_moved(versions: &[(&Tenant, i64)]) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(versions.len() * 3);
+    let mut unchanged = Vec::with_capacity(versions.len());
+    for (tenant, version) in versions {
+        values.extend([tenant.kind.as_str().into(), tenant.id.clone().into(), (*version).into()]);
+        unchanged.push(
+            "COALESCE((SELECT version FROM recipient_versions WHERE tenant_type = ? AND tenant_id = ?), 0) = ?",
+        );
+    }
+    let sql = format!(
+        "INSERT INTO sequences (tenant_type, tenant_id, resource, value) SELECT NULL, NULL, NULL, NULL \
+         WHERE NOT ({})",
+        if unchanged.is_empty() { "1".to_string() } else { unchanged.join(" AND ") }
+    );
+    Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)
+}
+
+/// On SQLite, the events numbered by their counters, which the statement before has moved
+/// ([`advance_counters_statement`]), and their deliveries: each event's number is read from
+/// its counter's row in the same transaction, so the batch needs no answer in between.
+pub fn insert_numbered_sqlite(
+    counters: &[Counter<'_>],
+    events: &[Numbered<'_>],
+    deliveries: &[delivery::Model],
+) -> Vec<Statement> {
+    const EVENT_VALUES: usize = 13;
+    let backend = DatabaseBackend::Sqlite;
+    let rows = crate::rows_per_statement(backend);
+    let mut statements = Vec::with_capacity(events.len().div_ceil(rows) + deliveries.len().div_ceil(rows));
+    for chunk in events.chunks(rows) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * EVENT_VALUES);
+        for Numbered { event: e, counter, back } in chunk {
+            let c = &counters[*counter];
+            values.extend([
+                e.id.clone().into(),
+                e.tenant_type.into(),
+                e.tenant_id.clone().into(),
+                e.event_type.clone().into(),
+                e.payload.clone().into(),
+                e.idempotency_key.clone().into(),
+                c.tenant.kind.as_str().into(),
+                c.tenant.id.clone().into(),
+                c.resource.into(),
+                (*back).into(),
+                e.received_at.into(),
+                e.payload_pruned_at.into(),
+                e.ordering_key.clone().into(),
+            ]);
+        }
+        let row = "(?, ?, ?, ?, ?, ?, (SELECT value FROM sequences WHERE tenant_type = ? AND tenant_id = ? \
+                   AND resource = ?) - ?, ?, ?, ?)";
+        let sql = format!(
+            "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
+             received_at, payload_pruned_at, ordering_key) VALUES {}",
+            vec![row; chunk.len()].join(", ")
+        );
+        statements.push(Statement::from_sql_and_values(backend, sql, values));
+    }
+    for chunk in deliveries.chunks(rows) {
+        let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
+        statements.push(delivery::Entity::insert_many(models).build(backend));
+    }
+    statements
 }
 
 /// A counter of [`insert_numbered_postgres`] as a JSON object.

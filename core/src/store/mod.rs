@@ -26,6 +26,10 @@ pub mod replays;
 pub mod retention;
 pub mod tenants;
 pub mod webhooks;
+mod writer;
+
+pub(crate) use writer::failed as sqlx_failed;
+pub use writer::{WriteGate, Writer};
 
 #[cfg(test)]
 mod database_tests;
@@ -34,7 +38,7 @@ use std::fmt::Write;
 
 use crate::error::{Error, Result};
 use sea_orm::{DatabaseBackend, DatabaseConnection, Statement, Value};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::MutexGuard;
 
 /// The database as the delivery engine writes it: the connection and, on SQLite, the one
 /// write turn that every busy writer of the process shares ([`crate::Services::write_turn`]).
@@ -42,13 +46,13 @@ use tokio::sync::{Mutex, MutexGuard};
 #[derive(Clone, Copy)]
 pub struct Store<'a> {
     db: &'a DatabaseConnection,
-    write_gate: &'a Mutex<()>,
+    write_gate: &'a WriteGate,
 }
 
 impl<'a> Store<'a> {
     /// A store over `db`; `write_gate` must be the gate every other writer of the process
     /// takes (the services' own), or SQLite writers meet in its sleeping busy handler.
-    pub fn new(db: &'a DatabaseConnection, write_gate: &'a Mutex<()>) -> Self {
+    pub fn new(db: &'a DatabaseConnection, write_gate: &'a WriteGate) -> Self {
         Store { db, write_gate }
     }
 
@@ -75,11 +79,12 @@ impl<'a> Store<'a> {
         Some((size - idle, idle, max))
     }
 
-    /// On SQLite, the process's write turn: held across a transaction. PostgreSQL has row
-    /// locks and needs none.
-    pub async fn write_turn(&self) -> Option<MutexGuard<'a, ()>> {
+    /// On SQLite, the process's write turn: held across a transaction. It comes with the
+    /// [`Writer`], for whole transactions in one hand-over. PostgreSQL has row locks and
+    /// needs none.
+    pub async fn write_turn(&self) -> Option<MutexGuard<'a, Writer>> {
         match self.backend() {
-            DatabaseBackend::Sqlite => Some(self.write_gate.lock().await),
+            DatabaseBackend::Sqlite => Some(self.write_gate.take().await),
             _ => None,
         }
     }
@@ -107,7 +112,7 @@ pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value
 /// (the statement's description) per execution. Binds text and 64-bit integers, which is
 /// what its callers give.
 pub(crate) async fn execute_planned_each_time(db: &DatabaseConnection, statement: Statement) -> Result<()> {
-    use sea_orm::{DbErr, RuntimeErr};
+    use sea_orm::DbErr;
     let unsupported = |v: &Value| Error::Db(DbErr::Custom(format!("cannot bind {v:?} here")));
     // Its text is Hookline's own, built by its caller with placeholders for every value.
     let mut query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(statement.sql)).persistent(false);
@@ -118,10 +123,7 @@ pub(crate) async fn execute_planned_each_time(db: &DatabaseConnection, statement
             other => return Err(unsupported(&other)),
         };
     }
-    query
-        .execute(db.get_postgres_connection_pool())
-        .await
-        .map_err(|e| Error::Db(DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(e)))))?;
+    query.execute(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
     Ok(())
 }
 

@@ -1,0 +1,244 @@
+//! SQLite's writer: the process's write turn, and the one connection its two busiest writers
+//! (publishing and recording attempts) send whole transactions to.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, so every statement is a hand-over
+//! to that thread and back: two thread wake-ups, with their system calls, whatever the
+//! statement does. At low load that was most of a delivery's cost: an event alone took eleven
+//! of them (a transaction's `BEGIN`, its statements and its `COMMIT`, to publish and again to
+//! record). Here a transaction's statements travel as one text, which SQLite runs one after
+//! the other on its thread: a publish is two hand-overs (its counters, then its rows with the
+//! commit), a batch of successes one.
+//!
+//! One connection for these writes also keeps its page cache: in WAL mode SQLite drops a
+//! connection's cache whenever another connection has written.
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sea_orm::sqlx::{self, ConnectOptions, Connection};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, Statement, Values};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+/// How many texts the writer keeps prepared. Preparing a batch's text costs SQLite more than
+/// running it, so a text that comes again is worth keeping; but batches under load vary in
+/// size, and each kept text holds its program. Measured in the delivery bench (SQLite, (a)
+/// and (b)): keeping none cost a fifth of the throughput; 16 kept most of it, at about 15 MiB
+/// of peak memory; 100 (sqlx's default) gained 5% more in (a) for 40 MiB more.
+const KEPT_TEXTS: usize = 16;
+
+/// The process's write turn ([`super::Store::write_turn`]) and, on SQLite, the writer behind
+/// it. One per process: every writer of the process must share it.
+pub struct WriteGate {
+    turn: Mutex<Writer>,
+}
+
+impl WriteGate {
+    /// The gate of `db`'s writers; its SQLite connection is opened when first used.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        let options = (db.get_database_backend() == DatabaseBackend::Sqlite).then(|| {
+            let options = (*db.get_sqlite_connection_pool().connect_options()).clone();
+            options.statement_cache_capacity(KEPT_TEXTS)
+        });
+        WriteGate { turn: Mutex::new(Writer { options, conn: None, open: false }) }
+    }
+
+    /// Takes the turn. A transaction left open by a writer that never ended it (its task was
+    /// dropped mid-way, as at shutdown) is rolled back first: it holds SQLite's write lock.
+    pub(super) async fn take(&self) -> MutexGuard<'_, Writer> {
+        let mut writer = self.turn.lock().await;
+        if writer.open {
+            writer.roll_back().await;
+        }
+        writer
+    }
+}
+
+/// SQLite's writing connection; held with the write turn.
+pub struct Writer {
+    /// `None` on PostgreSQL.
+    options: Option<SqliteConnectOptions>,
+    conn: Option<SqliteConnection>,
+    /// A transaction was begun and not yet ended.
+    open: bool,
+}
+
+impl Writer {
+    /// Begins a transaction with `first` as its first statement, in one hand-over, and answers
+    /// `first`'s rows. The transaction stays open for [`Writer::commit_with`] or
+    /// [`Writer::roll_back`]; on an error it is rolled back here.
+    pub async fn begin_with(&mut self, first: Statement) -> Result<Vec<SqliteRow>> {
+        let (sql, values) = join("BEGIN IMMEDIATE", std::iter::once(first), None)?;
+        self.open = true;
+        let conn = self.conn().await?;
+        match query(sql, values).fetch_all(conn).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                self.roll_back().await;
+                Err(failed(e))
+            }
+        }
+    }
+
+    /// Runs `statements` in the open transaction and commits it, in one hand-over. On an
+    /// error nothing of the transaction is written.
+    pub async fn commit_with(&mut self, statements: impl IntoIterator<Item = Statement>) -> Result<()> {
+        let (sql, values) = join("", statements, Some("COMMIT"))?;
+        self.run(sql, values).await.map(drop)
+    }
+
+    /// `statements` as one transaction, in one hand-over; answers the rows they return. On
+    /// an error nothing of it is written.
+    pub async fn transaction(
+        &mut self,
+        statements: impl IntoIterator<Item = Statement>,
+    ) -> Result<Vec<SqliteRow>> {
+        let (sql, values) = join("BEGIN IMMEDIATE", statements, Some("COMMIT"))?;
+        self.open = true;
+        self.run(sql, values).await
+    }
+
+    /// Ends the open transaction without writing it. A connection that cannot is closed
+    /// (closing rolls back), and the next use opens another.
+    pub async fn roll_back(&mut self) {
+        if let Some(conn) = self.conn.as_mut()
+            && let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await
+            // SQLite may have ended the transaction itself on the error.
+            && !e.as_database_error().is_some_and(|d| d.message().contains("no transaction is active"))
+            && let Some(conn) = self.conn.take()
+        {
+            let _ = conn.close().await;
+        }
+        self.open = false;
+    }
+
+    /// Runs a text that ends its transaction; answers its rows.
+    async fn run(&mut self, sql: String, values: Values) -> Result<Vec<SqliteRow>> {
+        let conn = self.conn().await?;
+        match query(sql, values).fetch_all(conn).await {
+            Ok(rows) => {
+                self.open = false;
+                Ok(rows)
+            }
+            Err(e) => {
+                self.roll_back().await;
+                Err(failed(e))
+            }
+        }
+    }
+
+    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        if self.conn.is_none() {
+            let options = self.options.as_ref().ok_or_else(|| custom("the writer is SQLite's"))?;
+            self.conn = Some(options.connect().await.map_err(|e| Error::from(DbErr::Conn(runtime(e))))?);
+        }
+        Ok(self.conn.as_mut().expect("opened above"))
+    }
+}
+
+fn query(
+    sql: String,
+    values: Values,
+) -> sqlx::query::Query<'static, sqlx::Sqlite, sea_query_sqlx::SqlxValues> {
+    sqlx::query_with(sqlx::AssertSqlSafe(sql), sea_query_sqlx::SqlxValues(values))
+}
+
+/// `opening; statements…; closing` as one text with their values in order. Each statement
+/// must bind with plain `?` placeholders ([`super::statement`] makes them): SQLite numbers
+/// those of each statement from 1, and sqlx hands each statement the values after the
+/// previous one's.
+fn join(
+    opening: &str,
+    statements: impl IntoIterator<Item = Statement>,
+    closing: Option<&str>,
+) -> Result<(String, Values)> {
+    let mut sql = String::from(opening);
+    let mut values = Vec::new();
+    for statement in statements {
+        if numbered(&statement.sql) {
+            return Err(custom(&format!(
+                "a statement of a joined transaction has numbered placeholders: {}",
+                statement.sql
+            )));
+        }
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    if let Some(closing) = closing {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(closing);
+    }
+    Ok((sql, Values(values)))
+}
+
+/// Whether `sql` has a `$1` or `?1` placeholder outside quotes (they number from the start of
+/// the whole text, not of their statement).
+fn numbered(sql: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '$' | '?' | ':' | '@') if chars.peek().is_some_and(|d| d.is_ascii_alphanumeric()) => {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+fn runtime(e: sqlx::Error) -> RuntimeErr {
+    RuntimeErr::SqlxError(std::sync::Arc::new(e))
+}
+
+/// A failed statement as every other store function answers it.
+pub(crate) fn failed(e: sqlx::Error) -> Error {
+    Error::from(DbErr::Exec(runtime(e)))
+}
+
+fn custom(message: &str) -> Error {
+    Error::Db(DbErr::Custom(message.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Value;
+
+    fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)
+    }
+
+    #[test]
+    fn joins_statements_between_an_opening_and_a_closing() {
+        let (sql, values) = join(
+            "BEGIN IMMEDIATE",
+            [
+                stmt("INSERT INTO t VALUES (?, ?)", vec![1i64.into(), "a".into()]),
+                stmt("DELETE FROM u", vec![]),
+            ],
+            Some("COMMIT"),
+        )
+        .expect("plain placeholders join");
+        assert_eq!(sql, "BEGIN IMMEDIATE;\nINSERT INTO t VALUES (?, ?);\nDELETE FROM u;\nCOMMIT");
+        assert_eq!(values.0, vec![Value::from(1i64), Value::from("a")]);
+        let (sql, _) =
+            join("", [stmt("UPDATE t SET a = ?", vec![2i64.into()])], Some("COMMIT")).expect("joins");
+        assert_eq!(sql, "UPDATE t SET a = ?;\nCOMMIT");
+    }
+
+    #[test]
+    fn refuses_numbered_placeholders_but_not_quoted_text() {
+        for sql in ["SELECT $1", "SELECT ?2", "SELECT :name", "SELECT @a"] {
+            assert!(join("", [stmt(sql, vec![])], None).is_err(), "{sql}");
+        }
+        assert!(!numbered("SELECT '$1', \"?2\", json_extract(a, '$.b') FROM t WHERE x = ?"));
+    }
+}
