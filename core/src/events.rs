@@ -285,30 +285,62 @@ impl Services {
                 planned
             }
             _ => {
-                // Whether the tenants' webhooks changed is a read (no commit to wait for);
-                // usually they did not and come from memory. Then one statement moves the
-                // counters, numbers the events and writes them with their deliveries: one
-                // commit. A request published after another was answered still gets the
-                // higher number.
-                let versions = store::events::recipient_versions(&self.db, &tenants).await?;
-                let webhooks = self.recipients(&self.db, &tenants, &versions).await?;
-                let unnumbered = vec![(0, None); jobs.len()];
-                let mut planned = self.plan(&self.db, jobs, &unnumbered, &webhooks).await?;
-                let numbers = {
-                    let (counters, numbered) = counters_of(jobs, &planned);
-                    store::events::insert_numbered_postgres(
-                        &self.db,
-                        &counters,
-                        &numbered,
-                        &planned.deliveries,
-                    )
-                    .await?
+                // Planned on this process's copies of the recipients, one statement checks
+                // they are current, moves the counters, numbers the events and writes them
+                // with their deliveries: one round trip, one commit. A request published
+                // after another was answered still gets the higher number.
+                let kept = self.kept_recipients(&tenants);
+                let written = match &kept {
+                    Some((webhooks, versions)) => {
+                        let planned_on: Vec<(&Tenant, i64)> = versions.iter().map(|(t, v)| (t, *v)).collect();
+                        self.write_numbered_postgres(jobs, webhooks, &planned_on).await?
+                    }
+                    None => None,
                 };
-                planned.number(&numbers);
-                planned
+                match written {
+                    Some(planned) => planned,
+                    None => {
+                        // No copy, or it moved: the versions are a read (no commit to wait
+                        // for), then the webhooks of those that changed.
+                        let versions = store::events::recipient_versions(&self.db, &tenants).await?;
+                        let webhooks = self.recipients(&self.db, &tenants, &versions).await?;
+                        self.write_numbered_postgres(jobs, &webhooks, &[]).await?.ok_or_else(|| {
+                            Error::Db(DbErr::Custom(
+                                "a batch with no recipients to check failed the check".into(),
+                            ))
+                        })?
+                    }
+                }
             }
         };
         Ok(self.published(planned))
+    }
+
+    /// PostgreSQL's batch without ordering keys, planned on `webhooks`, in one statement
+    /// ([`store::events::insert_numbered_postgres`]). `None` when `planned_on` names versions
+    /// of the recipients that are no longer current: nothing was written.
+    async fn write_numbered_postgres(
+        &self,
+        jobs: &[PublishJob],
+        webhooks: &Recipients,
+        planned_on: &[(&Tenant, i64)],
+    ) -> Result<Option<Planned>> {
+        let unnumbered = vec![(0, None); jobs.len()];
+        let mut planned = self.plan(&self.db, jobs, &unnumbered, webhooks).await?;
+        let numbers = {
+            let (counters, numbered) = counters_of(jobs, &planned);
+            store::events::insert_numbered_postgres(
+                &self.db,
+                &counters,
+                &numbered,
+                &planned.deliveries,
+                planned_on,
+            )
+            .await?
+        };
+        let Some(numbers) = numbers else { return Ok(None) };
+        planned.number(&numbers);
+        Ok(Some(planned))
     }
 
     /// SQLite's usual batch through its writer: in one hand-over to SQLite's thread when this

@@ -41,7 +41,9 @@ pub use catalog::{
 };
 pub use conditions::{BENCH_EVENTS, BenchResult, DeliveryControl, DeliveryControlPatch, MAX_RATE_LIMIT};
 pub use crypto::{Keyring, SecretKey, UnreadableSecret};
-pub use db::{DEFAULT_POOL_SIZE, connect, connect_with_pool_size, migrate};
+pub use db::{
+    DEFAULT_POOL_SIZE, DEFAULT_SQLITE_POOL_SIZE, connect, connect_with_pool_size, default_pool_size, migrate,
+};
 pub use dispatch::{AttemptResult, BoxFuture, ClaimedDelivery, Dispatcher, Handoff, Reservation};
 pub use error::{Error, HIDDEN_MESSAGE, NUL_MESSAGE, Result, UNAVAILABLE_RETRY_SECS, is_unavailable};
 pub use events::{Audience, OPERATIONAL_PREFIX, PublishRequest, Published};

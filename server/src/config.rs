@@ -15,7 +15,8 @@ use ipnet::IpNet;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
-    /// Most connections the database pool opens (`HOOKLINE_DATABASE_POOL_SIZE`, 8).
+    /// Most connections the database pool opens (`HOOKLINE_DATABASE_POOL_SIZE`; 8 on
+    /// PostgreSQL, 4 on SQLite, whose busiest writers have a connection of their own).
     pub database_pool_size: u32,
     pub listen: SocketAddr,
     pub admin_email: Option<String>,
@@ -352,16 +353,17 @@ impl Config {
             otlp_endpoint: get("HOOKLINE_OTLP_ENDPOINT"),
         };
 
+        let database_url =
+            get("HOOKLINE_DATABASE_URL").unwrap_or_else(|| "sqlite://hookline.db?mode=rwc".into());
         Ok(Config {
-            database_url: get("HOOKLINE_DATABASE_URL")
-                .unwrap_or_else(|| "sqlite://hookline.db?mode=rwc".into()),
             database_pool_size: parse_bounded(
                 &get("HOOKLINE_DATABASE_POOL_SIZE")
-                    .unwrap_or_else(|| hookline_core::DEFAULT_POOL_SIZE.to_string()),
+                    .unwrap_or_else(|| hookline_core::default_pool_size(&database_url).to_string()),
                 1,
                 1_000,
             )
             .map_err(|m| err("HOOKLINE_DATABASE_POOL_SIZE", m))?,
+            database_url,
             listen: get("HOOKLINE_LISTEN")
                 .unwrap_or_else(|| "127.0.0.1:3000".into())
                 .parse()
@@ -639,7 +641,7 @@ mod tests {
         assert_eq!(c.max_payload, 256 * 1024);
         assert_eq!(c.header_prefix, "x-webhooks-");
         assert!(!c.allow_http);
-        assert_eq!(c.database_pool_size, 8);
+        assert_eq!(c.database_pool_size, 4, "SQLite's pool");
         assert_eq!(c.log, LogSettings::default());
         assert_eq!(c.log.filter, DEFAULT_LOG_FILTER);
         assert_eq!(c.admin_password, None);
@@ -662,6 +664,8 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.log.otlp_endpoint.as_deref(), Some("http://collector:4318"));
         assert_eq!(c.database_pool_size, 16);
+        let postgres = config(&[("HOOKLINE_DATABASE_URL", "postgres://hookline@db/hookline")]).unwrap();
+        assert_eq!(postgres.database_pool_size, 8, "PostgreSQL's default pool");
     }
 
     #[test]

@@ -282,6 +282,11 @@ struct DeliveryRow<'a> {
 const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_type, tenant_id, resource, value) \
      SELECT tenant_type, tenant_id, resource, by FROM json_to_recordset($1::json) \
      AS c (tenant_type text, tenant_id text, resource text, by bigint) \
+     WHERE CAST(CASE WHEN EXISTS (SELECT 1 FROM json_to_recordset($5::json) \
+     AS k (tenant_type text, tenant_id text, version bigint) \
+     WHERE COALESCE((SELECT r.version FROM recipient_versions r \
+     WHERE r.tenant_type = k.tenant_type AND r.tenant_id = k.tenant_id), 0) <> k.version) \
+     THEN 'recipients moved' ELSE '1' END AS int) = 1 \
      ON CONFLICT (tenant_type, tenant_id, resource) DO UPDATE SET value = sequences.value + excluded.value \
      RETURNING tenant_type, tenant_id, resource, value), \
      new_events AS (INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, \
@@ -305,6 +310,12 @@ const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_t
 /// written, all in one statement: one round trip and one commit (with synchronous commit on,
 /// one WAL flush instead of two). Answers each event's sequence number by id.
 ///
+/// `planned_on` is the version of each tenant's recipients the batch was planned on, when it
+/// was planned on this process's copies without reading the versions first: the statement
+/// then fails unless they are still current (PostgreSQL has no statement that raises an
+/// error of its own outside a function, so a cast of the text "recipients moved" fails, and
+/// only then), writes nothing, and this answers `None`.
+///
 /// The rows go as three JSON parameters read by `json_to_recordset` and the payloads as one
 /// array of text, so the statement has one text whatever the batch: as `VALUES` lists of a
 /// placeholder per cell it had a text per batch shape, and PostgreSQL planned most
@@ -315,9 +326,10 @@ pub async fn insert_numbered_postgres(
     counters: &[Counter<'_>],
     events: &[Numbered<'_>],
     deliveries: &[delivery::Model],
-) -> Result<HashMap<String, i64>> {
+    planned_on: &[(&Tenant, i64)],
+) -> Result<Option<HashMap<String, i64>>> {
     if events.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Some(HashMap::new()));
     }
     let counters: Vec<CounterRow<'_>> = counters
         .iter()
@@ -367,11 +379,25 @@ pub async fn insert_numbered_postgres(
         })
         .collect();
     let payloads: Vec<String> = events.iter().map(|n| n.event.payload.clone()).collect();
-    let values: Vec<sea_orm::Value> =
-        vec![json(&counters).into(), json(&rows).into(), json(&deliveries).into(), payloads.into()];
-    let rows = db
+    let versions: Vec<VersionRow<'_>> = planned_on
+        .iter()
+        .map(|(t, version)| VersionRow { tenant_type: t.kind.as_str(), tenant_id: &t.id, version: *version })
+        .collect();
+    let values: Vec<sea_orm::Value> = vec![
+        json(&counters).into(),
+        json(&rows).into(),
+        json(&deliveries).into(),
+        payloads.into(),
+        json(&versions).into(),
+    ];
+    let rows = match db
         .query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, INSERT_NUMBERED, values))
-        .await?;
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) if recipients_moved(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let numbers = rows
         .iter()
         .map(|row| Ok((row.try_get::<String>("", "id")?, row.try_get::<i64>("", "sequence")?)))
@@ -380,7 +406,26 @@ pub async fn insert_numbered_postgres(
         // Cannot be, short of a bug: every event's counter is in the statement.
         return Err(Error::Db(sea_orm::DbErr::Custom("an event was left without its number".into())));
     }
-    Ok(numbers)
+    Ok(Some(numbers))
+}
+
+/// A tenant's recipients' version in [`insert_numbered_postgres`]'s check, as a JSON object.
+#[derive(serde::Serialize)]
+struct VersionRow<'a> {
+    tenant_type: &'static str,
+    tenant_id: &'a str,
+    version: i64,
+}
+
+/// Whether `e` is [`INSERT_NUMBERED`]'s check failing: the cast of "recipients moved"
+/// (`invalid_text_representation`).
+fn recipients_moved(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e))) = e else {
+        return false;
+    };
+    e.as_database_error()
+        .is_some_and(|d| d.code().is_some_and(|c| c == "22P02") && d.message().contains("recipients moved"))
 }
 
 /// Rows of plain text and numbers as JSON, which cannot fail.

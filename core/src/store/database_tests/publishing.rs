@@ -1,6 +1,8 @@
 //! The publish path's store functions on both databases: the counters and the recipients'
 //! version that database triggers move.
 
+use std::collections::HashMap;
+
 use hookline_domain::{Tenant, TenantType};
 
 use super::*;
@@ -150,7 +152,10 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
             ..delivery("d3", &e3)
         },
     ];
-    let numbers = insert_numbered_postgres(&db.db, &counters, &numbered, &deliveries).await.unwrap();
+    let numbers = insert_numbered_postgres(&db.db, &counters, &numbered, &deliveries, &[])
+        .await
+        .unwrap()
+        .expect("no versions to check");
     assert_eq!(
         (numbers["e1"], numbers["e2"], numbers["e3"]),
         (11, 12, 1),
@@ -174,6 +179,61 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
         (d3.status, d3.next_attempt_at, d3.leased_by, d3.ordering_seq),
         (DeliveryStatus::Pending, Some(NOW + 5), None, Some(4))
     );
-    let none = insert_numbered_postgres(&db.db, &[], &[], &[]).await.unwrap();
-    assert!(none.is_empty());
+    let none = insert_numbered_postgres(&db.db, &[], &[], &[], &[]).await.unwrap();
+    assert_eq!(none, Some(HashMap::new()));
+}
+
+/// PostgreSQL's publish statement, given the versions of the recipients a batch was planned
+/// on, writes it only while they are current: planned on copies that have moved since, it
+/// writes nothing, not even the counters, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
+    use crate::entities::event;
+    use crate::store::events::{Numbered, insert_numbered_postgres};
+    use sea_orm::EntityTrait;
+
+    let Some(db) = TestDb::postgres().await else { return };
+    let (a, b) = (store_a(), Tenant { kind: TenantType::Store, id: "store-b".into() });
+    db.exec(
+        "INSERT INTO recipient_versions (tenant_type, tenant_id, version) VALUES ('store', 'store-a', 3)",
+        vec![],
+    )
+    .await;
+    let event = |id: &str| event::Model {
+        id: id.into(),
+        tenant_type: a.kind,
+        tenant_id: a.id.clone(),
+        event_type: "review-created".into(),
+        payload: "{}".into(),
+        idempotency_key: None,
+        sequence: 0,
+        received_at: NOW,
+        payload_pruned_at: None,
+        ordering_key: None,
+    };
+    let (e1, e2) = (event("e1"), event("e2"));
+    let counters = [Counter { tenant: &a, resource: "reviews", by: 1 }];
+    // Store B has never changed: version 0, absent from the table.
+    let moved = insert_numbered_postgres(
+        &db.db,
+        &counters,
+        &[Numbered { event: &e1, counter: 0, back: 0 }],
+        &[],
+        &[(&a, 2), (&b, 0)],
+    )
+    .await
+    .expect("not an error");
+    assert_eq!(moved, None, "store A's recipients moved from 2 to 3");
+    assert!(event::Entity::find_by_id("e1").one(&db.db).await.unwrap().is_none());
+    let current = insert_numbered_postgres(
+        &db.db,
+        &counters,
+        &[Numbered { event: &e2, counter: 0, back: 0 }],
+        &[],
+        &[(&a, 3), (&b, 0)],
+    )
+    .await
+    .unwrap()
+    .expect("current");
+    assert_eq!(current["e2"], 1, "the refused batch did not move the counter");
 }
