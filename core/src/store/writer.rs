@@ -6,8 +6,9 @@
 //! statement does. At low load that was most of a delivery's cost: an event alone took eleven
 //! of them (a transaction's `BEGIN`, its statements and its `COMMIT`, to publish and again to
 //! record). Here a transaction's statements travel as one text, which SQLite runs one after
-//! the other on its thread: a publish is two hand-overs (its counters, then its rows with the
-//! commit), a batch of successes one.
+//! the other on its thread: a batch of successes is one hand-over, and so is a publish when
+//! the process has copies of its recipients (two when it must read their versions first:
+//! the counters, then the rows with the commit).
 //!
 //! One connection for these writes also keeps its page cache: in WAL mode SQLite drops a
 //! connection's cache whenever another connection has written.
