@@ -118,14 +118,32 @@ pub fn insert_rows_statements(
     events: &[Arc<event::Model>],
     deliveries: &[delivery::Model],
 ) -> Vec<Statement> {
-    const EVENT_COLS: usize = 10;
+    let rows: Vec<(&event::Model, Number)> =
+        events.iter().map(|e| (&**e, Number::Given(e.sequence))).collect();
+    rows_statements(backend, &rows, deliveries)
+}
+
+/// How an event's row gets its number: given, or read from its counter's row (moved earlier
+/// in the same transaction) less `back`.
+enum Number<'a> {
+    Given(i64),
+    FromCounter(&'a Counter<'a>, i64),
+}
+
+/// The multi-row inserts of `events` and `deliveries`, a chunk of rows per statement.
+fn rows_statements(
+    backend: DatabaseBackend,
+    events: &[(&event::Model, Number)],
+    deliveries: &[delivery::Model],
+) -> Vec<Statement> {
     let rows = crate::rows_per_statement(backend);
     let mut statements = Vec::with_capacity(events.len().div_ceil(rows) + deliveries.len().div_ceil(rows));
     for chunk in events.chunks(rows) {
         // The values straight from the events: a payload may be 256 KiB, and a model turned
         // into an `ActiveModel`, then into sea-query's statement, was two more copies of it.
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * EVENT_COLS);
-        for e in chunk {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 13);
+        let mut cells = Vec::with_capacity(chunk.len());
+        for (e, number) in chunk {
             values.extend([
                 e.id.clone().into(),
                 e.tenant_type.into(),
@@ -133,16 +151,47 @@ pub fn insert_rows_statements(
                 e.event_type.clone().into(),
                 e.payload.clone().into(),
                 e.idempotency_key.clone().into(),
-                e.sequence.into(),
-                e.received_at.into(),
-                e.payload_pruned_at.into(),
-                e.ordering_key.clone().into(),
             ]);
+            let first = values.len() + 1;
+            let sequence = match number {
+                Number::Given(n) => {
+                    values.push((*n).into());
+                    format!("${first}")
+                }
+                Number::FromCounter(c, back) => {
+                    values.extend([
+                        c.tenant.kind.as_str().into(),
+                        c.tenant.id.clone().into(),
+                        c.resource.into(),
+                        (*back).into(),
+                    ]);
+                    format!(
+                        "(SELECT value FROM sequences WHERE tenant_type = ${first} AND tenant_id = ${} \
+                         AND resource = ${}) - ${}",
+                        first + 1,
+                        first + 2,
+                        first + 3
+                    )
+                }
+            };
+            let rest = values.len() + 1;
+            values.extend([e.received_at.into(), e.payload_pruned_at.into(), e.ordering_key.clone().into()]);
+            let head = first - 6;
+            cells.push(format!(
+                "(${head}, ${}, ${}, ${}, ${}, ${}, {sequence}, ${rest}, ${}, ${})",
+                head + 1,
+                head + 2,
+                head + 3,
+                head + 4,
+                head + 5,
+                rest + 1,
+                rest + 2
+            ));
         }
         let sql = format!(
             "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
              received_at, payload_pruned_at, ordering_key) VALUES {}",
-            super::placeholders(chunk.len(), EVENT_COLS, 0)
+            cells.join(", ")
         );
         statements.push(super::statement(backend, sql, values));
     }
@@ -193,44 +242,9 @@ pub fn insert_numbered_sqlite(
     events: &[Numbered<'_>],
     deliveries: &[delivery::Model],
 ) -> Vec<Statement> {
-    const EVENT_VALUES: usize = 13;
-    let backend = DatabaseBackend::Sqlite;
-    let rows = crate::rows_per_statement(backend);
-    let mut statements = Vec::with_capacity(events.len().div_ceil(rows) + deliveries.len().div_ceil(rows));
-    for chunk in events.chunks(rows) {
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * EVENT_VALUES);
-        for Numbered { event: e, counter, back } in chunk {
-            let c = &counters[*counter];
-            values.extend([
-                e.id.clone().into(),
-                e.tenant_type.into(),
-                e.tenant_id.clone().into(),
-                e.event_type.clone().into(),
-                e.payload.clone().into(),
-                e.idempotency_key.clone().into(),
-                c.tenant.kind.as_str().into(),
-                c.tenant.id.clone().into(),
-                c.resource.into(),
-                (*back).into(),
-                e.received_at.into(),
-                e.payload_pruned_at.into(),
-                e.ordering_key.clone().into(),
-            ]);
-        }
-        let row = "(?, ?, ?, ?, ?, ?, (SELECT value FROM sequences WHERE tenant_type = ? AND tenant_id = ? \
-                   AND resource = ?) - ?, ?, ?, ?)";
-        let sql = format!(
-            "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
-             received_at, payload_pruned_at, ordering_key) VALUES {}",
-            vec![row; chunk.len()].join(", ")
-        );
-        statements.push(Statement::from_sql_and_values(backend, sql, values));
-    }
-    for chunk in deliveries.chunks(rows) {
-        let models = chunk.iter().map(|d| delivery::ActiveModel::from(d.clone()));
-        statements.push(delivery::Entity::insert_many(models).build(backend));
-    }
-    statements
+    let rows: Vec<(&event::Model, Number)> =
+        events.iter().map(|n| (n.event, Number::FromCounter(&counters[n.counter], n.back))).collect();
+    rows_statements(DatabaseBackend::Sqlite, &rows, deliveries)
 }
 
 /// A counter of [`insert_numbered_postgres`] as a JSON object.
