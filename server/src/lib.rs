@@ -169,7 +169,12 @@ impl Application {
 }
 
 pub fn engine(cfg: &Config, services: Services) -> Engine {
-    let client = WebhookClient::new(cfg.address_policy(), cfg.allow_http, cfg.delivery_timeout);
+    let client = WebhookClient::new(
+        cfg.address_policy(),
+        cfg.allow_http,
+        cfg.delivery_timeout,
+        cfg.delivery_concurrency,
+    );
     Engine::new(
         services,
         client,

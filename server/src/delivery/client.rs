@@ -116,14 +116,19 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    pub fn new(policy: AddressPolicy, allow_http: bool, timeout: Duration) -> Self {
+    /// `idle_per_host` bounds the connections kept open to one receiver between requests.
+    /// Give it the process's delivery concurrency: a receiver that takes many webhooks (a
+    /// partner app subscribed for every store) then never has a connection closed only to be
+    /// opened again for the next request, and no host can hold more idle connections than
+    /// could be busy at once.
+    pub fn new(policy: AddressPolicy, allow_http: bool, timeout: Duration, idle_per_host: usize) -> Self {
         let build = |allowlisted_only: bool| {
             reqwest::Client::builder()
                 .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone(), allowlisted_only }))
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .connect_timeout(timeout)
-                .pool_max_idle_per_host(64)
+                .pool_max_idle_per_host(idle_per_host)
                 .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("the TLS provider is installed at start")

@@ -20,6 +20,7 @@ mod events;
 mod explain;
 mod hardening;
 mod isolation;
+mod keep_alive;
 mod key_timeline;
 mod listen;
 mod observability;

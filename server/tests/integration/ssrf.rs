@@ -9,13 +9,13 @@ use test_receiver::{Behaviour, Receiver};
 
 fn guarded() -> WebhookClient {
     hookline::install_tls_provider();
-    WebhookClient::new(AddressPolicy::default(), true, Duration::from_secs(2))
+    WebhookClient::new(AddressPolicy::default(), true, Duration::from_secs(2), 64)
 }
 
 fn allowlisted() -> WebhookClient {
     hookline::install_tls_provider();
     let policy = AddressPolicy { allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] };
-    WebhookClient::new(policy, true, Duration::from_secs(2))
+    WebhookClient::new(policy, true, Duration::from_secs(2), 64)
 }
 
 #[tokio::test]
@@ -86,6 +86,7 @@ async fn errors_are_classified() {
         AddressPolicy { allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] },
         true,
         Duration::from_millis(300),
+        64,
     );
     let outcome = quick.post(&slow.url("/slow"), &[], b"{}".to_vec()).await;
     assert_eq!(outcome.error.map(|e| e.0), Some(ErrorClass::Timeout));
