@@ -27,14 +27,27 @@ use crate::config::Config;
 use crate::delivery::{Engine, EngineConfig, RetryPolicy, WebhookClient};
 use crate::ops::Metrics;
 
+/// What every handler is given. axum clones it for each request (and each layer that holds
+/// it), so it is one `Arc`: one reference count to move, not one per field, on a counter both
+/// cores touch (BENCHMARKS.md, Change 12).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub services: Services,
     pub metrics: Arc<Metrics>,
     /// `HOOKLINE_HEADER_PREFIX`, for what is signed outside the engine (`hookline listen`).
     pub header_prefix: Arc<str>,
     /// Turns true when the process stops: endless answers (listen streams) end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +100,12 @@ impl Application {
     pub async fn build_with(cfg: Config, services: Services) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new(cfg.metrics_token.clone()));
         let stopping = tokio::sync::watch::Sender::new(false);
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             services: services.clone(),
             metrics,
             header_prefix: cfg.header_prefix.as_str().into(),
             stopping: stopping.subscribe(),
-        };
+        }));
         let timeout = plumbing::request_timeout(cfg.body_timeout);
         // A worker process serves only what operations need of it; the others serve all.
         let router = if cfg.role == config::Role::Worker {
