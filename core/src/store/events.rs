@@ -3,6 +3,7 @@
 //! deliveries in multi-row statements (on PostgreSQL, one statement for both).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sea_orm::{
@@ -142,8 +143,13 @@ fn rows_statements(
         // The values straight from the events: a payload may be 256 KiB, and a model turned
         // into an `ActiveModel`, then into sea-query's statement, was two more copies of it.
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 13);
-        let mut cells = Vec::with_capacity(chunk.len());
-        for (e, number) in chunk {
+        // The text is written in place: one string per chunk, none per row.
+        let mut sql = String::from(
+            "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
+             received_at, payload_pruned_at, ordering_key) VALUES ",
+        );
+        for (i, (e, number)) in chunk.iter().enumerate() {
+            let head = values.len() + 1;
             values.extend([
                 e.id.clone().into(),
                 e.tenant_type.into(),
@@ -152,11 +158,21 @@ fn rows_statements(
                 e.payload.clone().into(),
                 e.idempotency_key.clone().into(),
             ]);
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(
+                sql,
+                "{sep}(${head}, ${}, ${}, ${}, ${}, ${}, ",
+                head + 1,
+                head + 2,
+                head + 3,
+                head + 4,
+                head + 5
+            );
             let first = values.len() + 1;
-            let sequence = match number {
+            match number {
                 Number::Given(n) => {
                     values.push((*n).into());
-                    format!("${first}")
+                    let _ = write!(sql, "${first}");
                 }
                 Number::FromCounter(c, back) => {
                     values.extend([
@@ -165,34 +181,20 @@ fn rows_statements(
                         c.resource.into(),
                         (*back).into(),
                     ]);
-                    format!(
+                    let _ = write!(
+                        sql,
                         "(SELECT value FROM sequences WHERE tenant_type = ${first} AND tenant_id = ${} \
                          AND resource = ${}) - ${}",
                         first + 1,
                         first + 2,
                         first + 3
-                    )
+                    );
                 }
-            };
+            }
             let rest = values.len() + 1;
             values.extend([e.received_at.into(), e.payload_pruned_at.into(), e.ordering_key.clone().into()]);
-            let head = first - 6;
-            cells.push(format!(
-                "(${head}, ${}, ${}, ${}, ${}, ${}, {sequence}, ${rest}, ${}, ${})",
-                head + 1,
-                head + 2,
-                head + 3,
-                head + 4,
-                head + 5,
-                rest + 1,
-                rest + 2
-            ));
+            let _ = write!(sql, ", ${rest}, ${}, ${})", rest + 1, rest + 2);
         }
-        let sql = format!(
-            "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, sequence, \
-             received_at, payload_pruned_at, ordering_key) VALUES {}",
-            cells.join(", ")
-        );
         statements.push(super::statement(backend, sql, values));
     }
     for chunk in deliveries.chunks(rows) {
