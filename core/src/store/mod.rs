@@ -26,7 +26,7 @@ pub mod replays;
 pub mod retention;
 pub mod tenants;
 pub mod webhooks;
-mod writer;
+pub(crate) mod writer;
 
 pub(crate) use writer::failed as sqlx_failed;
 pub use writer::{WriteGate, Writer};

@@ -135,6 +135,30 @@ on_both_databases! {
         assert_eq!(n, 1);
     }
 
+    async fn sqlites_log_starts_again_under_a_steady_stream_of_writes(db: &TestDb) {
+        let Some(file) = &db.file else { return };
+        db.exec("CREATE TABLE scratch (b BLOB)", vec![]).await;
+        let log = format!("{}-wal", file.display());
+        let limit = crate::store::writer::LOG_PAGES_AT_MOST as u64 * 4096;
+        // Eight times the log's limit through the writer, which never checkpoints itself, at
+        // most 16 MB a second.
+        let (started, mut written, mut largest) = (std::time::Instant::now(), 0u64, 0u64);
+        while written < 8 * limit && started.elapsed() < Duration::from_secs(20) {
+            let mut writer = db.gate.take().await;
+            let insert =
+                Statement::from_string(DatabaseBackend::Sqlite, "INSERT INTO scratch VALUES (randomblob(32000))");
+            writer.transaction([insert]).await.unwrap();
+            drop(writer);
+            written += 32_000;
+            largest = largest.max(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The log's file keeps its largest size; with no checkpoint, or with checkpoints that
+        // never let it start again, it would hold every page written.
+        assert!(written >= 8 * limit, "the test wrote only {written} bytes in 20 s");
+        assert!(largest < 4 * limit, "the log grew to {largest} bytes after {written} bytes written");
+    }
+
     async fn deleting_a_store_removes_what_it_owns_and_queues_its_webhooks_purges(db: &TestDb) {
         db.add_store("store-a", None).await;
         db.add_store("store-b", None).await;
