@@ -26,7 +26,7 @@ pub mod replays;
 pub mod retention;
 pub mod tenants;
 pub mod webhooks;
-pub(crate) mod writer;
+mod writer;
 
 pub(crate) use writer::failed as sqlx_failed;
 pub use writer::{WriteGate, Writer};

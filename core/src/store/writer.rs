@@ -61,17 +61,24 @@ impl WriteGate {
     /// Takes the turn. A transaction left open by a writer that never ended it (its task was
     /// dropped mid-way, as at shutdown) is rolled back first: it holds SQLite's write lock.
     pub(super) async fn take(&self) -> MutexGuard<'_, Writer> {
-        let mut writer = self.turn.lock().await;
+        let writer = take(&self.turn).await;
         if let Some(options) = &writer.options
+            && !self.checkpointing.load(Ordering::Relaxed)
             && !self.checkpointing.swap(true, Ordering::Relaxed)
         {
             tokio::spawn(checkpoint(options.clone(), Arc::downgrade(&self.turn)));
         }
-        if writer.open {
-            writer.roll_back().await;
-        }
         writer
     }
+}
+
+/// The turn, with a transaction left open by a writer that never ended it rolled back.
+async fn take(turn: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    let mut writer = turn.lock().await;
+    if writer.open {
+        writer.roll_back().await;
+    }
+    writer
 }
 
 /// How often the log is checkpointed.
@@ -112,10 +119,7 @@ async fn checkpoint(options: SqliteConnectOptions, turn: Weak<Mutex<Writer>>) {
             }
         };
         if log > LOG_PAGES_AT_MOST {
-            let mut writer = turn.lock().await;
-            if writer.open {
-                writer.roll_back().await;
-            }
+            let _writer = take(&turn).await;
             if let Err(e) = copy_log(c).await {
                 tracing::warn!(error = %e, "checkpointing SQLite's write-ahead log failed");
                 conn = None;
