@@ -258,16 +258,17 @@ fn join(
 }
 
 /// Whether `sql` has a `$1` or `?1` placeholder outside quotes (they number from the start of
-/// the whole text, not of their statement).
+/// the whole text, not of their statement). Every joined text passes here, so it reads bytes:
+/// the quotes and the placeholders' marks are ASCII, and no byte of a longer UTF-8 character is.
 fn numbered(sql: &str) -> bool {
-    let mut quote: Option<char> = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
+    let bytes = sql.as_bytes();
+    let mut quote: Option<u8> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), b) if b == q => quote = None,
             (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '$' | '?' | ':' | '@') if chars.peek().is_some_and(|d| d.is_ascii_alphanumeric()) => {
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'$' | b'?' | b':' | b'@') if bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) => {
                 return true;
             }
             _ => {}
@@ -322,5 +323,7 @@ mod tests {
             assert!(join("", [stmt(sql, vec![])], None).is_err(), "{sql}");
         }
         assert!(!numbered("SELECT '$1', \"?2\", json_extract(a, '$.b') FROM t WHERE x = ?"));
+        assert!(!numbered("SELECT 'é$1', \"ü?2\" FROM t WHERE x = ? AND y = 'ñ'"));
+        assert!(numbered("SELECT 'é' FROM t WHERE x = ?1"));
     }
 }
