@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     TransactionTrait,
@@ -842,17 +841,22 @@ fn numbers(groups: Vec<CounterGroup>, items: usize, values: Vec<i64>) -> Vec<Num
     out
 }
 
-/// A row of the counters' statement as sqlx reads it from SQLite's writer.
-fn moved_row(row: &SqliteRow) -> Result<store::events::MovedRow> {
-    use sea_orm::sqlx::Row;
-    let get = |e| store::sqlx_failed(e);
-    Ok((
-        row.try_get("tenant_type").map_err(get)?,
-        row.try_get("tenant_id").map_err(get)?,
-        row.try_get("resource").map_err(get)?,
-        row.try_get("value").map_err(get)?,
-        row.try_get("version").map_err(get)?,
-    ))
+/// A row of the counters' statement as SQLite's writer answers it: tenant type and id, resource, value, version.
+fn moved_row(row: &store::Row) -> Result<store::events::MovedRow> {
+    use rusqlite::types::Value;
+    let text = |i: usize| match row.get(i) {
+        Some(Value::Text(t)) => Ok(t.clone()),
+        _ => Err(Error::Db(sea_orm::DbErr::Type(format!("column {i} of a counter's row is not text")))),
+    };
+    let value = match row.get(3) {
+        Some(Value::Integer(v)) => *v,
+        _ => return Err(Error::Db(sea_orm::DbErr::Type("a counter's value is not an integer".into()))),
+    };
+    let version = match row.get(4) {
+        Some(Value::Integer(v)) => Some(*v),
+        _ => None,
+    };
+    Ok((text(0)?, text(1)?, text(2)?, value, version))
 }
 
 /// The next number of the tenant's counter for this resource.

@@ -29,7 +29,7 @@ pub mod webhooks;
 mod writer;
 
 pub(crate) use writer::failed as sqlx_failed;
-pub use writer::{WriteGate, Writer};
+pub use writer::{Row, WriteGate, Writer};
 
 #[cfg(test)]
 mod database_tests;

@@ -1,14 +1,17 @@
 //! SQLite's writer: the process's write turn, and the one connection its two busiest writers
 //! (publishing and recording attempts) send whole transactions to.
 //!
-//! sqlx runs each SQLite connection on a thread of its own, so every statement is a hand-over
-//! to that thread and back: two thread wake-ups, with their system calls, whatever the
-//! statement does. At low load that was most of a delivery's cost: an event alone took eleven
-//! of them (a transaction's `BEGIN`, its statements and its `COMMIT`, to publish and again to
-//! record). Here a transaction's statements travel as one text, which SQLite runs one after
-//! the other on its thread: a batch of successes is one hand-over, and so is a publish when
-//! the process has copies of its recipients (two when it must read their versions first:
-//! the counters, then the rows with the commit).
+//! The connection lives on a thread of its own, as sqlx's do, so every exchange with it is a
+//! hand-over to that thread and back: two thread wake-ups, with their system calls, whatever
+//! the statements do. A transaction's statements travel together, and the thread answers once,
+//! when the last has run: a batch of successes is one hand-over, and so is a publish when the
+//! process has copies of its recipients (two when it must read their versions first: the
+//! counters, then the rows with the commit). Through sqlx the same transaction was one text
+//! whose statements each sent an answer of their own, so the waiting task woke about twice per
+//! hand-over; and sqlx keeps prepared statements by the whole text, so each size of batch held
+//! a program of its own for every statement in it (BENCHMARKS.md, Change 15). Here each
+//! statement is kept by its own text: a multi-row statement's text is fixed by its number of
+//! rows, so a full chunk's serves every batch.
 //!
 //! One connection for these writes also keeps its page cache: in WAL mode SQLite drops a
 //! connection's cache whenever another connection has written.
@@ -23,19 +26,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sea_orm::sqlx::{self, ConnectOptions, Connection};
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, Statement, Values};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sea_orm::sqlx::{self, ConnectOptions};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, Statement};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-
-/// How many texts the writer keeps prepared. Preparing a batch's text costs SQLite more than
-/// running it, so a text that comes again is worth keeping; but batches under load vary in
-/// size, and each kept text holds its program. Measured in the delivery bench (SQLite, (a)
-/// and (b)): keeping none cost a fifth of the throughput; 16 kept most of it, at about 15 MiB
-/// of peak memory; 100 (sqlx's default) gained 5% more in (a) for 40 MiB more.
-const KEPT_TEXTS: usize = 16;
 
 /// The process's write turn ([`super::Store::write_turn`]) and, on SQLite, the writer behind
 /// it. One per process: every writer of the process must share it.
@@ -48,12 +44,10 @@ pub struct WriteGate {
 impl WriteGate {
     /// The gate of `db`'s writers; its SQLite connection is opened when first used.
     pub fn new(db: &DatabaseConnection) -> Self {
-        let options = (db.get_database_backend() == DatabaseBackend::Sqlite).then(|| {
-            let options = (*db.get_sqlite_connection_pool().connect_options()).clone();
-            options.statement_cache_capacity(KEPT_TEXTS).pragma("wal_autocheckpoint", "0")
-        });
+        let options = (db.get_database_backend() == DatabaseBackend::Sqlite)
+            .then(|| (*db.get_sqlite_connection_pool().connect_options()).clone());
         WriteGate {
-            turn: Arc::new(Mutex::new(Writer { options, conn: None, open: false })),
+            turn: Arc::new(Mutex::new(Writer { options, thread: None, open: false })),
             checkpointing: AtomicBool::new(false),
         }
     }
@@ -139,142 +133,252 @@ async fn copy_log(conn: &mut SqliteConnection) -> std::result::Result<i64, sqlx:
 pub struct Writer {
     /// `None` on PostgreSQL.
     options: Option<SqliteConnectOptions>,
-    conn: Option<SqliteConnection>,
+    /// The connection's thread, started when first used.
+    thread: Option<Thread>,
     /// A transaction was begun and not yet ended.
     open: bool,
 }
+
+/// A row a writer's statement answered, its columns in the statement's order.
+pub type Row = Vec<rusqlite::types::Value>;
 
 impl Writer {
     /// Begins a transaction with `first` as its first statement, in one hand-over, and answers
     /// `first`'s rows. The transaction stays open for [`Writer::commit_with`] or
     /// [`Writer::roll_back`]; on an error it is rolled back here.
-    pub async fn begin_with(&mut self, first: Statement) -> Result<Vec<SqliteRow>> {
-        let (sql, values) = join("BEGIN IMMEDIATE", std::iter::once(first), None)?;
+    pub async fn begin_with(&mut self, first: Statement) -> Result<Vec<Row>> {
         self.open = true;
-        let conn = self.conn().await?;
-        match query(sql, values).fetch_all(conn).await {
-            Ok(rows) => Ok(rows),
-            Err(e) => {
-                self.roll_back().await;
-                Err(failed(e))
-            }
-        }
+        self.run(Some(BEGIN), vec![first], None).await
     }
 
     /// Runs `statements` in the open transaction and commits it, in one hand-over. On an
     /// error nothing of the transaction is written.
     pub async fn commit_with(&mut self, statements: impl IntoIterator<Item = Statement>) -> Result<()> {
-        let (sql, values) = join("", statements, Some("COMMIT"))?;
-        self.run(sql, values).await.map(drop)
+        self.run(None, statements.into_iter().collect(), Some(COMMIT)).await.map(drop)
     }
 
     /// `statements` as one transaction, in one hand-over; answers the rows they return. On
     /// an error nothing of it is written.
-    pub async fn transaction(
-        &mut self,
-        statements: impl IntoIterator<Item = Statement>,
-    ) -> Result<Vec<SqliteRow>> {
-        let (sql, values) = join("BEGIN IMMEDIATE", statements, Some("COMMIT"))?;
+    pub async fn transaction(&mut self, statements: impl IntoIterator<Item = Statement>) -> Result<Vec<Row>> {
         self.open = true;
-        self.run(sql, values).await
+        self.run(Some(BEGIN), statements.into_iter().collect(), Some(COMMIT)).await
     }
 
     /// Ends the open transaction without writing it. A connection that cannot is closed
     /// (closing rolls back), and the next use opens another.
     pub async fn roll_back(&mut self) {
-        if let Some(conn) = self.conn.as_mut()
-            && let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await
+        if let Some(thread) = self.thread.as_ref()
+            && let Err(e) = thread.send(Some(ROLLBACK), Vec::new(), None).await
             // SQLite may have ended the transaction itself on the error.
-            && !e.as_database_error().is_some_and(|d| d.message().contains("no transaction is active"))
-            && let Some(conn) = self.conn.take()
+            && !e.to_string().contains("no transaction is active")
         {
-            let _ = conn.close().await;
+            self.thread = None;
         }
         self.open = false;
     }
 
-    /// Runs a text that ends its transaction; answers its rows.
-    async fn run(&mut self, sql: String, values: Values) -> Result<Vec<SqliteRow>> {
-        let conn = self.conn().await?;
-        match query(sql, values).fetch_all(conn).await {
+    /// Runs `opening`, `statements` and `closing` in one hand-over; answers the statements'
+    /// rows. On an error the transaction is rolled back.
+    async fn run(
+        &mut self,
+        opening: Option<&'static str>,
+        statements: Vec<Statement>,
+        closing: Option<&'static str>,
+    ) -> Result<Vec<Row>> {
+        let answer = match self.thread() {
+            Ok(thread) => thread.send(opening, statements, closing).await,
+            Err(e) => Err(e),
+        };
+        match answer {
             Ok(rows) => {
-                self.open = false;
+                if closing.is_some() {
+                    self.open = false;
+                }
                 Ok(rows)
             }
             Err(e) => {
                 self.roll_back().await;
-                Err(failed(e))
+                Err(e)
             }
         }
     }
 
-    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        if self.conn.is_none() {
+    fn thread(&mut self) -> Result<&Thread> {
+        if self.thread.is_none() {
             let options = self.options.as_ref().ok_or_else(|| custom("the writer is SQLite's"))?;
-            self.conn = Some(options.connect().await.map_err(|e| Error::from(DbErr::Conn(runtime(e))))?);
+            self.thread = Some(Thread::start(options)?);
         }
-        Ok(self.conn.as_mut().expect("opened above"))
+        Ok(self.thread.as_ref().expect("started above"))
     }
 }
 
-fn query(
-    sql: String,
-    values: Values,
-) -> sqlx::query::Query<'static, sqlx::Sqlite, sea_query_sqlx::SqlxValues> {
-    sqlx::query_with(sqlx::AssertSqlSafe(sql), sea_query_sqlx::SqlxValues(values))
+const BEGIN: &str = "BEGIN IMMEDIATE";
+const COMMIT: &str = "COMMIT";
+const ROLLBACK: &str = "ROLLBACK";
+
+/// How many statements the writer keeps prepared. Each multi-row statement's text is fixed by
+/// its number of rows, so a full chunk's comes again in every batch and a short one's in
+/// batches of the same remainder. Measured in the delivery bench (SQLite, back to back,
+/// BENCHMARKS.md Change 15): 96 gave a third more throughput in (a) and (b) than 16 or 32, for
+/// 2-3 MiB more at (a)'s peak.
+const KEPT_STATEMENTS: usize = 96;
+
+/// A writer's work for the connection's thread, and where its answer goes.
+struct Job {
+    opening: Option<&'static str>,
+    statements: Vec<Statement>,
+    closing: Option<&'static str>,
+    answer: tokio::sync::oneshot::Sender<rusqlite::Result<Vec<Row>>>,
 }
 
-/// `opening; statements…; closing` as one text with their values in order. Each statement
-/// must bind with plain `?` placeholders ([`super::statement`] makes them): SQLite numbers
-/// those of each statement from 1, and sqlx hands each statement the values after the
-/// previous one's.
-fn join(
-    opening: &str,
-    statements: impl IntoIterator<Item = Statement>,
+/// The writer connection's thread: it runs each [`Job`] whole, then answers once.
+struct Thread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Thread {
+    fn start(options: &SqliteConnectOptions) -> Result<Thread> {
+        let conn = open(options).map_err(|e| Error::from(DbErr::Conn(sqlite_runtime(e))))?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    let answer = run_job(&conn, job.opening, job.statements, job.closing);
+                    let _ = job.answer.send(answer);
+                }
+            })
+            .map_err(|e| custom(&format!("starting SQLite's writer thread: {e}")))?;
+        Ok(Thread { jobs })
+    }
+
+    async fn send(
+        &self,
+        opening: Option<&'static str>,
+        statements: Vec<Statement>,
+        closing: Option<&'static str>,
+    ) -> Result<Vec<Row>> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job { opening, statements, closing, answer }).map_err(|_| ended())?;
+        match answered.await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => Err(Error::from(DbErr::Exec(sqlite_runtime(e)))),
+            Err(_) => Err(ended()),
+        }
+    }
+}
+
+/// The writer's connection, set as the pool's are ([`crate::db::connect`]), without the
+/// automatic checkpoint ([`checkpoint`] does it).
+fn open(options: &SqliteConnectOptions) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // `sqlite::memory:` is one database in memory that sqlx's connections share by a name of
+    // its making and a shared cache: the writer must open it so too, or it would open a file
+    // of that name. (sqlx cannot write that name back as a URL, so it is read as a path.)
+    let filename = options.get_filename();
+    if filename.to_string_lossy().starts_with("file:sqlx-in-memory-") {
+        flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+    }
+    let conn = rusqlite::Connection::open_with_flags(filename, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(KEPT_STATEMENTS);
+    Ok(conn)
+}
+
+/// Runs one job on the writer's connection; answers its statements' rows.
+fn run_job(
+    conn: &rusqlite::Connection,
+    opening: Option<&str>,
+    statements: Vec<Statement>,
     closing: Option<&str>,
-) -> Result<(String, Values)> {
-    let mut sql = String::from(opening);
-    let mut values = Vec::new();
+) -> rusqlite::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if let Some(opening) = opening {
+        conn.prepare_cached(opening)?.raw_execute()?;
+    }
     for statement in statements {
-        if numbered(&statement.sql) {
-            return Err(custom(&format!(
-                "a statement of a joined transaction has numbered placeholders: {}",
-                statement.sql
-            )));
+        let mut prepared = conn.prepare_cached(&statement.sql)?;
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
+        // Values go to the placeholders in order: a numbered or named one would take its
+        // value by its number or name instead, so they are refused ([`super::statement`]
+        // makes plain ones), and so is a count that does not match (SQLite would bind NULL).
+        let count = prepared.parameter_count();
+        if count != values.len() || (1..=count).any(|i| prepared.parameter_name(i).is_some()) {
+            return Err(rusqlite::Error::InvalidParameterCount(values.len(), count));
         }
-        if !sql.is_empty() {
-            sql.push_str(";\n");
+        for (i, value) in values.into_iter().enumerate() {
+            prepared.raw_bind_parameter(i + 1, sqlite_value(value)?)?;
         }
-        sql.push_str(&statement.sql);
-        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+        let columns = prepared.column_count();
+        let mut answered = prepared.raw_query();
+        while let Some(row) = answered.next()? {
+            rows.push(
+                (0..columns)
+                    .map(|i| row.get::<_, rusqlite::types::Value>(i))
+                    .collect::<rusqlite::Result<Row>>()?,
+            );
+        }
     }
     if let Some(closing) = closing {
-        if !sql.is_empty() {
-            sql.push_str(";\n");
-        }
-        sql.push_str(closing);
+        conn.prepare_cached(closing)?.raw_execute()?;
     }
-    Ok((sql, Values(values)))
+    Ok(rows)
 }
 
-/// Whether `sql` has a `$1` or `?1` placeholder outside quotes (they number from the start of
-/// the whole text, not of their statement). Every joined text passes here, so it reads bytes:
-/// the quotes and the placeholders' marks are ASCII, and no byte of a longer UTF-8 character is.
-fn numbered(sql: &str) -> bool {
-    let bytes = sql.as_bytes();
-    let mut quote: Option<u8> = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match (quote, b) {
-            (Some(q), b) if b == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(b),
-            (None, b'$' | b'?' | b':' | b'@') if bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) => {
-                return true;
-            }
-            _ => {}
+/// A value of sea-orm's as SQLite stores it (as sea-query's binding for sqlx does).
+fn sqlite_value(value: sea_orm::Value) -> rusqlite::Result<rusqlite::types::Value> {
+    use rusqlite::types::Value as S;
+    use sea_orm::Value as V;
+    let int = |i: Option<i64>| i.map_or(S::Null, S::Integer);
+    Ok(match value {
+        V::Bool(b) => int(b.map(i64::from)),
+        V::TinyInt(i) => int(i.map(i64::from)),
+        V::SmallInt(i) => int(i.map(i64::from)),
+        V::Int(i) => int(i.map(i64::from)),
+        V::BigInt(i) => int(i),
+        V::TinyUnsigned(i) => int(i.map(i64::from)),
+        V::SmallUnsigned(i) => int(i.map(i64::from)),
+        V::Unsigned(i) => int(i.map(i64::from)),
+        V::BigUnsigned(i) => match i {
+            Some(i) => S::Integer(
+                i64::try_from(i).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            ),
+            None => S::Null,
+        },
+        V::Float(f) => f.map_or(S::Null, |f| S::Real(f64::from(f))),
+        V::Double(f) => f.map_or(S::Null, S::Real),
+        V::String(s) => s.map_or(S::Null, S::Text),
+        V::Char(c) => c.map_or(S::Null, |c| S::Text(c.to_string())),
+        V::Bytes(b) => b.map_or(S::Null, S::Blob),
+        V::Enum(e) => match e {
+            sea_orm::sea_query::OptionEnum::Some(v) => S::Text(v.value.into_owned()),
+            sea_orm::sea_query::OptionEnum::None(_) => S::Null,
+        },
+        V::Json(j) => j.map_or(S::Null, |j| S::Text(j.to_string())),
+        other => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("the writer cannot bind {other:?}").into(),
+            ));
         }
-    }
-    false
+    })
+}
+
+/// The writer's thread is gone (it panicked): like a connection lost, the write may be tried
+/// again, and the next turn starts another.
+fn ended() -> Error {
+    Error::from(DbErr::Conn(RuntimeErr::Internal("SQLite's writer thread ended".into())))
+}
+
+fn sqlite_runtime(e: rusqlite::Error) -> RuntimeErr {
+    RuntimeErr::Internal(e.to_string())
 }
 
 fn runtime(e: sqlx::Error) -> RuntimeErr {
@@ -293,37 +397,107 @@ fn custom(message: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::Value;
-
-    fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)
-    }
+    use rusqlite::types::Value as S;
+    use sea_orm::Value as V;
 
     #[test]
-    fn joins_statements_between_an_opening_and_a_closing() {
-        let (sql, values) = join(
-            "BEGIN IMMEDIATE",
-            [
-                stmt("INSERT INTO t VALUES (?, ?)", vec![1i64.into(), "a".into()]),
-                stmt("DELETE FROM u", vec![]),
-            ],
-            Some("COMMIT"),
-        )
-        .expect("plain placeholders join");
-        assert_eq!(sql, "BEGIN IMMEDIATE;\nINSERT INTO t VALUES (?, ?);\nDELETE FROM u;\nCOMMIT");
-        assert_eq!(values.0, vec![Value::from(1i64), Value::from("a")]);
-        let (sql, _) =
-            join("", [stmt("UPDATE t SET a = ?", vec![2i64.into()])], Some("COMMIT")).expect("joins");
-        assert_eq!(sql, "UPDATE t SET a = ?;\nCOMMIT");
-    }
-
-    #[test]
-    fn refuses_numbered_placeholders_but_not_quoted_text() {
-        for sql in ["SELECT $1", "SELECT ?2", "SELECT :name", "SELECT @a"] {
-            assert!(join("", [stmt(sql, vec![])], None).is_err(), "{sql}");
+    fn values_are_bound_as_sqlx_bound_them() {
+        let cases = [
+            (V::Bool(Some(true)), S::Integer(1)),
+            (V::Int(Some(-7)), S::Integer(-7)),
+            (V::BigInt(Some(1 << 40)), S::Integer(1 << 40)),
+            (V::BigInt(None), S::Null),
+            (V::Double(Some(0.5)), S::Real(0.5)),
+            (V::String(Some("é".into())), S::Text("é".into())),
+            (V::String(None), S::Null),
+            (V::Bytes(Some(vec![0, 1])), S::Blob(vec![0, 1])),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(sqlite_value(value.clone()).unwrap(), expected, "{value:?}");
         }
-        assert!(!numbered("SELECT '$1', \"?2\", json_extract(a, '$.b') FROM t WHERE x = ?"));
-        assert!(!numbered("SELECT 'é$1', \"ü?2\" FROM t WHERE x = ? AND y = 'ñ'"));
-        assert!(numbered("SELECT 'é' FROM t WHERE x = ?1"));
+        assert!(sqlite_value(V::BigUnsigned(Some(u64::MAX))).is_err(), "past i64 is refused, not wrapped");
+    }
+
+    /// Values are bound in order to plain placeholders only: a numbered one, or a count that
+    /// does not match, is an error before anything is run, never a value in the wrong column.
+    #[test]
+    fn refuses_numbered_placeholders_and_miscounted_values() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a, b)").unwrap();
+        let run = |sql: &str, values: Vec<V>| {
+            run_job(
+                &conn,
+                None,
+                vec![Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)],
+                None,
+            )
+        };
+        assert!(run("INSERT INTO t VALUES ($2, $1)", vec![1i64.into(), 2i64.into()]).is_err());
+        assert!(run("INSERT INTO t VALUES (?1, ?1)", vec![1i64.into()]).is_err());
+        assert!(run("INSERT INTO t VALUES (?, ?)", vec![1i64.into()]).is_err());
+        assert!(run("INSERT INTO t VALUES (?, ?)", vec![1i64.into(), 2i64.into(), 3i64.into()]).is_err());
+        assert!(run("SELECT 'a?1', \"$2\" FROM t WHERE a = ?", vec![1i64.into()]).is_ok());
+        run("INSERT INTO t VALUES (?, ?)", vec![1i64.into(), "b".into()]).unwrap();
+        let rows = run("SELECT a, b FROM t", vec![]).unwrap();
+        assert_eq!(rows, vec![vec![S::Integer(1), S::Text("b".into())]]);
+    }
+
+    /// The writer opens the database the pool has, even one that lives only in memory (by a
+    /// shared name): a write through it is read through the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_reach_the_pools_database_in_memory_too() {
+        use sea_orm::ConnectionTrait;
+        let db = crate::db::connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (a INTEGER, b TEXT)").await.unwrap();
+        let gate = WriteGate::new(&db);
+        let mut writer = gate.take().await;
+        let rows = writer
+            .transaction([Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) RETURNING a, b",
+                [1i64.into(), "x".into(), 2i64.into(), "y".into()],
+            )])
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![vec![S::Integer(1), S::Text("x".into())], vec![S::Integer(2), S::Text("y".into())]]
+        );
+        drop(writer);
+        let read = db
+            .query_one_raw(Statement::from_string(DatabaseBackend::Sqlite, "SELECT count(*) AS n FROM t"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.try_get::<i64>("", "n").unwrap(), 2);
+    }
+
+    /// A statement that fails leaves nothing of its transaction, and the next one is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_statement_rolls_back_the_whole_transaction() {
+        use sea_orm::ConnectionTrait;
+        let file = std::env::temp_dir().join(format!("hookline-writer-{}.db", uuid::Uuid::new_v4().simple()));
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", file.display())).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (a INTEGER NOT NULL)").await.unwrap();
+        let gate = WriteGate::new(&db);
+        let insert = |sql: &str| Statement::from_string(DatabaseBackend::Sqlite, sql);
+        let mut writer = gate.take().await;
+        let refused = writer
+            .transaction([insert("INSERT INTO t VALUES (1)"), insert("INSERT INTO t VALUES (NULL)")])
+            .await
+            .expect_err("NOT NULL refuses the second row");
+        assert!(refused.to_string().contains("NOT NULL"), "{refused}");
+        writer.transaction([insert("INSERT INTO t VALUES (2)")]).await.expect("the writer writes again");
+        drop(writer);
+        let read = db
+            .query_all_raw(Statement::from_string(DatabaseBackend::Sqlite, "SELECT a FROM t"))
+            .await
+            .unwrap();
+        let values: Vec<i64> = read.iter().map(|r| r.try_get("", "a").unwrap()).collect();
+        assert_eq!(values, vec![2]);
+        drop(db);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
     }
 }
