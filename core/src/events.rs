@@ -841,20 +841,25 @@ fn numbers(groups: Vec<CounterGroup>, items: usize, values: Vec<i64>) -> Vec<Num
     out
 }
 
-/// A row of the counters' statement as SQLite's writer answers it: tenant type and id, resource, value, version.
+/// A row of the counters' statement as SQLite's writer answers it, by position: tenant type
+/// and id, resource, the counter's new value, the recipients' version (none when the tenant
+/// has no row).
 fn moved_row(row: &store::Row) -> Result<store::events::MovedRow> {
     use rusqlite::types::Value;
+    let unexpected =
+        |i: usize| Error::Db(DbErr::Type(format!("column {i} of a counter's row: {:?}", row.get(i))));
     let text = |i: usize| match row.get(i) {
         Some(Value::Text(t)) => Ok(t.clone()),
-        _ => Err(Error::Db(sea_orm::DbErr::Type(format!("column {i} of a counter's row is not text")))),
+        _ => Err(unexpected(i)),
     };
     let value = match row.get(3) {
         Some(Value::Integer(v)) => *v,
-        _ => return Err(Error::Db(sea_orm::DbErr::Type("a counter's value is not an integer".into()))),
+        _ => return Err(unexpected(3)),
     };
     let version = match row.get(4) {
         Some(Value::Integer(v)) => Some(*v),
-        _ => None,
+        Some(Value::Null) => None,
+        _ => return Err(unexpected(4)),
     };
     Ok((text(0)?, text(1)?, text(2)?, value, version))
 }
