@@ -220,7 +220,7 @@ const ROLLBACK: &str = "ROLLBACK";
 /// its number of rows, so a full chunk's comes again in every batch and a short one's in
 /// batches of the same remainder. Measured in the delivery bench (SQLite, back to back,
 /// BENCHMARKS.md Change 15): 96 gave a third more throughput in (a) and (b) than 16 or 32, for
-/// 2-3 MiB more at (a)'s peak.
+/// 2-5 MiB more at (a)'s peak than sqlx's writer (about 2 of them the program's code).
 const KEPT_STATEMENTS: usize = 96;
 
 /// A writer's work for the connection's thread, and where its answer goes.
@@ -333,7 +333,9 @@ fn run_job(
     Ok(rows)
 }
 
-/// A value of sea-orm's as SQLite stores it (as sea-query's binding for sqlx does).
+/// A value of sea-orm's as SQLite stores it (as sea-query's binding for sqlx does). Written
+/// here because sea-query's binder for rusqlite (`sea-query-rusqlite` 0.8) needs rusqlite 0.38,
+/// whose `libsqlite3-sys` cannot sit in one program beside the one sqlx links.
 fn sqlite_value(value: sea_orm::Value) -> rusqlite::Result<rusqlite::types::Value> {
     use rusqlite::types::Value as S;
     use sea_orm::Value as V;
