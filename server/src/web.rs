@@ -1,15 +1,24 @@
 //! The dashboard: Leptos pages rendered on the server and hydrated in the browser, with the
 //! services handed to every server function through the Leptos context.
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use hookline_core::Services;
 use leptos::config::LeptosOptions;
 use leptos::nonce::Nonce;
 use leptos::prelude::{provide_context, use_context};
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 
 use crate::browser::ScriptNonce;
 use crate::config::Config;
+
+/// The dashboard's routes, listed once per process. Listing them renders the app with a
+/// process-wide switch on that parks, for good, every resource first polled meanwhile
+/// (leptos_server 0.8's `SuppressResourceLoad`): a second application started in a process
+/// that already serves pages, as the tests do, would leave a page waiting on its data until
+/// the request's time limit. The routes are fixed at compile time, so once is enough.
+static ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(app::App));
 
 pub fn router(services: Services, cfg: &Config) -> Router {
     let options = LeptosOptions::builder()
@@ -18,7 +27,7 @@ pub fn router(services: Services, cfg: &Config) -> Router {
         .site_pkg_dir("pkg")
         .site_addr(cfg.listen)
         .build();
-    let routes = generate_route_list(app::App);
+    let routes = ROUTES.clone();
     let portal = services.clone();
     let context = move || {
         provide_context(services.clone());

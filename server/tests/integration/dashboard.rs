@@ -256,3 +256,56 @@ async fn sessions_expire() {
     tokio::time::sleep(std::time::Duration::from_millis(80)).await;
     assert!(services.session_user(&token).await.unwrap().is_none());
 }
+
+/// A page renders while other Hookline applications start in the same process. Leptos's route
+/// listing holds a process-wide switch that parks every resource first polled meanwhile for
+/// good; a page that waits for its data (`SsrMode::Async`) then answered nothing until the
+/// request's time limit. The routes are listed once per process, so a second start does not
+/// touch the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_applications_start_in_the_process() {
+    let app = spawn(Backend::Sqlite).await;
+    let (hook, _) = app.create_webhook("store-a", "https://a.example.com/hook", None).await;
+    let cookie = app.sign_in("merchant@a.test", PASSWORD).await.expect("signed in");
+    let starting = tokio::spawn(async {
+        for _ in 0..20 {
+            let dir = TempDir::new();
+            let url = fresh_database(Backend::Sqlite, &dir).await;
+            let other = hookline::Application::build(test_config(&url, &[("HOOKLINE_WORKERS", "false")]))
+                .await
+                .expect("another Hookline starts");
+            drop(other);
+        }
+    });
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build().unwrap();
+    // Three readers, each a page at a time, until the starts are over.
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (http, cookie, pages) = (
+                http.clone(),
+                cookie.clone(),
+                [format!("/settings/api/webhooks/{hook}"), "/settings/api".to_string()],
+            );
+            let base = app.url("");
+            let starting = starting.abort_handle();
+            tokio::spawn(async move {
+                let mut read = 0;
+                while !starting.is_finished() {
+                    for path in &pages {
+                        let res = http.get(format!("{base}{path}")).header("cookie", &cookie).send().await;
+                        let res = res.unwrap_or_else(|e| panic!("{path} after {read} pages: {e}"));
+                        assert_eq!(res.status(), 200, "{path} after {read} pages");
+                        read += 1;
+                    }
+                }
+                read
+            })
+        })
+        .collect();
+    let mut pages = 0;
+    for reader in readers {
+        pages += reader.await.unwrap();
+    }
+    starting.await.unwrap();
+    assert!(pages > 0);
+}
