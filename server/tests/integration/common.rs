@@ -67,6 +67,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The warnings and errors Hookline logs, written through the test harness: they are shown
+/// beside a failing test's panic (and hidden otherwise), so an unexpected 503 says whether
+/// the database, a queue or the request's time limit answered it.
+pub fn log_warnings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ =
+            tracing_subscriber::fmt().with_test_writer().with_ansi(false).with_env_filter("warn").try_init();
+    });
+}
+
 /// A fresh database: a new SQLite file, or a new database on the test PostgreSQL server.
 pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
     match backend {
@@ -112,6 +123,7 @@ pub async fn spawn(backend: Backend) -> TestApp {
 /// (`merchant@a.test`, `merchant@b.test`, password `correct horse battery`) and API keys.
 pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     hookline::install_tls_provider();
+    log_warnings();
     let dir = TempDir::new();
     let database_url = fresh_database(backend, &dir).await;
     let app = Application::build(test_config(&database_url, extra)).await.expect("Hookline starts");
