@@ -22,6 +22,10 @@ pub fn default_pool_size(url: &str) -> u32 {
     if url.starts_with("sqlite:") { DEFAULT_SQLITE_POOL_SIZE } else { DEFAULT_POOL_SIZE }
 }
 
+/// How long a SQLite connection waits for another process's lock before its statement fails:
+/// the pool's connections and SQLite's writer (`store::writer`) alike.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way
 /// out.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
@@ -49,7 +53,7 @@ pub async fn connect_with_pool_size(url: &str, pool_size: u32) -> Result<Databas
         opts.test_before_acquire(false).map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
     } else {

@@ -284,7 +284,7 @@ fn open(options: &SqliteConnectOptions) -> rusqlite::Result<rusqlite::Connection
         flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
     }
     let conn = rusqlite::Connection::open_with_flags(filename, flags)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(crate::db::SQLITE_BUSY_TIMEOUT)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
          PRAGMA wal_autocheckpoint = 0;",
