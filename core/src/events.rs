@@ -16,6 +16,7 @@ use crate::entities::{delivery, event, webhook};
 use crate::error::{Error, Result};
 use crate::recipients::Recipients;
 use crate::store::Writer;
+use crate::store::queue::parked_until;
 use crate::{Services, new_id, now_ms, store};
 use hookline_domain::{DeliveryStatus, Scope, Tenant};
 
@@ -667,10 +668,10 @@ fn lay_out(
                 (DeliveryStatus::Skipped, None, None)
             } else if let Some(until) = w.paused_until.filter(|&until| until > now) {
                 // A paused webhook (a receiver's `Retry-After`, an open breaker) gets its
-                // fresh deliveries when its pause ends: queued for then, out of the way of
-                // the claims meanwhile. A pause that ends early brings them back
-                // ([`crate::store::attempts`]).
-                (DeliveryStatus::Pending, Some(until), None)
+                // fresh deliveries when its pause ends, or an open breaker's when it closes:
+                // queued out of the way of the claims meanwhile ([`parked_until`]). A pause
+                // that ends early brings them back ([`crate::store::attempts`]).
+                (DeliveryStatus::Pending, Some(parked_until(w.pause_reason, until)), None)
             } else if let Some(r) = engine.filter(|_| ordering_key.is_none()).and_then(|e| e.reserve(&w.id)) {
                 planned.leased.push(Leased {
                     delivery_id: id.clone(),

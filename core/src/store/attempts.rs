@@ -120,6 +120,32 @@ pub struct TurnedOff {
 }
 
 impl Store<'_> {
+    /// Brings back, due at `now`, what was parked for webhook `id`'s breaker after its closing
+    /// brought the rest back: a publish or a claim that read the breaker as open just before
+    /// it closed, and wrote after (their rows are not the closing's to see). The engine that
+    /// closed a breaker calls this a few seconds later. Parked rows lie within a hold of `now`
+    /// ([`super::queue::parked_until`]); retries due within it come too, as at the closing.
+    /// Nothing moves while the webhook is paused again. Answers how many came back.
+    pub async fn unpark_closed(&self, id: &str, now: i64) -> Result<u64> {
+        let bump = if self.backend() == DatabaseBackend::Postgres { "GREATEST" } else { "MAX" };
+        let latest = super::queue::parked_until(Some(PauseReason::CircuitOpen), now);
+        let _turn = self.write_turn().await;
+        let moved = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                format!(
+                    "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
+                     WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 \
+                     AND next_attempt_at <= $3 \
+                     AND NOT EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND paused_until > $1)"
+                ),
+                [now.into(), id.into(), latest.into()],
+            ))
+            .await?;
+        Ok(moved.rows_affected())
+    }
+
     /// Writes a batch of attempts atomically: the attempts, their deliveries settled or
     /// rescheduled, the hourly counters and the webhooks' health. Answers the webhooks this
     /// turned off, for the caller to announce once the batch is written.
@@ -261,9 +287,10 @@ async fn write_steers<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, attempts: 
     Ok(())
 }
 
-/// Brings webhook `id`'s deliveries parked for its open breaker (due after `end`, up to the
-/// breaker's end) back to `end`. Nothing is read unless the breaker is open: a receiver's
-/// pauses, one after another, cost one read of the webhook's row.
+/// Brings webhook `id`'s deliveries parked for its open breaker (due after `end`, up to a hold
+/// past its next probe: [`super::queue::parked_until`]) back to `end`, retries due within
+/// that time included: the endpoint answers again. Nothing is read unless the breaker is open:
+/// a receiver's pauses, one after another, cost one read of the webhook's row.
 async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
     let backend = txn.get_database_backend();
     let open = txn
@@ -277,7 +304,8 @@ async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
     else {
         return Ok(());
     };
-    if until <= end {
+    let parked = super::queue::parked_until(Some(PauseReason::CircuitOpen), until);
+    if parked <= end {
         return Ok(());
     }
     // It rewrites `updated_at` as an ordering wake-up does, so a claim that read the row
@@ -289,7 +317,7 @@ async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
             "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
              WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 AND next_attempt_at <= $3"
         ),
-        [end.into(), id.into(), until.into()],
+        [end.into(), id.into(), parked.into()],
     ))
     .await?;
     Ok(())

@@ -53,6 +53,37 @@ pub enum ProbeTaken {
 /// deliveries: a few claims clear a front of thousands.
 const PAUSED_FRONT: usize = 1024;
 
+/// How long past its next probe an open breaker's deliveries are parked. Its probe is taken by
+/// the webhook's id ([`PROBES`]), and its closing brings them back ([`super::attempts`]), so
+/// the probes never make the backlog due; only a breaker open this long past a probe has its
+/// backlog come due and parked anew, once per hold.
+pub const BREAKER_HOLD_MS: i64 = 3_600_000;
+
+/// Until when a delivery of a webhook paused until `until` for `reason` waits: the pause's
+/// end for a receiver's `Retry-After` (it all goes then), [`BREAKER_HOLD_MS`] past the next
+/// probe for an open breaker.
+pub fn parked_until(reason: Option<PauseReason>, until: i64) -> i64 {
+    match reason {
+        Some(PauseReason::CircuitOpen) => until.saturating_add(BREAKER_HOLD_MS),
+        _ => until,
+    }
+}
+
+/// The deliveries a claim (now at `$n`) takes as the probes of open breakers: for each webhook
+/// whose probe came due within the hold, its oldest delivery never attempted on its schedule
+/// and parked (not due, so never in another claim's locked front), if it may go in its key's
+/// order. One index probe of `webhooks_paused`, and of the webhook's pending deliveries for
+/// each breaker whose probe is due. `skip` leaves out webhooks (over `probing.id`).
+fn probes(n: usize, skip: &str) -> String {
+    format!(
+        "SELECT (SELECT id FROM deliveries WHERE webhook_id = probing.id AND status = 'pending' \
+             AND attempts = manual_attempts AND next_attempt_at > ${n} AND {ordered} ORDER BY id LIMIT 1) \
+         FROM webhooks AS probing WHERE probing.probe_interval_ms IS NOT NULL \
+         AND probing.paused_until <= ${n} AND probing.paused_until > ${n} - {BREAKER_HOLD_MS} {skip}",
+        ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str(),
+    )
+}
+
 /// Whether the queue's first due delivery (now at `$n`) is of a paused webhook: one row read
 /// down the due index. A paused webhook's deliveries are never taken, so they gather at the
 /// front, and this is how a claim sees them there; ones further back cost it nothing, as it
@@ -67,21 +98,24 @@ fn paused_first(n: usize) -> String {
 }
 
 /// Parks the pending deliveries of paused webhooks among the first [`PAUSED_FRONT`] due at
-/// `$n`: each becomes due when its webhook's pause ends (a receiver's `Retry-After`, the
-/// breaker's next probe), out of the way of every claim until then. Without this a claim
+/// `$n`: each becomes due when its webhook's pause ends (a receiver's `Retry-After`), or a
+/// hold past an open breaker's next probe ([`parked_until`]), out of the way of every claim
+/// until then. Without this a claim
 /// would step over every one of them, row by row, holding SQLite's write turn, and they only
 /// grow while the pause lasts. A row is parked only as the front read it (a claim or a
 /// wake-up since leaves it due), and a pause that ends early brings its parked rows back
 /// ([`super::attempts`]). `gate` is a further condition (PostgreSQL's one-time filter).
 fn park_paused(n: usize, gate: &str) -> String {
     format!(
-        "UPDATE deliveries SET next_attempt_at = paused.paused_until FROM ( \
+        "UPDATE deliveries SET next_attempt_at = CASE WHEN paused.pause_reason = '{open}' \
+             THEN paused.paused_until + {BREAKER_HOLD_MS} ELSE paused.paused_until END FROM ( \
              SELECT id, updated_at, webhook_id, status FROM deliveries \
              WHERE status IN ('pending', 'delivering') AND next_attempt_at <= ${n} \
              ORDER BY next_attempt_at LIMIT {PAUSED_FRONT}) AS front, webhooks AS paused \
          WHERE deliveries.id = front.id AND {unchanged} AND front.status = 'pending' \
          AND paused.id = front.webhook_id AND paused.paused_until > ${n} {gate}",
         unchanged = super::ordering::PARK_ONLY_UNCHANGED,
+        open = PauseReason::CircuitOpen.as_str(),
     )
 }
 
@@ -108,7 +142,8 @@ impl Store<'_> {
     /// Leases up to `limit` deliveries due at `now`, oldest due first, leaving out the
     /// webhooks in `leave_out` (full in the claiming process) and the webhooks paused at `now`
     /// (a receiver's `Retry-After`, an open circuit breaker: read down the partial index
-    /// `webhooks_paused`).
+    /// `webhooks_paused`). Beyond the limit, one delivery of each open breaker whose probe is
+    /// due, to go as the probe ([`Store::take_probe`]).
     pub async fn claim(
         &self,
         lease: Lease<'_>,
@@ -154,13 +189,26 @@ impl Store<'_> {
                 held = super::ordering::HELD_FRONT.as_str()
             )
         };
+        // The due deliveries, oldest first, and the probes of open breakers taken by their
+        // webhook's id (their parked backlog stays parked). A probe's delivery is not locked
+        // by the select: the outer condition, checked again against a row another claim changed
+        // meanwhile (PostgreSQL), leaves it to that claim.
+        let probes = probes(
+            3,
+            &if leave_out.is_empty() {
+                String::new()
+            } else {
+                format!("AND probing.id NOT IN ({})", placeholder_list(leave_out.len(), 4))
+            },
+        );
         let claim = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
-             WHERE id IN (SELECT id FROM deliveries \
+             WHERE id IN (SELECT id FROM (SELECT id FROM deliveries \
                  WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $3 {skip} \
                  AND {ordered} \
                  AND webhook_id NOT IN (SELECT id FROM webhooks WHERE paused_until > $3) \
-                 ORDER BY next_attempt_at LIMIT $4 {lock}) \
+                 ORDER BY next_attempt_at LIMIT $4 {lock}) AS due UNION ALL {probes}) \
+             AND (next_attempt_at <= $3 OR status = 'pending') \
              RETURNING id, event_id, webhook_id, attempts - manual_attempts AS attempts"
         );
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(4 + leave_out.len());

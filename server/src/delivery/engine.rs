@@ -261,7 +261,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
         }
-        Ok(ClaimMade { leased, full: leased == room })
+        Ok(ClaimMade { leased, full: leased >= room })
     }
 
     /// Gives claims back to the queue, due at once.

@@ -12,8 +12,10 @@
 
 use std::borrow::Borrow;
 
-use hookline_core::store::attempts::{Attempt, DisablePolicy, TurnedOff};
-use hookline_core::{Audience, DisabledReason, PublishRequest, iso8601};
+use std::time::Duration;
+
+use hookline_core::store::attempts::{Attempt, DisablePolicy, Steer, TurnedOff};
+use hookline_core::{Audience, DisabledReason, PublishRequest, iso8601, now_ms};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::engine::Engine;
@@ -24,6 +26,10 @@ use crate::telemetry;
 const RECORD_BATCH: usize = 256;
 /// A batch this large is written at once: at this rate a commit per batch is cheap already.
 const LINGER_UNTIL: usize = 32;
+/// How long after closing a breaker its webhook's stragglers are brought back: longer than a
+/// publish or a claim that read the breaker as open takes to write
+/// ([`hookline_core::Store::unpark_closed`]).
+const AFTER_CLOSING: Duration = Duration::from_secs(5);
 
 /// An attempt made, waiting to be written, with the permit its delivery holds until then.
 pub(crate) struct Record {
@@ -94,6 +100,22 @@ impl Engine {
         let turned_off = self.services.store().record(records, policy).await?;
         for off in turned_off {
             self.announce_disabled(off).await;
+        }
+        for closed in records.iter().filter(|r| r.attempt.steer == Some(Steer::Close)) {
+            let services = self.services.clone();
+            let id = closed.attempt.webhook.id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(AFTER_CLOSING).await;
+                match services.store().unpark_closed(&id, now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(webhook = %id, deliveries = n, "parked deliveries brought back after the breaker closed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(webhook = %id, error = %e, "bringing back deliveries parked as the breaker closed failed")
+                    }
+                }
+            });
         }
         Ok(())
     }

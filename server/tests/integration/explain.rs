@@ -79,6 +79,11 @@ on_both_databases! {
         let until = now_ms() + 3_600_000;
         set_webhook(&app, &paused, webhook::Column::PausedUntil, Expr::value(until)).await;
         set_webhook(&app, &paused, webhook::Column::PauseReason, Expr::value(PauseReason::RetryAfter.as_str())).await;
+        let (broken, _) = app.create_webhook("store-a", &ok.url("/broken"), None).await;
+        let probe = now_ms() + 60_000;
+        set_webhook(&app, &broken, webhook::Column::PausedUntil, Expr::value(probe)).await;
+        set_webhook(&app, &broken, webhook::Column::PauseReason, Expr::value(PauseReason::CircuitOpen.as_str())).await;
+        set_webhook(&app, &broken, webhook::Column::ProbeIntervalMs, Expr::value(60_000i64)).await;
         let (ordered, _) = app.create_webhook("store-a", &bad.url("/ordered"), None).await;
         set_webhook(&app, &ordered, webhook::Column::Ordering, Expr::value(true)).await;
         let (queued, _) = app.create_webhook("store-a", &bad.url("/queued"), None).await;
@@ -115,7 +120,7 @@ on_both_databases! {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["event_id"], event);
         assert_eq!(answer["ordering_key"], "order-7");
-        assert_eq!(answer["items"].as_array().unwrap().len(), 9, "one item per webhook of the store: {answer}");
+        assert_eq!(answer["items"].as_array().unwrap().len(), 10, "one item per webhook of the store: {answer}");
         assert_eq!(answer["next_cursor"], Value::Null);
 
         check(&answer, &not_subscribed, "not_subscribed", &["review-created", "review-updated"], None);
@@ -124,6 +129,11 @@ on_both_databases! {
         check(&answer, &off, "webhook_off", &["off", "Turned off at"], off_row.disabled_at);
         assert_eq!(item(&answer, &off)["delivery_id"], delivery_of(&app, &event, &off).await.id);
         check(&answer, &paused, "paused", &["Retry-After", &hookline_core::human_time(until)], Some(until));
+        // An open breaker's delivery is queued past its probe, which does not make it due: it
+        // waits for the breaker to close, and says so.
+        let held = delivery_of(&app, &event, &broken).await;
+        assert_eq!(held.next_attempt_at, Some(hookline_core::store::queue::parked_until(Some(PauseReason::CircuitOpen), probe)));
+        check(&answer, &broken, "paused", &["circuit breaker", &hookline_core::human_time(probe)], Some(probe));
         check(&answer, &ordered, "blocked_key", &["order-7", &head, "failed after 2 attempts"], None);
         assert_eq!(item(&answer, &ordered)["blocking_event_id"], head);
         let q = delivery_of(&app, &event, &queued).await;
@@ -150,7 +160,7 @@ on_both_databases! {
         assert_eq!(first["items"].as_array().unwrap().len(), 5);
         let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
         let (_, second) = app.api("GET", &format!("/events/{event}/explain?limit=5&cursor={}", enc(&cursor)), Some(&app.store_a_key), None).await;
-        assert_eq!(second["items"].as_array().unwrap().len(), 4);
+        assert_eq!(second["items"].as_array().unwrap().len(), 5);
         assert_eq!(second["next_cursor"], Value::Null);
         let mut seen: Vec<String> = first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap())
             .map(|i| i["webhook_id"].as_str().unwrap().to_string()).collect();
@@ -158,7 +168,7 @@ on_both_databases! {
         seen.sort();
         assert_eq!(seen, all, "pages go by webhook id");
         seen.dedup();
-        assert_eq!(seen.len(), 9);
+        assert_eq!(seen.len(), 10);
     }
 
     async fn only_who_sees_the_event_gets_an_explanation_and_only_of_their_webhooks(backend: Backend) {

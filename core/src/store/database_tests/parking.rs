@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::store::ordering::{HeadMove, OrderedPlace};
+use crate::store::queue::BREAKER_HOLD_MS;
 
 impl TestDb {
     /// An ordered delivery of webhook `hook`, key `key`, number `seq`, due at `due` (NULL:
@@ -196,13 +197,27 @@ impl TestDb {
         )
         .await;
     }
+
+    /// Pauses webhook `id` until `until`, as a receiver's `Retry-After` does.
+    async fn pause(&self, id: &str, until: i64) {
+        self.exec(
+            "UPDATE webhooks SET paused_until = $1, pause_reason = 'retry_after', probe_interval_ms = NULL WHERE id = $2",
+            vec![until.into(), id.into()],
+        )
+        .await;
+    }
+}
+
+/// Where an open breaker due to probe at `probe` parks its deliveries.
+const fn held(probe: i64) -> Option<i64> {
+    Some(probe + BREAKER_HOLD_MS)
 }
 
 on_both_databases! {
     async fn a_claim_parks_a_paused_webhooks_deliveries_at_the_front_until_its_pause_ends(db: &TestDb) {
         db.add_webhook("paused").await;
         db.add_webhook("flowing").await;
-        db.open_breaker("paused", NOW + 5_000).await;
+        db.pause("paused", NOW + 5_000).await;
         db.add_event("e").await;
         db.add_delivery("p1", "e", "paused", "pending", Some(NOW - 30), None).await;
         db.add_delivery("p2", "e", "paused", "pending", Some(NOW - 20), None).await;
@@ -223,11 +238,72 @@ on_both_databases! {
         assert_eq!(db.due_of("p3").await, Some(NOW - 50), "the front was f0's");
         assert!(claim_ids(db).await.is_empty(), "lease-ran-out still waits for the pause");
         assert_eq!(db.due_of("p3").await, Some(NOW + 5_000), "now it was at the front");
-        // Once the pause ends they go.
+        // Once the pause ends they all go.
         let later = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
         let mut ids: Vec<String> = later.into_iter().map(|c| c.id).collect();
         ids.sort();
         assert_eq!(ids, ["lease-ran-out", "p1", "p2", "p3"]);
+    }
+
+    async fn an_open_breaker_parks_its_backlog_past_its_probes_and_a_claim_takes_one_probe_by_its_id(db: &TestDb) {
+        db.add_webhook("open").await;
+        db.add_webhook("flowing").await;
+        db.open_breaker("open", NOW + 5_000).await;
+        db.add_event("e").await;
+        for (id, due) in [("b1", NOW - 30), ("b2", NOW - 20), ("b3", NOW - 10)] {
+            db.add_delivery(id, "e", "open", "pending", Some(due), None).await;
+        }
+        // Attempted on its schedule and waiting for its retry: never a probe.
+        db.add_delivery("a0-retrying", "e", "open", "pending", Some(NOW + 60_000), None).await;
+        db.exec("UPDATE deliveries SET attempts = 1 WHERE id = 'a0-retrying'", vec![]).await;
+        db.add_delivery("f1", "e", "flowing", "pending", Some(NOW - 5), None).await;
+        assert_eq!(claim_ids(db).await, ["f1"]);
+        assert_eq!(
+            (db.due_of("b1").await, db.due_of("b2").await, db.due_of("b3").await),
+            (held(NOW + 5_000), held(NOW + 5_000), held(NOW + 5_000)),
+            "parked past the probe"
+        );
+        assert_eq!(db.due_of("a0-retrying").await, Some(NOW + 60_000), "a later retry keeps its time");
+        assert_eq!(db.store().count_due(NOW + 5_000, 100).await.unwrap(), 0, "the probe makes none of them due");
+        // The probe comes due: one claim takes one delivery, the oldest never attempted.
+        let probe = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
+        assert_eq!(probe.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b1"]);
+        assert_eq!(db.store().take_probe("open", NOW + 5_000).await.unwrap(), ProbeTaken::Taken);
+        // The next probe is 5 s later: nothing goes meanwhile, and the rest stays parked.
+        for at in [NOW + 5_001, NOW + 9_999] {
+            assert!(db.store().claim(lease("me"), at, 50, &[]).await.unwrap().is_empty(), "at {at}");
+        }
+        assert_eq!((db.due_of("b2").await, db.due_of("b3").await), (held(NOW + 5_000), held(NOW + 5_000)));
+        // A webhook full in the claiming process gets no probe from it.
+        assert!(db.store().claim(lease("me"), NOW + 10_000, 50, &["open".into()]).await.unwrap().is_empty());
+        // The probe failed (its retry is scheduled) and the next one comes due: the next oldest.
+        let hook = db.webhook("open").await;
+        let mut down = failed("b1", &hook, None);
+        down.settle = Settle::To(DeliveryStatus::Pending, Some(NOW + 60_000));
+        down.steer = Some(Steer::Breaker { interval_ms: 10_000, until: NOW + 10_000 });
+        db.store().record(&[down], policy()).await.unwrap();
+        let next = db.store().claim(lease("me"), NOW + 10_000, 50, &[]).await.unwrap();
+        assert_eq!(next.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b2"]);
+        // The probe is taken, then given back (its process stopping): due at once, and parked
+        // again, as the probe moved on.
+        assert!(matches!(db.store().take_probe("open", NOW + 10_000).await.unwrap(), ProbeTaken::Taken));
+        db.store().unclaim("me", &["b2".to_string()], NOW + 10_000).await.unwrap();
+        assert!(claim_ids_at(db, NOW + 10_001).await.is_empty());
+        assert_eq!(db.due_of("b2").await, held(NOW + 20_000));
+        // A breaker whose probe nobody took within the hold: its backlog is due by then anyway,
+        // retries included (and f1, whose lease ran out long before).
+        let late = claim_ids_at(db, NOW + 20_000 + BREAKER_HOLD_MS).await;
+        assert_eq!(late, ["a0-retrying", "b1", "b2", "b3", "f1"]);
+    }
+
+    async fn an_ordered_backlog_gives_its_probe_from_a_keys_head(db: &TestDb) {
+        db.add_webhook("open").await;
+        db.open_breaker("open", NOW + 5_000).await;
+        // The older id is the later in its key.
+        db.add_ordered("k-a", "open", "k", 2, "pending", held(NOW)).await;
+        db.add_ordered("k-b", "open", "k", 1, "pending", held(NOW)).await;
+        let probe = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
+        assert_eq!(probe.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["k-b"], "k-a waits for k-b");
     }
 
     async fn a_breaker_that_closes_or_gives_way_to_retry_after_brings_its_parked_deliveries_back(db: &TestDb) {
@@ -240,26 +316,58 @@ on_both_databases! {
             db.add_delivery(id, "e", hook, "pending", Some(NOW - 10), None).await;
         }
         db.add_delivery("retry-later", "e", "w", "pending", Some(NOW + 60_000), None).await;
+        db.add_delivery("retry-past-the-hold", "e", "w", "pending", held(NOW + 6_000), None).await;
         assert!(claim_ids(db).await.is_empty());
-        assert_eq!(db.due_of("parked").await, Some(NOW + 5_000));
+        assert_eq!(db.due_of("parked").await, held(NOW + 5_000));
         // A receiver's Retry-After replaces the open breaker with a shorter pause.
         let hook = db.webhook("w").await;
         let mut busy = failed("probe", &hook, Some(429));
         busy.steer = Some(Steer::Pause { until: NOW + 1_000 });
         db.store().record(&[busy], policy()).await.unwrap();
         assert_eq!(db.due_of("parked").await, Some(NOW + 1_000), "due when the shorter pause ends");
-        assert_eq!(db.due_of("retry-later").await, Some(NOW + 60_000));
+        assert_eq!(db.due_of("retry-later").await, Some(NOW + 1_000), "due within the hold: it goes too");
+        assert_eq!(db.due_of("retry-past-the-hold").await, held(NOW + 6_000), "its schedule was past the hold");
         // The breaker opens again, the claims park anew, and a 2xx closes it.
         db.open_breaker("w", NOW + 5_000).await;
         db.exec("UPDATE deliveries SET next_attempt_at = $1 WHERE id = 'parked'", vec![(NOW - 10).into()]).await;
         assert!(claim_ids(db).await.is_empty());
-        assert_eq!(db.due_of("parked").await, Some(NOW + 5_000));
+        assert_eq!(db.due_of("parked").await, held(NOW + 5_000));
         let mut ok = succeeded("probe", &hook);
         ok.steer = Some(Steer::Close);
         db.store().record(&[ok], policy()).await.unwrap();
         assert_eq!(db.due_of("parked").await, Some(NOW), "due at once: the endpoint answers again");
-        assert_eq!(db.due_of("retry-later").await, Some(NOW + 60_000), "its schedule was past the pause");
-        assert_eq!(db.due_of("untouched").await, Some(NOW + 5_000), "another webhook's pause goes on");
-        assert_eq!(claim_ids(db).await, ["parked"]);
+        assert_eq!(db.due_of("retry-past-the-hold").await, held(NOW + 6_000));
+        assert_eq!(db.due_of("untouched").await, held(NOW + 5_000), "another webhook's breaker stays open");
+        assert_eq!(claim_ids(db).await, ["parked", "retry-later"]);
     }
+}
+
+on_both_databases! {
+    async fn what_was_parked_as_the_breaker_closed_is_brought_back_after(db: &TestDb) {
+        db.add_webhook("w").await;
+        db.add_webhook("other").await;
+        db.add_event("e").await;
+        // Parked by a publish that read the breaker as open, and written after it closed.
+        db.add_delivery("straggler", "e", "w", "pending", held(NOW - 1_000), None).await;
+        db.add_delivery("retry-past-the-hold", "e", "w", "pending", held(NOW + 1_000), None).await;
+        db.add_delivery("others", "e", "other", "pending", held(NOW - 1_000), None).await;
+        // Paused again meanwhile: its rows stay where they are.
+        db.pause("w", NOW + 1_000).await;
+        assert_eq!(db.store().unpark_closed("w", NOW).await.unwrap(), 0);
+        assert_eq!(db.due_of("straggler").await, held(NOW - 1_000));
+        db.pause("w", NOW - 1).await;
+        assert_eq!(db.store().unpark_closed("w", NOW).await.unwrap(), 1);
+        assert_eq!(db.due_of("straggler").await, Some(NOW));
+        assert_eq!(db.due_of("retry-past-the-hold").await, held(NOW + 1_000));
+        assert_eq!(db.due_of("others").await, held(NOW - 1_000), "another webhook's are left");
+        assert_eq!(claim_ids(db).await, ["straggler"]);
+    }
+}
+
+/// Claims for holder `me` at `at`; the ids claimed, sorted.
+async fn claim_ids_at(db: &TestDb, at: i64) -> Vec<String> {
+    let mut ids: Vec<String> =
+        db.store().claim(lease("me"), at, 50, &[]).await.unwrap().into_iter().map(|c| c.id).collect();
+    ids.sort();
+    ids
 }
