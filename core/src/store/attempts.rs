@@ -47,6 +47,9 @@ pub struct Attempt {
     /// The delivery may carry an ordering key (its event has one): writing the attempt wakes
     /// the key's next delivery if the key moved on ([`super::ordering`]).
     pub ordered: bool,
+    /// The circuit breaker's probe: counted apart, so a failed one does not use up the
+    /// delivery's retry schedule (the breaker chose it; it waits with the webhook's backlog).
+    pub probe: bool,
 }
 
 /// What an attempt's answer does to its whole webhook, shared by every process through the
@@ -552,10 +555,10 @@ fn settled_state(a: &Attempt) -> (Option<&'static str>, i32, Option<i64>, i32) {
     }
 }
 
-/// 1 when the attempt does not use up its delivery's retry schedule: a manual resend, or an
-/// answer that asked to wait.
+/// 1 when the attempt does not use up its delivery's retry schedule: a manual resend, an
+/// answer that asked to wait, or the circuit breaker's probe.
 fn counted_apart(a: &Attempt) -> i32 {
-    i32::from(a.trigger == AttemptTrigger::Manual || matches!(a.steer, Some(Steer::Pause { .. })))
+    i32::from(a.trigger == AttemptTrigger::Manual || a.probe || matches!(a.steer, Some(Steer::Pause { .. })))
 }
 
 /// On PostgreSQL, the update's rows found through the primary key, whatever the table's size.

@@ -236,6 +236,7 @@ fn attempt(delivery: &str, hook: &Arc<webhook::Model>, status: Option<u16>, sett
         settle,
         steer: None,
         ordered: false,
+        probe: false,
     }
 }
 

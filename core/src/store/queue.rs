@@ -54,7 +54,7 @@ pub enum ProbeTaken {
 const PAUSED_FRONT: usize = 1024;
 
 /// How long past its next probe an open breaker's deliveries are parked. Its probe is taken by
-/// the webhook's id ([`PROBES`]), and its closing brings them back ([`super::attempts`]), so
+/// the webhook's id ([`probes`]), and its closing brings them back ([`super::attempts`]), so
 /// the probes never make the backlog due; only a breaker open this long past a probe has its
 /// backlog come due and parked anew, once per hold.
 pub const BREAKER_HOLD_MS: i64 = 3_600_000;
@@ -69,15 +69,25 @@ pub fn parked_until(reason: Option<PauseReason>, until: i64) -> i64 {
     }
 }
 
+/// How many of an open breaker's oldest pending deliveries a claim looks at for its probe.
+const PROBE_FRONT: usize = 16;
+
 /// The deliveries a claim (now at `$n`) takes as the probes of open breakers: for each webhook
-/// whose probe came due within the hold, its oldest delivery never attempted on its schedule
-/// and parked (not due, so never in another claim's locked front), if it may go in its key's
-/// order. One index probe of `webhooks_paused`, and of the webhook's pending deliveries for
-/// each breaker whose probe is due. `skip` leaves out webhooks (over `probing.id`).
+/// whose probe came due within the hold, its oldest pending delivery that waits (not due, so
+/// never in another claim's locked front) and may go in its key's order. A failed probe's
+/// delivery waits with the rest, so one delivery goes as each probe. One index probe of
+/// `webhooks_paused`, and for each breaker whose probe is due the first [`PROBE_FRONT`]
+/// entries of the webhook's pending deliveries: if all of them are held by their keys, the
+/// probe waits for what comes due (a retry, the end of the hold) rather than every claim
+/// reading a blocked backlog. The oldest are read as `deliveries`, the name the key's rule
+/// ([`super::ordering::CLAIMABLE_IN_ORDER`]) reads its candidate by. `skip` leaves out
+/// webhooks (over `probing.id`).
 fn probes(n: usize, skip: &str) -> String {
     format!(
-        "SELECT (SELECT id FROM deliveries WHERE webhook_id = probing.id AND status = 'pending' \
-             AND attempts = manual_attempts AND next_attempt_at > ${n} AND {ordered} ORDER BY id LIMIT 1) \
+        "SELECT (SELECT id FROM (SELECT id, webhook_id, ordering_key, ordering_seq, next_attempt_at \
+             FROM deliveries WHERE webhook_id = probing.id AND status = 'pending' \
+             ORDER BY id LIMIT {PROBE_FRONT}) AS deliveries \
+             WHERE next_attempt_at > ${n} AND {ordered} ORDER BY id LIMIT 1) \
          FROM webhooks AS probing WHERE probing.probe_interval_ms IS NOT NULL \
          AND probing.paused_until <= ${n} AND probing.paused_until > ${n} - {BREAKER_HOLD_MS} {skip}",
         ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str(),
@@ -100,11 +110,11 @@ fn paused_first(n: usize) -> String {
 /// Parks the pending deliveries of paused webhooks among the first [`PAUSED_FRONT`] due at
 /// `$n`: each becomes due when its webhook's pause ends (a receiver's `Retry-After`), or a
 /// hold past an open breaker's next probe ([`parked_until`]), out of the way of every claim
-/// until then. Without this a claim
-/// would step over every one of them, row by row, holding SQLite's write turn, and they only
-/// grow while the pause lasts. A row is parked only as the front read it (a claim or a
-/// wake-up since leaves it due), and a pause that ends early brings its parked rows back
-/// ([`super::attempts`]). `gate` is a further condition (PostgreSQL's one-time filter).
+/// until then. Without this a claim would step over every one of them, row by row, holding
+/// SQLite's write turn, and they only grow while the pause lasts. A row is parked only as the
+/// front read it (a claim or a wake-up since leaves it due), and a pause that ends early
+/// brings its parked rows back ([`super::attempts`]). `gate` is a further condition
+/// (PostgreSQL's one-time filter).
 fn park_paused(n: usize, gate: &str) -> String {
     format!(
         "UPDATE deliveries SET next_attempt_at = CASE WHEN paused.pause_reason = '{open}' \

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use hookline_core::entities::{event, webhook};
 use hookline_core::slots::Slot;
 use hookline_core::store::attempts::{Attempt, Settle, Steer};
-use hookline_core::store::queue::{Claimed, ProbeTaken};
-use hookline_core::{AttemptResult, AttemptTrigger, ClaimedDelivery, DeliveryStatus, now_ms};
+use hookline_core::store::queue::{Claimed, ProbeTaken, parked_until};
+use hookline_core::{AttemptResult, AttemptTrigger, ClaimedDelivery, DeliveryStatus, PauseReason, now_ms};
 use hookline_domain::include_fields::IncludeFields;
 use tracing::{Instrument, Span};
 
@@ -132,10 +132,11 @@ impl Engine {
         let steer = self.steering.answered(&hook, &outcome, probe, now);
         log_steer(steer);
         drop(slot.webhook);
-        let settle = decide(&self.cfg.retry, claim.attempts, &outcome, now, steer);
+        let settle = decide(&self.cfg.retry, claim.attempts, &outcome, now, steer, probe);
         let mut attempt =
             attempt_of(claim.id, hook, AttemptTrigger::Scheduled, headers, outcome, settle, steer);
         attempt.ordered = ev.ordering_key.is_some();
+        attempt.probe = probe;
         // The recorder lives as long as the engine; without it the lease runs out.
         let _ = self.records.send(Record { attempt, _permit: Some(slot.permit) });
     }
@@ -325,13 +326,15 @@ pub fn delivery_headers(
 /// scheduled attempts: success, a retry after the schedule's next delay, or failure once the
 /// schedule is spent (or at once on 410 Gone). An answer that paused the webhook (`steer`, a
 /// 429 or 503 with `Retry-After`) is tried again when the pause ends, without using up the
-/// schedule.
+/// schedule; so is a failed probe of the circuit breaker (`probe`), which waits with the
+/// webhook's parked backlog until the breaker closes (the store counts both apart).
 pub(super) fn decide(
     retry: &RetryPolicy,
     attempts: i32,
     outcome: &Outcome,
     now: i64,
     steer: Option<Steer>,
+    probe: bool,
 ) -> Settle {
     let attempts = attempts + 1;
     if outcome.succeeded() {
@@ -340,6 +343,8 @@ pub(super) fn decide(
         Settle::To(DeliveryStatus::Pending, Some(until.max(now)))
     } else if outcome.status == Some(410) {
         Settle::To(DeliveryStatus::Failed, None)
+    } else if let (true, Some(Steer::Breaker { until, .. })) = (probe, steer) {
+        Settle::To(DeliveryStatus::Pending, Some(parked_until(Some(PauseReason::CircuitOpen), until)))
     } else {
         match retry.next_delay(attempts as u32, outcome.retry_after) {
             Some(delay) => Settle::To(DeliveryStatus::Pending, Some(now + delay.as_millis() as i64)),
@@ -372,6 +377,7 @@ fn attempt_of(
         settle,
         steer,
         ordered: false,
+        probe: false,
     }
 }
 
@@ -422,7 +428,7 @@ mod tests {
     #[test]
     fn a_2xx_settles_the_delivery() {
         assert_eq!(
-            decide(&policy(), 0, &answered(204), 1_000, None),
+            decide(&policy(), 0, &answered(204), 1_000, None, false),
             Settle::To(DeliveryStatus::Succeeded, None)
         );
     }
@@ -430,12 +436,14 @@ mod tests {
     #[test]
     fn a_failure_is_retried_after_the_schedules_next_delay() {
         for outcome in [answered(500), timed_out()] {
-            let Settle::To(DeliveryStatus::Pending, Some(at)) = decide(&policy(), 0, &outcome, 1_000, None)
+            let Settle::To(DeliveryStatus::Pending, Some(at)) =
+                decide(&policy(), 0, &outcome, 1_000, None, false)
             else {
                 panic!("a first failure is retried");
             };
             assert!((1_000 + 4_000..=1_000 + 6_000).contains(&at), "5 s ± 20%: {at}");
-            let Settle::To(DeliveryStatus::Pending, Some(at)) = decide(&policy(), 1, &outcome, 1_000, None)
+            let Settle::To(DeliveryStatus::Pending, Some(at)) =
+                decide(&policy(), 1, &outcome, 1_000, None, false)
             else {
                 panic!("a second failure is retried");
             };
@@ -445,19 +453,28 @@ mod tests {
 
     #[test]
     fn the_delivery_fails_once_the_schedule_is_spent() {
-        assert_eq!(decide(&policy(), 2, &answered(503), 0, None), Settle::To(DeliveryStatus::Failed, None));
+        assert_eq!(
+            decide(&policy(), 2, &answered(503), 0, None, false),
+            Settle::To(DeliveryStatus::Failed, None)
+        );
     }
 
     #[test]
     fn gone_fails_at_once() {
-        assert_eq!(decide(&policy(), 0, &answered(410), 0, None), Settle::To(DeliveryStatus::Failed, None));
+        assert_eq!(
+            decide(&policy(), 0, &answered(410), 0, None, false),
+            Settle::To(DeliveryStatus::Failed, None)
+        );
     }
 
     #[test]
     fn retry_after_is_honoured() {
         let mut busy = answered(429);
         busy.retry_after = Some(Duration::from_secs(120));
-        assert_eq!(decide(&policy(), 0, &busy, 0, None), Settle::To(DeliveryStatus::Pending, Some(120_000)));
+        assert_eq!(
+            decide(&policy(), 0, &busy, 0, None, false),
+            Settle::To(DeliveryStatus::Pending, Some(120_000))
+        );
     }
 
     #[test]
@@ -466,9 +483,31 @@ mod tests {
         busy.retry_after = Some(Duration::from_secs(1));
         let pause = Some(Steer::Pause { until: 1_000 });
         assert_eq!(
-            decide(&policy(), 2, &busy, 0, pause),
+            decide(&policy(), 2, &busy, 0, pause, false),
             Settle::To(DeliveryStatus::Pending, Some(1_000)),
             "not failed, though the schedule is spent: the receiver asked it to wait"
+        );
+    }
+
+    #[test]
+    fn a_failed_probe_waits_with_the_backlog_and_keeps_its_schedule() {
+        let next = Some(Steer::Breaker { interval_ms: 10_000, until: 11_000 });
+        let parked =
+            Settle::To(DeliveryStatus::Pending, Some(parked_until(Some(PauseReason::CircuitOpen), 11_000)));
+        assert_eq!(
+            decide(&policy(), 2, &timed_out(), 1_000, next, true),
+            parked,
+            "though the schedule is spent"
+        );
+        assert_eq!(decide(&policy(), 0, &answered(500), 1_000, next, true), parked);
+        // The failure that opens the breaker is an ordinary one, on the schedule.
+        assert_eq!(
+            decide(&policy(), 2, &timed_out(), 1_000, next, false),
+            Settle::To(DeliveryStatus::Failed, None)
+        );
+        assert_eq!(
+            decide(&policy(), 0, &answered(410), 1_000, next, true),
+            Settle::To(DeliveryStatus::Failed, None)
         );
     }
 }

@@ -11,7 +11,6 @@
 //! written (a graceful stop, [`Engine::run_once`]).
 
 use std::borrow::Borrow;
-
 use std::time::Duration;
 
 use hookline_core::store::attempts::{Attempt, DisablePolicy, Steer, TurnedOff};

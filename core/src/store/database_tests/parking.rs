@@ -253,9 +253,9 @@ on_both_databases! {
         for (id, due) in [("b1", NOW - 30), ("b2", NOW - 20), ("b3", NOW - 10)] {
             db.add_delivery(id, "e", "open", "pending", Some(due), None).await;
         }
-        // Attempted on its schedule and waiting for its retry: never a probe.
-        db.add_delivery("a0-retrying", "e", "open", "pending", Some(NOW + 60_000), None).await;
-        db.exec("UPDATE deliveries SET attempts = 1 WHERE id = 'a0-retrying'", vec![]).await;
+        // The oldest: attempted once on its schedule, and waiting for its retry.
+        db.add_delivery("a0", "e", "open", "pending", Some(NOW + 60_000), None).await;
+        db.exec("UPDATE deliveries SET attempts = 1 WHERE id = 'a0'", vec![]).await;
         db.add_delivery("f1", "e", "flowing", "pending", Some(NOW - 5), None).await;
         assert_eq!(claim_ids(db).await, ["f1"]);
         assert_eq!(
@@ -263,11 +263,11 @@ on_both_databases! {
             (held(NOW + 5_000), held(NOW + 5_000), held(NOW + 5_000)),
             "parked past the probe"
         );
-        assert_eq!(db.due_of("a0-retrying").await, Some(NOW + 60_000), "a later retry keeps its time");
+        assert_eq!(db.due_of("a0").await, Some(NOW + 60_000), "a later retry keeps its time");
         assert_eq!(db.store().count_due(NOW + 5_000, 100).await.unwrap(), 0, "the probe makes none of them due");
-        // The probe comes due: one claim takes one delivery, the oldest never attempted.
+        // The probe comes due: one claim takes one delivery, the webhook's oldest.
         let probe = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
-        assert_eq!(probe.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b1"]);
+        assert_eq!(probe.iter().map(|c| (c.id.as_str(), c.attempts)).collect::<Vec<_>>(), [("a0", 1)]);
         assert_eq!(db.store().take_probe("open", NOW + 5_000).await.unwrap(), ProbeTaken::Taken);
         // The next probe is 5 s later: nothing goes meanwhile, and the rest stays parked.
         for at in [NOW + 5_001, NOW + 9_999] {
@@ -276,24 +276,30 @@ on_both_databases! {
         assert_eq!((db.due_of("b2").await, db.due_of("b3").await), (held(NOW + 5_000), held(NOW + 5_000)));
         // A webhook full in the claiming process gets no probe from it.
         assert!(db.store().claim(lease("me"), NOW + 10_000, 50, &["open".into()]).await.unwrap().is_empty());
-        // The probe failed (its retry is scheduled) and the next one comes due: the next oldest.
+        // The probe failed: counted apart, its schedule kept, it waits with the backlog and goes
+        // as the next probe.
         let hook = db.webhook("open").await;
-        let mut down = failed("b1", &hook, None);
-        down.settle = Settle::To(DeliveryStatus::Pending, Some(NOW + 60_000));
-        down.steer = Some(Steer::Breaker { interval_ms: 10_000, until: NOW + 10_000 });
+        let down = Attempt {
+            probe: true,
+            settle: Settle::To(DeliveryStatus::Pending, held(NOW + 10_000)),
+            steer: Some(Steer::Breaker { interval_ms: 10_000, until: NOW + 10_000 }),
+            ..failed("a0", &hook, None)
+        };
         db.store().record(&[down], policy()).await.unwrap();
+        let row = db.delivery("a0").await;
+        assert_eq!((row.attempts, row.manual_attempts, row.next_attempt_at), (2, 1, held(NOW + 10_000)));
         let next = db.store().claim(lease("me"), NOW + 10_000, 50, &[]).await.unwrap();
-        assert_eq!(next.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b2"]);
+        assert_eq!(next.iter().map(|c| (c.id.as_str(), c.attempts)).collect::<Vec<_>>(), [("a0", 1)]);
         // The probe is taken, then given back (its process stopping): due at once, and parked
         // again, as the probe moved on.
         assert!(matches!(db.store().take_probe("open", NOW + 10_000).await.unwrap(), ProbeTaken::Taken));
-        db.store().unclaim("me", &["b2".to_string()], NOW + 10_000).await.unwrap();
+        db.store().unclaim("me", &["a0".to_string()], NOW + 10_000).await.unwrap();
         assert!(claim_ids_at(db, NOW + 10_001).await.is_empty());
-        assert_eq!(db.due_of("b2").await, held(NOW + 20_000));
-        // A breaker whose probe nobody took within the hold: its backlog is due by then anyway,
-        // retries included (and f1, whose lease ran out long before).
+        assert_eq!(db.due_of("a0").await, held(NOW + 20_000));
+        // A breaker whose probe nobody took within the hold: its backlog is due by then anyway
+        // (and f1, whose lease ran out long before).
         let late = claim_ids_at(db, NOW + 20_000 + BREAKER_HOLD_MS).await;
-        assert_eq!(late, ["a0-retrying", "b1", "b2", "b3", "f1"]);
+        assert_eq!(late, ["a0", "b1", "b2", "b3", "f1"]);
     }
 
     async fn an_ordered_backlog_gives_its_probe_from_a_keys_head(db: &TestDb) {
@@ -304,6 +310,21 @@ on_both_databases! {
         db.add_ordered("k-b", "open", "k", 1, "pending", held(NOW)).await;
         let probe = db.store().claim(lease("me"), NOW + 5_000, 50, &[]).await.unwrap();
         assert_eq!(probe.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["k-b"], "k-a waits for k-b");
+    }
+
+    async fn a_probe_is_looked_for_among_the_oldest_few_only(db: &TestDb) {
+        db.add_webhook("open").await;
+        db.open_breaker("open", NOW + 5_000).await;
+        // A failed head holds its key, and the 16 oldest pending deliveries wait behind it.
+        db.add_ordered("h01", "open", "k", 1, "failed", None).await;
+        for seq in 2..=17 {
+            db.add_ordered(&format!("h{seq:02}"), "open", "k", seq, "pending", None).await;
+        }
+        db.add_event("e").await;
+        db.add_delivery("z", "e", "open", "pending", held(NOW), None).await;
+        assert!(claim_ids_at(db, NOW + 5_000).await.is_empty(), "the probe waits rather than read the whole key");
+        db.exec("DELETE FROM deliveries WHERE id = 'h17'", vec![]).await;
+        assert_eq!(claim_ids_at(db, NOW + 5_000).await, ["z"]);
     }
 
     async fn a_breaker_that_closes_or_gives_way_to_retry_after_brings_its_parked_deliveries_back(db: &TestDb) {
