@@ -130,19 +130,17 @@ impl Store<'_> {
     /// ([`super::queue::parked_until`]); retries due within it come too, as at the closing.
     /// Nothing moves while the webhook is paused again. Answers how many came back.
     pub async fn unpark_closed(&self, id: &str, now: i64) -> Result<u64> {
-        let bump = if self.backend() == DatabaseBackend::Postgres { "GREATEST" } else { "MAX" };
         let latest = super::queue::parked_until(Some(PauseReason::CircuitOpen), now);
+        let sql = bring_back_sql(
+            self.backend(),
+            "AND NOT EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND paused_until > $1)",
+        );
         let _turn = self.write_turn().await;
         let moved = self
             .db
             .execute_raw(Statement::from_sql_and_values(
                 self.backend(),
-                format!(
-                    "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
-                     WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 \
-                     AND next_attempt_at <= $3 \
-                     AND NOT EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND paused_until > $1)"
-                ),
+                sql,
                 [now.into(), id.into(), latest.into()],
             ))
             .await?;
@@ -311,19 +309,25 @@ async fn unpark(txn: &impl ConnectionTrait, id: &str, end: i64) -> Result<()> {
     if parked <= end {
         return Ok(());
     }
-    // It rewrites `updated_at` as an ordering wake-up does, so a claim that read the row
-    // before (PostgreSQL) does not park it again ([`super::ordering::PARK_ONLY_UNCHANGED`]).
-    let bump = if backend == DatabaseBackend::Postgres { "GREATEST" } else { "MAX" };
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
-        format!(
-            "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
-             WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 AND next_attempt_at <= $3"
-        ),
+        bring_back_sql(backend, ""),
         [end.into(), id.into(), parked.into()],
     ))
     .await?;
     Ok(())
+}
+
+/// Brings webhook `$2`'s pending deliveries due after `$1`, up to `$3`, back to `$1`, when
+/// `extra` (a further condition) holds. It rewrites `updated_at` as an ordering wake-up does,
+/// so a claim that read the row before (PostgreSQL) does not park it again
+/// ([`super::ordering::PARK_ONLY_UNCHANGED`]).
+fn bring_back_sql(backend: DatabaseBackend, extra: &str) -> String {
+    let bump = if backend == DatabaseBackend::Postgres { "GREATEST" } else { "MAX" };
+    format!(
+        "UPDATE deliveries SET next_attempt_at = $1, updated_at = {bump}(updated_at + 1, $1) \
+         WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at > $1 AND next_attempt_at <= $3 {extra}"
+    )
 }
 
 /// A chunk's attempts inserted, and their deliveries settled or rescheduled.

@@ -163,11 +163,15 @@ impl Store<'_> {
     ) -> Result<Vec<Claimed>> {
         let backend = self.backend();
         let lock = if backend == DatabaseBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-        let skip = if leave_out.is_empty() {
-            String::new()
-        } else {
-            format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), 4))
+        // The webhooks left out, as a condition on `column`, their placeholders from `$from+1`.
+        let left_out = |column: &str, from: usize| {
+            if leave_out.is_empty() {
+                String::new()
+            } else {
+                format!("AND {column} NOT IN ({})", placeholder_list(leave_out.len(), from))
+            }
         };
+        let skip = left_out("webhook_id", 4);
         // An ordered delivery goes only as its key's head (unordered ones skip the check).
         let ordered = super::ordering::CLAIMABLE_IN_ORDER.as_str();
         // First the front of the queue, as this claim reads it, loses the ordered deliveries
@@ -190,11 +194,7 @@ impl Store<'_> {
                      ORDER BY next_attempt_at LIMIT ${limit}) AS front \
                  WHERE deliveries.id = front.id AND {unchanged} AND {held}",
                 limit = n + 1,
-                skip = if leave_out.is_empty() {
-                    String::new()
-                } else {
-                    format!("AND webhook_id NOT IN ({})", placeholder_list(leave_out.len(), n + 1))
-                },
+                skip = left_out("webhook_id", n + 1),
                 unchanged = super::ordering::PARK_ONLY_UNCHANGED,
                 held = super::ordering::HELD_FRONT.as_str()
             )
@@ -203,14 +203,7 @@ impl Store<'_> {
         // webhook's id (their parked backlog stays parked). A probe's delivery is not locked
         // by the select: the outer condition, checked again against a row another claim changed
         // meanwhile (PostgreSQL), leaves it to that claim.
-        let probes = probes(
-            3,
-            &if leave_out.is_empty() {
-                String::new()
-            } else {
-                format!("AND probing.id NOT IN ({})", placeholder_list(leave_out.len(), 4))
-            },
-        );
+        let probes = probes(3, &left_out("probing.id", 4));
         let claim = format!(
             "UPDATE deliveries SET status = 'delivering', leased_by = $1, next_attempt_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM (SELECT id FROM deliveries \
