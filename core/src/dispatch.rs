@@ -118,7 +118,7 @@ impl Services {
     /// One more attempt of a delivery, now, recorded as manual. It is an extra attempt: it
     /// never uses up the delivery's automatic retries.
     pub async fn resend(&self, scope: &Scope, delivery_id: &str) -> Result<AttemptResult> {
-        let (found, event, _) = self.delivery_detail(scope, delivery_id).await?;
+        let (found, _, event, _) = self.delivery_detail(scope, delivery_id).await?;
         if event.payload_pruned_at.is_some() {
             return Err(Error::Conflict(
                 "This event's payload was removed after the payload retention; there is nothing left to send again."

@@ -2,6 +2,8 @@
 //! their deliveries. Every function takes the caller's scope: a webhook outside it is
 //! "not found", exactly as one that does not exist.
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
@@ -18,7 +20,8 @@ use crate::entities::{attempt, delivery, event, event_type, webhook, webhook_pur
 use crate::error::{Error, Result};
 use crate::{Services, new_id, now_ms};
 use hookline_domain::{
-    DeliveryStatus, DisabledReason, EventFilter, Health, Page, PageRequest, Scope, Tenant, WebhookUrl,
+    DeliveryStatus, DisabledReason, EventFilter, Health, Page, PageRequest, PauseReason, Scope, Tenant,
+    WebhookUrl,
 };
 
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -106,9 +109,20 @@ pub struct DeliveryView {
     pub created_at: i64,
 }
 
-impl From<delivery::Model> for DeliveryView {
-    fn from(d: delivery::Model) -> Self {
-        let next_attempt_at = if d.status == DeliveryStatus::Pending { d.next_attempt_at } else { None };
+impl DeliveryView {
+    /// Delivery `d` of `webhook`, as its log shows it. A pending delivery's next attempt is
+    /// when it is due, except behind an open circuit breaker: there the backlog is parked a
+    /// hold past the breaker's next probe, and the probe's success brings it back at once
+    /// ([`crate::store::queue::parked_until`]), so what is parked within the hold shows the
+    /// probe's time, the earliest it can go. `webhook` may be left out when it is known to have
+    /// no open breaker ([`Services::open_breakers_of`]).
+    pub fn of(d: delivery::Model, webhook: Option<&webhook::Model>) -> Self {
+        let next_attempt_at = match d.status {
+            DeliveryStatus::Pending => {
+                d.next_attempt_at.map(|due| webhook.map_or(due, |hook| behind_breaker(due, hook)))
+            }
+            _ => None,
+        };
         DeliveryView {
             id: d.id,
             event_id: d.event_id,
@@ -120,6 +134,20 @@ impl From<delivery::Model> for DeliveryView {
             next_attempt_at,
             created_at: d.created_at,
         }
+    }
+}
+
+/// When a delivery due at `due` can go at the earliest: its webhook's next probe if an open
+/// breaker parked it (within the hold past that probe, as its closing brings back), `due`
+/// otherwise.
+fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
+    match (webhook.pause_reason, webhook.paused_until) {
+        (Some(reason @ PauseReason::CircuitOpen), Some(probe))
+            if due > probe && due <= crate::store::queue::parked_until(Some(reason), probe) =>
+        {
+            probe
+        }
+        _ => due,
     }
 }
 
@@ -466,10 +494,7 @@ impl Services {
     }
 
     /// [`Self::signing_secrets`] of several webhooks in one query.
-    pub async fn signing_secrets_of(
-        &self,
-        webhook_ids: &[String],
-    ) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    pub async fn signing_secrets_of(&self, webhook_ids: &[String]) -> Result<HashMap<String, Vec<String>>> {
         let now = now_ms();
         let rows = webhook_secret::Entity::find()
             .filter(webhook_secret::Column::WebhookId.is_in(webhook_ids.iter().cloned()))
@@ -659,21 +684,47 @@ impl Services {
             query = query.filter(delivery::Column::Id.lt(cursor));
         }
         let rows = query.all(&self.db).await?;
-        Ok(Page::from_rows(rows, page.limit(), |d| d.id.clone()).map(DeliveryView::from))
+        Ok(Page::from_rows(rows, page.limit(), |d| d.id.clone()).map(|d| DeliveryView::of(d, Some(&found))))
     }
 
-    /// One delivery with its event and attempts, oldest attempt first.
+    /// The webhooks of `deliveries` whose circuit breaker is open, by id: one query for a page
+    /// of any number of webhooks' deliveries, none when none of them is pending.
+    pub async fn open_breakers_of(
+        &self,
+        deliveries: &[delivery::Model],
+    ) -> Result<HashMap<String, webhook::Model>> {
+        let mut ids: Vec<&str> = deliveries
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .map(|d| d.webhook_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(webhook::Entity::find()
+            .filter(webhook::Column::Id.is_in(ids))
+            .filter(webhook::Column::PauseReason.eq(PauseReason::CircuitOpen))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|w| (w.id.clone(), w))
+            .collect())
+    }
+
+    /// One delivery with its webhook, its event and its attempts, oldest attempt first.
     pub async fn delivery_detail(
         &self,
         scope: &Scope,
         delivery_id: &str,
-    ) -> Result<(delivery::Model, event::Model, Vec<attempt::Model>)> {
+    ) -> Result<(delivery::Model, webhook::Model, event::Model, Vec<attempt::Model>)> {
         let found = delivery::Entity::find_by_id(delivery_id).one(&self.db).await?;
         let Some(found) = found else {
             return Err(Error::NotFound("delivery"));
         };
         // Seen through its webhook: an application sees only its own webhooks' deliveries.
-        self.webhook(scope, &found.webhook_id).await.map_err(|_| Error::NotFound("delivery"))?;
+        let hook = self.webhook(scope, &found.webhook_id).await.map_err(|_| Error::NotFound("delivery"))?;
         let ev = event::Entity::find_by_id(&found.event_id)
             .one(&self.db)
             .await?
@@ -683,7 +734,7 @@ impl Services {
             .order_by_asc(attempt::Column::Id)
             .all(&self.db)
             .await?;
-        Ok((found, ev, attempts))
+        Ok((found, hook, ev, attempts))
     }
 
     /// Webhooks Hookline turned off by itself (failures, 410 Gone), across every tenant,

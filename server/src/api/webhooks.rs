@@ -583,11 +583,11 @@ async fn delivery(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let (delivery, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
+    let (delivery, webhook, event, attempts) = state.services.delivery_detail(&caller.0, &id).await?;
     let payload = RawValue::from_string(event.payload).map_err(|_| ApiError::not_found("delivery"))?;
     let payload_pruned_at = event.payload_pruned_at.map(time);
     let webhook_id = delivery.webhook_id.clone();
-    let row = DeliveryRow::from(DeliveryView::from(delivery));
+    let row = DeliveryRow::from(DeliveryView::of(delivery, Some(&webhook)));
     Ok(Json(DeliveryDetail {
         id: row.id,
         event_id: row.event_id,

@@ -134,10 +134,23 @@ on_both_databases! {
         let held = delivery_of(&app, &event, &broken).await;
         assert_eq!(held.next_attempt_at, Some(hookline_core::store::queue::parked_until(Some(PauseReason::CircuitOpen), probe)));
         check(&answer, &broken, "paused", &["circuit breaker", &hookline_core::human_time(probe)], Some(probe));
+        // Its log and its page say the probe's time too, the earliest it can go, not the hold.
+        let (status, detail) = app.api("GET", &format!("/deliveries/{}", held.id), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200, "{detail}");
+        assert_eq!(detail["next_attempt_at"], iso8601(probe), "{detail}");
+        let (status, log) = app.api("GET", &format!("/webhooks/{broken}/deliveries"), Some(&app.store_a_key), None).await;
+        assert_eq!(status, 200, "{log}");
+        assert_eq!(log["items"][0]["next_attempt_at"], iso8601(probe), "{log}");
         check(&answer, &ordered, "blocked_key", &["order-7", &head, "failed after 2 attempts"], None);
         assert_eq!(item(&answer, &ordered)["blocking_event_id"], head);
         let q = delivery_of(&app, &event, &queued).await;
         assert_eq!(q.status, "pending");
+        // A retry without a breaker shows its own time; the admin's history reads the open
+        // breakers of a page's webhooks at once, only theirs.
+        let (_, detail) = app.api("GET", &format!("/deliveries/{}", q.id), Some(&app.store_a_key), None).await;
+        assert_eq!(detail["next_attempt_at"], iso8601(q.next_attempt_at.expect("a retry")), "{detail}");
+        let breakers = app.services.open_breakers_of(&[held.clone(), q.clone()]).await.unwrap();
+        assert_eq!(breakers.keys().collect::<Vec<_>>(), [&broken]);
         check(&answer, &queued, "queued", &["attempt 2", "HTTP 500"], q.next_attempt_at);
         let f = delivery_of(&app, &event, &failed).await;
         check(&answer, &failed, "failed", &["Failed after 2 attempts", "HTTP 500"], Some(f.updated_at));

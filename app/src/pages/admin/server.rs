@@ -256,14 +256,18 @@ pub async fn deliveries_across_stores(
     let services = services()?;
     let page = hookline_core::PageRequest { limit: Some(50), cursor: cursor.filter(|c| !c.is_empty()) };
     let (found, totals) = services.search_deliveries(&user.scope(), &filter, &page).await?;
+    let breakers = services.open_breakers_of(&found.items).await?;
     Ok(DeliveryHistory {
         items: found
             .items
             .into_iter()
-            .map(|d| AdminDeliveryRow {
-                store: d.tenant_id.clone(),
-                webhook_id: d.webhook_id.clone(),
-                row: delivery_row(d.into()),
+            .map(|d| {
+                let breaker = breakers.get(&d.webhook_id);
+                AdminDeliveryRow {
+                    store: d.tenant_id.clone(),
+                    webhook_id: d.webhook_id.clone(),
+                    row: delivery_row(hookline_core::DeliveryView::of(d, breaker)),
+                }
             })
             .collect(),
         next_cursor: found.next_cursor,

@@ -285,7 +285,7 @@ pub async fn delivery_with_attempts(delivery_id: String) -> Result<DeliveryInfo,
     use crate::format::human_time;
     let user = crate::session::signed_in().await?;
     let services = crate::session::services()?;
-    let (delivery, event, attempts) = services.delivery_detail(&user.scope(), &delivery_id).await?;
+    let (delivery, webhook, event, attempts) = services.delivery_detail(&user.scope(), &delivery_id).await?;
     let payload_removed = event.payload_pruned_at.map(|at| services.payload_removed_note(at));
     let pairs = |json: Option<String>| -> Vec<(String, String)> {
         json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()
@@ -294,7 +294,7 @@ pub async fn delivery_with_attempts(delivery_id: String) -> Result<DeliveryInfo,
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or(event.payload);
     Ok(DeliveryInfo {
-        row: delivery_row(delivery.into()),
+        row: delivery_row(hookline_core::DeliveryView::of(delivery, Some(&webhook))),
         event_id: event.id,
         payload,
         payload_removed,
