@@ -442,7 +442,8 @@ struct DeliveryRow {
     last_status_code: Option<i32>,
     #[schema(required = true)]
     last_duration_ms: Option<i32>,
-    /// When the next attempt is due, while the delivery is pending; `null` otherwise.
+    /// When the next attempt is due, while the delivery is pending (behind an open circuit
+    /// breaker: the breaker's next probe, the earliest it can go); `null` otherwise.
     #[schema(required = true, format = DateTime)]
     next_attempt_at: Option<String>,
     #[schema(format = DateTime)]
@@ -501,7 +502,8 @@ struct DeliveryDetail {
     last_status_code: Option<i32>,
     #[schema(required = true)]
     last_duration_ms: Option<i32>,
-    /// When the next attempt is due, while the delivery is pending; `null` otherwise.
+    /// When the next attempt is due, while the delivery is pending (behind an open circuit
+    /// breaker: the breaker's next probe, the earliest it can go); `null` otherwise.
     #[schema(required = true, format = DateTime)]
     next_attempt_at: Option<String>,
     #[schema(format = DateTime)]
