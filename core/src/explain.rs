@@ -219,7 +219,7 @@ impl Services {
                 let due = d.next_attempt_at.unwrap_or(now);
                 if let Some(until) = w.paused_until
                     && until > now
-                    && due <= crate::store::queue::parked_until(w.pause_reason, until)
+                    && crate::store::queue::held_by_pause(w.pause_reason, until, due)
                 {
                     let detail = match w.pause_reason {
                         Some(reason) => reason.sentence(until),

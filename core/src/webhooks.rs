@@ -138,12 +138,11 @@ impl DeliveryView {
 }
 
 /// When a delivery due at `due` can go at the earliest: its webhook's next probe if an open
-/// breaker parked it (within the hold past that probe, as its closing brings back), `due`
-/// otherwise.
+/// breaker parked it past the probe (what its closing brings back), `due` otherwise.
 fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
     match (webhook.pause_reason, webhook.paused_until) {
-        (Some(reason @ PauseReason::CircuitOpen), Some(probe))
-            if due > probe && due <= crate::store::queue::parked_until(Some(reason), probe) =>
+        (reason @ Some(PauseReason::CircuitOpen), Some(probe))
+            if due > probe && crate::store::queue::held_by_pause(reason, probe, due) =>
         {
             probe
         }

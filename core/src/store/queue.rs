@@ -69,6 +69,13 @@ pub fn parked_until(reason: Option<PauseReason>, until: i64) -> i64 {
     }
 }
 
+/// Whether a delivery due at `due` waits for its webhook's pause (until `until`, for
+/// `reason`): due before the pause ends, or parked past it ([`parked_until`]). A retry
+/// scheduled later keeps its own time.
+pub fn held_by_pause(reason: Option<PauseReason>, until: i64, due: i64) -> bool {
+    due <= parked_until(reason, until)
+}
+
 /// How many of an open breaker's oldest pending deliveries a claim looks at for its probe.
 const PROBE_FRONT: usize = 16;
 
