@@ -166,7 +166,8 @@ impl Store<'_> {
         {
             // The usual batch, all successes: one statement, atomic by itself. Planned for
             // each batch: a plan kept from when `deliveries` was small reads the whole table.
-            super::execute_planned_each_time(self.db, all_succeeded_statement(attempts)).await?;
+            let unseen = super::query_planned_each_time(self.db, all_succeeded_statement(attempts)).await?;
+            super::ordering::wake_heads_again(self.db, &unseen, woken_at(attempts)).await;
             return Ok(Vec::new());
         }
         let mut turn = self.write_turn().await;
@@ -182,11 +183,18 @@ impl Store<'_> {
             return Ok(Vec::new());
         }
         let txn = self.db.begin().await?;
+        let mut unseen = Vec::new();
         for chunk in attempts.chunks(rows) {
             for statement in settle_statements(backend, chunk) {
                 txn.execute_raw(statement).await?;
             }
-            wake_next_of_keys(&txn, chunk).await?;
+            let ordered: Vec<String> = chunk
+                .iter()
+                .map(Borrow::borrow)
+                .filter(|a: &&Attempt| a.ordered)
+                .map(|a| a.delivery_id.clone())
+                .collect();
+            unseen.extend(super::ordering::wake_heads(&txn, &ordered, woken_at(chunk)).await?);
         }
         let (sql, values) = count_hours_sql(attempts, 0);
         txn.execute_raw(super::statement(backend, sql, values)).await?;
@@ -221,21 +229,14 @@ impl Store<'_> {
         write_steers(&txn, attempts).await?;
         txn.commit().await?;
         drop(turn);
+        super::ordering::wake_heads_again(self.db, &unseen, woken_at(attempts)).await;
         Ok(turned_off)
     }
 }
 
-/// Wakes the parked head of the keys of the chunk's ordered deliveries, now that they are
-/// written (a key whose head still holds it stays as it is).
-async fn wake_next_of_keys<A: Borrow<Attempt>>(txn: &impl ConnectionTrait, chunk: &[A]) -> Result<()> {
-    let ordered: Vec<&Attempt> = chunk.iter().map(Borrow::borrow).filter(|a| a.ordered).collect();
-    let Some(at) = ordered.iter().map(|a| a.ended_at).max() else { return Ok(()) };
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ordered.len());
-    values.push(at.into());
-    values.extend(ordered.iter().map(|a| a.delivery_id.clone().into()));
-    let sql = super::ordering::wake_heads_sql(txn.get_database_backend(), ordered.len());
-    txn.execute_raw(Statement::from_sql_and_values(txn.get_database_backend(), sql, values)).await?;
-    Ok(())
+/// When the keys of ordered attempts move on: as their latest attempt ended.
+fn woken_at<A: Borrow<Attempt>>(attempts: &[A]) -> i64 {
+    attempts.iter().map(|a| a.borrow()).filter(|a| a.ordered).map(|a| a.ended_at).max().unwrap_or_default()
 }
 
 /// The batch's steering, in the order the attempts ended; of a run of `Retry-After` pauses of
@@ -608,7 +609,7 @@ const SUCCEEDED_ROW: &str = "id text, status text, set_next int, next_at bigint,
 /// The batch is one JSON parameter read by `json_to_recordset`, so the statement is cheap to
 /// plan whatever the batch's size. As a `VALUES` list of a cast placeholder per cell it cost
 /// PostgreSQL about 3 ms of planning per batch of 256. It is planned for each batch (see
-/// [`super::execute_planned_each_time`]), not kept as a prepared statement's generic plan.
+/// [`super::query_planned_each_time`]), not kept as a prepared statement's generic plan.
 pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement {
     let rows: Vec<SucceededRow<'_>> = attempts
         .iter()
@@ -641,24 +642,25 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
         vec![serde_json::to_string(&rows).expect("rows of text and numbers serialize").into()];
     // An ordered delivery that succeeded was its key's head: the key's next delivery (the
     // first after it that holds the key) is woken if it is parked. The statement's snapshot
-    // still shows the settled ones as they were, hence "after it" rather than "the head".
-    let (returning, woken) = if attempts.iter().any(|a| a.borrow().ordered) {
-        let woken_at = attempts.iter().map(|a| a.borrow().ended_at).max().unwrap_or_default();
-        values.push(woken_at.into());
+    // still shows the settled ones as they were, hence "after it" rather than "the head". The
+    // statement answers the ordered ones behind which it saw nothing of their key
+    // ([`super::ordering::wake_heads`]).
+    let (returning, woken, last) = if attempts.iter().any(|a| a.borrow().ordered) {
+        values.push(woken_at(attempts).into());
         (
-            " RETURNING deliveries.webhook_id, deliveries.ordering_key, deliveries.ordering_seq",
+            " RETURNING deliveries.id, deliveries.webhook_id, deliveries.ordering_key, deliveries.ordering_seq",
             format!(
-                "woken AS (UPDATE deliveries SET {set} WHERE status = 'pending' \
-                 AND id NOT IN (SELECT id FROM v) \
-                 AND id IN (SELECT (SELECT id FROM deliveries AS n WHERE n.webhook_id = s.webhook_id \
+                "next AS (SELECT s.id AS settled, (SELECT id FROM deliveries AS n WHERE n.webhook_id = s.webhook_id \
                      AND n.ordering_key = s.ordering_key AND n.ordering_seq > s.ordering_seq \
-                     AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) \
-                   FROM settled AS s WHERE s.ordering_key IS NOT NULL)), ",
+                     AND n.id NOT IN (SELECT id FROM v) AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) AS head \
+                   FROM settled AS s WHERE s.ordering_key IS NOT NULL), \
+                 woken AS (UPDATE deliveries SET {set} WHERE status = 'pending' AND id IN (SELECT head FROM next)), ",
                 set = super::ordering::wake_set(DatabaseBackend::Postgres).replace("$1", "$2")
             ),
+            "SELECT settled FROM next WHERE head IS NULL",
         )
     } else {
-        ("", String::new())
+        ("", String::new(), "SELECT 1 WHERE false")
     };
     let sql = format!(
         "WITH v AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS v ({SUCCEEDED_ROW})), \
@@ -671,9 +673,10 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
               counted AS (INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, duration_ms) \
                   SELECT webhook_id, at / {HOUR_MS} * {HOUR_MS}, count(*), 0, sum(duration) FROM v GROUP BY 1, 2 \
                   {HOURS_ADD}), \
-              latest AS (SELECT webhook_id AS id, max(at) AS at FROM v GROUP BY 1) \
-         UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, last_success_at = latest.at \
-         FROM latest WHERE webhooks.id = latest.id"
+              latest AS (SELECT webhook_id AS id, max(at) AS at FROM v GROUP BY 1), \
+              healthy AS (UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL, \
+                  last_success_at = latest.at FROM latest WHERE webhooks.id = latest.id) \
+         {last}"
     );
     Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }

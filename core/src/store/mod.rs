@@ -110,8 +110,12 @@ pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value
 /// reads the whole table (a sequential scan) for as long as it is kept, even at tens of
 /// thousands of rows (seen in the delivery bench, issue 16). This costs one more round trip
 /// (the statement's description) per execution. Binds text and 64-bit integers, which is
-/// what its callers give.
-pub(crate) async fn execute_planned_each_time(db: &DatabaseConnection, statement: Statement) -> Result<()> {
+/// what its callers give. Answers the text of the first column of each row the statement
+/// returns.
+pub(crate) async fn query_planned_each_time(
+    db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Vec<String>> {
     use sea_orm::DbErr;
     let unsupported = |v: &Value| Error::Db(DbErr::Custom(format!("cannot bind {v:?} here")));
     // Its text is Hookline's own, built by its caller with placeholders for every value.
@@ -123,8 +127,8 @@ pub(crate) async fn execute_planned_each_time(db: &DatabaseConnection, statement
             other => return Err(unsupported(&other)),
         };
     }
-    query.execute(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
-    Ok(())
+    let rows = query.fetch_all(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
+    rows.iter().map(|row| sea_orm::sqlx::Row::try_get::<String, _>(row, 0).map_err(sqlx_failed)).collect()
 }
 
 /// `sql` with `$1 … $n` as `?`, or `None` unless they appear once each, in order, outside

@@ -74,7 +74,7 @@ pub const PARK_ONLY_UNCHANGED: &str = "deliveries.updated_at = front.updated_at"
 /// numbered from `$2`). Run after the deliveries were settled, in the same transaction, so the
 /// head it finds is the key's head from then on; a key whose head still holds it (a retry
 /// scheduled) keeps its schedule.
-pub fn wake_heads_sql(backend: DatabaseBackend, ids: usize) -> String {
+fn wake_heads_sql(backend: DatabaseBackend, ids: usize) -> String {
     format!(
         "UPDATE deliveries SET {set} WHERE status = 'pending' \
          AND id IN (SELECT (SELECT id FROM deliveries AS n WHERE n.webhook_id = h.webhook_id \
@@ -83,6 +83,69 @@ pub fn wake_heads_sql(backend: DatabaseBackend, ids: usize) -> String {
         set = wake_set(backend),
         ids = super::placeholder_list(ids, 1)
     )
+}
+
+/// [`wake_heads_sql`] on PostgreSQL, answering the deliveries of `ids` behind which it found
+/// nothing of their key ([`wake_heads`]).
+fn wake_heads_answering_sql(ids: usize) -> String {
+    format!(
+        "WITH next AS (SELECT h.id AS settled, (SELECT id FROM deliveries AS n WHERE n.webhook_id = h.webhook_id \
+             AND n.ordering_key = h.ordering_key AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) AS head \
+           FROM deliveries AS h WHERE h.id IN ({ids}) AND h.ordering_key IS NOT NULL), \
+         woken AS (UPDATE deliveries SET {set} WHERE status = 'pending' AND id IN (SELECT head FROM next)) \
+         SELECT settled FROM next WHERE head IS NULL",
+        set = wake_set(DatabaseBackend::Postgres),
+        ids = super::placeholder_list(ids, 1)
+    )
+}
+
+/// Wakes the heads of the keys of the settled deliveries `ids`, due `at`, in the transaction
+/// that settled them ([`wake_heads_sql`]). On PostgreSQL it answers the ones behind which it
+/// saw nothing of their key: for those, [`wake_heads_again`] once the transaction commits.
+///
+/// Why: each statement reads the database as it was when it started. A publish of the key that
+/// commits after the wake-up started is not the wake-up's to see, and a claim that starts
+/// after that publish, but before the settling commits, still sees the head out and parks the
+/// new delivery behind it. Nothing would wake it but the sweep. A wake-up after the commit
+/// sees the new delivery, parked or about to be: a claim that parks it later finds the row
+/// changed ([`PARK_ONLY_UNCHANGED`]), and one that parked it first holds it until its commit,
+/// and the wake-up then reads it parked. A key whose next delivery the first wake-up saw needs
+/// nothing more: that row is the wake-up's to change, with the same guard. SQLite writes one
+/// transaction at a time, so a claim never reads between the two.
+pub(crate) async fn wake_heads(db: &impl ConnectionTrait, ids: &[String], at: i64) -> Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ids.len());
+    values.push(at.into());
+    values.extend(ids.iter().map(|id| id.clone().into()));
+    if backend != DatabaseBackend::Postgres {
+        db.execute_raw(Statement::from_sql_and_values(backend, wake_heads_sql(backend, ids.len()), values))
+            .await?;
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, wake_heads_answering_sql(ids.len()), values))
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get::<String>("", "settled")?)).collect()
+}
+
+/// The second wake-up of [`wake_heads`], after the settling committed, for the deliveries it
+/// answered. The settling stands whatever happens here: a failure is logged, and the sweep
+/// ([`Store::wake_stranded_step`]) wakes what it would have.
+pub(crate) async fn wake_heads_again(db: &impl ConnectionTrait, ids: &[String], at: i64) {
+    if ids.is_empty() {
+        return;
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ids.len());
+    values.push(at.into());
+    values.extend(ids.iter().map(|id| id.clone().into()));
+    let sql = wake_heads_sql(backend, ids.len());
+    if let Err(e) = db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await {
+        tracing::warn!(error = %e, deliveries = ids.len(), "waking the next deliveries of keys again failed; the sweep will");
+    }
 }
 
 /// Where a sweep of parked deliveries stands: the last ordered delivery it looked at, in the
@@ -221,15 +284,12 @@ impl Store<'_> {
             now,
         )
         .await?;
-        if moved == HeadMove::Moved {
-            txn.execute_raw(Statement::from_sql_and_values(
-                self.backend(),
-                wake_heads_sql(self.backend(), 1),
-                [now.into(), delivery_id.into()],
-            ))
-            .await?;
-        }
+        let unseen = match moved {
+            HeadMove::Moved => wake_heads(&txn, &[delivery_id.to_string()], now).await?,
+            HeadMove::NotBlocked => Vec::new(),
+        };
         txn.commit().await?;
+        wake_heads_again(self.db, &unseen, now).await;
         Ok(moved)
     }
 

@@ -342,16 +342,13 @@ impl Store<'_> {
                 [status.as_str().into(), now.into(), id.into(), holder.into()],
             ))
             .await?;
-        if settled.rows_affected() == 1 {
-            // An ordered one's key moves on: its next delivery is woken.
-            txn.execute_raw(Statement::from_sql_and_values(
-                self.backend(),
-                super::ordering::wake_heads_sql(self.backend(), 1),
-                [now.into(), id.into()],
-            ))
-            .await?;
-        }
+        // An ordered one's key moves on: its next delivery is woken.
+        let unseen = match settled.rows_affected() {
+            1 => super::ordering::wake_heads(&txn, &[id.to_string()], now).await?,
+            _ => Vec::new(),
+        };
         txn.commit().await?;
+        super::ordering::wake_heads_again(self.db, &unseen, now).await;
         Ok(())
     }
 

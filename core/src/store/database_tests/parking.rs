@@ -4,6 +4,8 @@
 //! claim that finds one at the front of the queue parks its deliveries until the pause ends,
 //! and a pause that ends early brings them back.
 
+use std::future::Future;
+
 use super::*;
 use crate::store::ordering::{HeadMove, OrderedPlace};
 use crate::store::queue::BREAKER_HOLD_MS;
@@ -386,4 +388,101 @@ async fn claim_ids_at(db: &TestDb, at: i64) -> Vec<String> {
         db.store().claim(lease("me"), at, 50, &[]).await.unwrap().into_iter().map(|c| c.id).collect();
     ids.sort();
     ids
+}
+
+impl TestDb {
+    /// Makes each statement that fires `event` (a trigger's `AFTER … ON table`) take a second
+    /// longer, after its snapshot was taken and before its transaction can commit.
+    async fn linger_after(&self, event: &str) {
+        self.exec(
+            "CREATE OR REPLACE FUNCTION linger() RETURNS trigger LANGUAGE plpgsql \
+             AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$",
+            vec![],
+        )
+        .await;
+        self.exec(
+            &format!("CREATE TRIGGER linger {event} FOR EACH STATEMENT EXECUTE FUNCTION linger()"),
+            vec![],
+        )
+        .await;
+    }
+
+    /// While `moving` moves a key's head on (key `key` of webhook `w`): the key's next
+    /// delivery `next` (number `seq`) published once `moving` has read the database, and a
+    /// claim, which still sees the head holding the key, parks it. Answers where `next` stands
+    /// once `moving` is done.
+    async fn publish_and_claim_while(
+        &self,
+        moving: impl Future<Output = ()>,
+        after: Duration,
+        (next, key, seq): (&str, &str, i64),
+    ) -> Option<i64> {
+        let racing = async {
+            tokio::time::sleep(after).await;
+            self.add_ordered(next, "w", key, seq, "pending", Some(NOW - 20)).await;
+            assert!(claim_ids(self).await.is_empty(), "the head still holds the key as the claim reads it");
+            assert_eq!(self.due_of(next).await, None, "the claim parked {next} behind the head");
+        };
+        tokio::join!(moving, racing);
+        self.due_of(next).await
+    }
+}
+
+// PostgreSQL only: each statement reads the database as it was when it started, and a key's
+// next delivery published while its head's settling is being written is not the settling's to
+// see. SQLite writes one transaction at a time.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_a_delivery_published_while_its_heads_success_was_written() {
+    let Some(db) = TestDb::postgres().await else { return };
+    db.add_webhook("w").await;
+    db.add_ordered("a1", "w", "a", 1, "pending", Some(NOW - 30)).await;
+    assert_eq!(claim_ids(&db).await, ["a1"]);
+    db.linger_after("AFTER INSERT ON webhook_hours").await;
+    let hook = db.webhook("w").await;
+    // A batch of successes: one statement.
+    let written = async {
+        db.store().record(&[ordered_success("a1", &hook)], policy()).await.unwrap();
+    };
+    let due = db.publish_and_claim_while(written, Duration::from_millis(300), ("a2", "a", 2)).await;
+    assert_eq!(due, Some(NOW), "woken once a1's success was written");
+    assert_eq!(claim_ids(&db).await, ["a2"]);
+
+    // A mixed batch: a transaction, the wake-up one of its statements.
+    db.add_event("plain").await;
+    db.add_delivery("plain", "plain", "w", "delivering", Some(NOW + 60_000), Some("me")).await;
+    db.add_ordered("b1", "w", "b", 3, "pending", Some(NOW - 30)).await;
+    assert_eq!(claim_ids(&db).await, ["b1"]);
+    let written = async {
+        let batch = [Attempt { ordered: true, ..succeeded("b1", &hook) }, failed("plain", &hook, Some(500))];
+        db.store().record(&batch, policy()).await.unwrap();
+    };
+    let due = db.publish_and_claim_while(written, Duration::from_millis(300), ("b2", "b", 4)).await;
+    assert_eq!(due, Some(NOW), "woken once b1's success was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_a_delivery_published_while_its_head_was_skipped_or_settled_unattempted() {
+    let Some(db) = TestDb::postgres().await else { return };
+    db.add_webhook("w").await;
+    db.add_ordered("a1", "w", "a", 1, "failed", None).await;
+    // Every update of a delivery lingers: the skip's, then its wake-up's (a2 is published
+    // while the wake-up lingers), and the racing claim's.
+    db.linger_after("AFTER UPDATE ON deliveries").await;
+    let skipped = async {
+        assert_eq!(db.store().skip_head("a1", NOW).await.unwrap(), HeadMove::Moved);
+    };
+    let due = db.publish_and_claim_while(skipped, Duration::from_millis(1_500), ("a2", "a", 2)).await;
+    assert_eq!(due, Some(NOW), "woken once a1's skip was written");
+
+    // A delivery settled without an attempt (its webhook was turned off meanwhile).
+    db.exec("UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL WHERE id = 'a2'", vec![])
+        .await;
+    db.add_ordered("b1", "w", "b", 3, "delivering", Some(NOW + 60_000)).await;
+    db.exec("UPDATE deliveries SET leased_by = 'me' WHERE id = 'b1'", vec![]).await;
+    let settled = async {
+        db.store().settle_unattempted("b1", "me", DeliveryStatus::Skipped, NOW).await.unwrap();
+    };
+    let due = db.publish_and_claim_while(settled, Duration::from_millis(1_500), ("b2", "b", 4)).await;
+    assert_eq!(due, Some(NOW), "woken once b1 was settled");
 }
