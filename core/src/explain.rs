@@ -211,8 +211,12 @@ impl Services {
             ),
             DeliveryStatus::Pending => {
                 if let (Some(key), Some(seq)) = (&d.ordering_key, d.ordering_seq)
-                    && let Some(head) = self.store().key_head(&w.id, key, seq).await?
+                    && let Some(mut head) = self.store().key_head(&w.id, key, seq).await?
                 {
+                    if head.status == DeliveryStatus::Pending {
+                        head.next_attempt_at =
+                            head.next_attempt_at.map(|due| crate::webhooks::behind_breaker(due, w));
+                    }
                     let (detail, at) = blocked(key, &head);
                     return Ok((Outcome::BlockedKey, detail, at, Some(head.event_id)));
                 }

@@ -8,9 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::entities::webhook;
 use crate::error::{Error, Result};
 use crate::store::ordering::{HeadMove, OrderedPlace};
-use crate::{Page, PageRequest, Scope, Services, now_ms};
+use crate::{DeliveryStatus, Page, PageRequest, Scope, Services, now_ms};
 
 pub use crate::store::ordering::BlockedKey;
 
@@ -26,6 +27,7 @@ impl Services {
         let found = self.webhook(scope, webhook_id).await?;
         let limit = page.limit();
         let rows = self.store().blocked_keys(&found.id, page.cursor.as_deref(), limit + 1).await?;
+        let rows = rows.into_iter().map(|head| as_shown(head, &found)).collect();
         Ok(Page::from_rows(rows, limit, |b| b.ordering_key.clone()))
     }
 
@@ -56,8 +58,18 @@ impl Services {
 
     async fn blocked_head(&self, scope: &Scope, webhook_id: &str, key: &str) -> Result<BlockedKey> {
         let found = self.webhook(scope, webhook_id).await?;
-        self.store().blocked_head(&found.id, key).await?.ok_or(Error::NotFound("blocked key"))
+        let head = self.store().blocked_head(&found.id, key).await?.ok_or(Error::NotFound("blocked key"))?;
+        Ok(as_shown(head, &found))
     }
+}
+
+/// A blocked key's head as the merchant sees it: a head waiting for its retry behind an open
+/// breaker shows the breaker's next probe ([`crate::webhooks::behind_breaker`]).
+fn as_shown(mut head: BlockedKey, webhook: &webhook::Model) -> BlockedKey {
+    if head.status == DeliveryStatus::Pending {
+        head.next_attempt_at = head.next_attempt_at.map(|due| crate::webhooks::behind_breaker(due, webhook));
+    }
+    head
 }
 
 /// The head moved on between reading and writing (it was claimed, or succeeded).

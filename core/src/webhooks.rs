@@ -137,9 +137,10 @@ impl DeliveryView {
     }
 }
 
-/// When a delivery due at `due` can go at the earliest: its webhook's next probe if an open
-/// breaker parked it past the probe (what its closing brings back), `due` otherwise.
-fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
+/// When a pending delivery due at `due` can go at the earliest: its webhook's next probe if an
+/// open breaker parked it past the probe (what its closing brings back), `due` otherwise. The
+/// delivery log, a blocked key's head and explain's sentence about it all show this.
+pub(crate) fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
     match (webhook.pause_reason, webhook.paused_until) {
         (reason @ Some(PauseReason::CircuitOpen), Some(probe))
             if due > probe && crate::store::queue::held_by_pause(reason, probe, due) =>

@@ -429,6 +429,67 @@ on_both_databases! {
         assert_eq!(app.api("GET", &path, Some(&app.store_a_key), None).await.1["items"], json!([]));
     }
 
+    async fn a_retrying_head_behind_an_open_breaker_shows_the_breakers_probe(backend: Backend) {
+        use hookline_core::entities::delivery;
+        use hookline_core::store::queue::{BREAKER_HOLD_MS, parked_until};
+        use hookline_core::{PauseReason, human_time, iso8601, now_ms};
+        // One retry, an hour after the first attempt.
+        let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false"), ("HOOKLINE_RETRY_SCHEDULE", "1h")]).await;
+        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
+        receiver.poison(Some("stuck"));
+        let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
+        turn_ordering_on(&app.services, &id).await;
+        let mut events = Vec::new();
+        for n in 0..2 {
+            let (status, body) = app.api("POST", "/events", Some(&app.admin_key), Some(keyed("stuck", n))).await;
+            assert_eq!(status, 202, "{body}");
+            events.push(body["id"].as_str().unwrap().to_string());
+        }
+        app.deliver_due().await;
+        let db = app.services.database();
+        let set_due = async |at: i64| {
+            delivery::Entity::update_many()
+                .col_expr(delivery::Column::NextAttemptAt, Expr::value(at))
+                .filter(delivery::Column::EventId.eq(&events[0]))
+                .exec(db)
+                .await
+                .unwrap();
+        };
+        let path = format!("/webhooks/{id}/blocked-keys");
+        let shown = async || {
+            let (status, list) = app.api("GET", &path, Some(&app.store_a_key), None).await;
+            assert_eq!(status, 200, "{list}");
+            assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+            assert_eq!(list["items"][0]["status"], "pending", "{list}");
+            let (_, why) = app.api("GET", &format!("/events/{}/explain", events[1]), Some(&app.store_a_key), None).await;
+            assert_eq!(why["items"][0]["outcome"], "blocked_key", "{why}");
+            (list["items"][0]["next_attempt_at"].clone(), why["items"][0]["at"].clone(), why["items"][0]["detail"].clone())
+        };
+        let head = delivery::Entity::find().filter(delivery::Column::EventId.eq(&events[0])).one(db).await.unwrap().unwrap();
+        let retry = head.next_attempt_at.expect("a retry an hour away");
+        assert_eq!(shown().await.0, iso8601(retry), "no breaker: the head's own retry");
+
+        // The breaker opens, its next probe a minute away, and a claim parks the head a hold
+        // past it: the list and explain show the probe, the earliest the head can go.
+        let probe = now_ms() + 60_000;
+        webhook::Entity::update_many()
+            .col_expr(webhook::Column::PausedUntil, Expr::value(probe))
+            .col_expr(webhook::Column::PauseReason, Expr::value(PauseReason::CircuitOpen.as_str()))
+            .col_expr(webhook::Column::ProbeIntervalMs, Expr::value(60_000i64))
+            .filter(webhook::Column::Id.eq(&id))
+            .exec(db)
+            .await
+            .unwrap();
+        set_due(parked_until(Some(PauseReason::CircuitOpen), probe)).await;
+        let (listed, at, detail) = shown().await;
+        assert_eq!((listed, at), (json!(iso8601(probe)), json!(iso8601(probe))));
+        assert!(detail.as_str().unwrap().contains(&human_time(probe)), "{detail}");
+        // A retry scheduled past the hold keeps its own time, as the breaker's closing leaves it.
+        let later = probe + BREAKER_HOLD_MS + 60_000;
+        set_due(later).await;
+        assert_eq!(shown().await.0, iso8601(later));
+    }
+
     async fn a_poisoned_key_leaves_the_other_keys_their_throughput(backend: Backend) {
         // 200 keys × 10 events to a receiver that takes 3 ms per answer, queued first and then
         // delivered by the test's engine (timed from the first claim to the last healthy
