@@ -117,9 +117,7 @@ pub(crate) async fn wake_heads(db: &impl ConnectionTrait, ids: &[String], at: i6
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ids.len());
-    values.push(at.into());
-    values.extend(ids.iter().map(|id| id.clone().into()));
+    let values = wake_values(ids, at);
     if backend != DatabaseBackend::Postgres {
         db.execute_raw(Statement::from_sql_and_values(backend, wake_heads_sql(backend, ids.len()), values))
             .await?;
@@ -139,13 +137,15 @@ pub(crate) async fn wake_heads_again(db: &impl ConnectionTrait, ids: &[String], 
         return;
     }
     let backend = db.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + ids.len());
-    values.push(at.into());
-    values.extend(ids.iter().map(|id| id.clone().into()));
     let sql = wake_heads_sql(backend, ids.len());
-    if let Err(e) = db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await {
+    if let Err(e) = db.execute_raw(Statement::from_sql_and_values(backend, sql, wake_values(ids, at))).await {
         tracing::warn!(error = %e, deliveries = ids.len(), "waking the next deliveries of keys again failed; the sweep will");
     }
+}
+
+/// The values of a wake-up's statement: when, then the settled deliveries.
+fn wake_values(ids: &[String], at: i64) -> Vec<sea_orm::Value> {
+    std::iter::once(at.into()).chain(ids.iter().map(|id| id.clone().into())).collect()
 }
 
 /// Where a sweep of parked deliveries stands: the last ordered delivery it looked at, in the
