@@ -27,6 +27,8 @@ pub const DUE: &str = "hookline_deliveries_due";
 pub const OLDEST_DUE_AGE: &str = "hookline_oldest_due_delivery_age_seconds";
 /// Webhooks the engine turned off, by `reason` (`automatic`, `gone`).
 pub const WEBHOOKS_DISABLED: &str = "hookline_webhooks_disabled_total";
+/// Parked ordered deliveries the janitor's sweep woke: nothing held their key any more.
+pub const WOKEN_BY_SWEEP: &str = "hookline_ordered_deliveries_woken_by_sweep_total";
 /// Database connections, by `state` (`in_use`, `idle`).
 pub const POOL_CONNECTIONS: &str = "hookline_db_pool_connections";
 pub const POOL_MAX: &str = "hookline_db_pool_max_connections";
@@ -119,6 +121,11 @@ fn describe() {
         "How long the oldest due delivery has waited (its due time read every 5 s)."
     );
     describe_counter!(WEBHOOKS_DISABLED, "Webhooks this process turned off, by reason (automatic or gone).");
+    describe_counter!(
+        WOKEN_BY_SWEEP,
+        "Parked ordered deliveries this process's sweep woke because nothing held their key any more \
+         (a lost wake-up, or a key's earlier event deleted by retention)."
+    );
     describe_gauge!(
         POOL_CONNECTIONS,
         "Database connections of this process's pool, by state (in_use or idle)."
@@ -136,6 +143,7 @@ fn describe() {
     for reason in DisabledReason::BY_HOOKLINE {
         counter!(WEBHOOKS_DISABLED, "reason" => reason.as_str()).increment(0);
     }
+    counter!(WOKEN_BY_SWEEP).increment(0);
 }
 
 /// Records one attempt: its outcome, how long it took and, for a scheduled delivery that

@@ -68,6 +68,7 @@ pub async fn run(services: Services, capacity: usize, in_flight: impl Fn() -> us
             Ok((more, woken)) => {
                 if woken > 0 {
                     tracing::info!(deliveries = woken, "parked ordered deliveries woken by the sweep");
+                    metrics::counter!(telemetry::WOKEN_BY_SWEEP).increment(woken);
                 }
                 more
             }

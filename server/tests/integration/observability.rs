@@ -82,6 +82,48 @@ on_both_databases! {
         assert!(started <= (hookline_core::now_ms() / 1000 + 1) as f64);
     }
 
+    async fn a_parked_delivery_nothing_holds_is_sent_by_the_sweep_and_counted(backend: Backend) {
+        use hookline_core::entities::webhook;
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+        let app = spawn_with(backend, &[("HOOKLINE_METRICS_TOKEN", "scrape-me")]).await;
+        let receiver = Receiver::start().await.unwrap();
+        let (webhook_id, _) = app.create_webhook("store-a", &receiver.url("/hooks"), None).await;
+        let db = app.services.database();
+        webhook::Entity::update_many()
+            .col_expr(webhook::Column::Ordering, Expr::value(true))
+            .filter(webhook::Column::Id.eq(&webhook_id))
+            .exec(db)
+            .await
+            .unwrap();
+        let series = "hookline_ordered_deliveries_woken_by_sweep_total";
+        let before = value(&scrape(&app).await, series).expect("the counter is there from the start");
+        // A key's second event, parked, with its first one gone (as when retention deleted it):
+        // no wake-up is coming, only the sweep finds it.
+        let (event, now) = (uuid::Uuid::now_v7().to_string(), hookline_core::now_ms());
+        for (sql, values) in [
+            (
+                "INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, sequence, received_at, ordering_key) \
+                 VALUES ($1, 'store', 'store-a', 'review-created', '{\"rating\": 5}', 0, $2, 'k')",
+                vec![event.clone().into(), now.into()],
+            ),
+            (
+                "INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, event_type, status, attempts, \
+                 manual_attempts, next_attempt_at, created_at, updated_at, ordering_key, ordering_seq) \
+                 VALUES ($1, $2, $3, 'store', 'store-a', 'review-created', 'pending', 0, 0, NULL, $4, $4, 'k', 2)",
+                vec![uuid::Uuid::now_v7().to_string().into(), event.clone().into(), webhook_id.clone().into(), now.into()],
+            ),
+        ] {
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await.unwrap();
+        }
+        // A round of the sweep every 30 s, the janitor every 5 s.
+        let got = receiver.wait_for(1, Duration::from_secs(45)).await;
+        assert_eq!(got.len(), 1, "the parked delivery was sent");
+        assert_eq!(got[0].header("webhook-id"), Some(event.as_str()));
+        let text = scrape_until(&app, series, before + 1.0).await;
+        at_least(&text, series, before + 1.0);
+    }
+
     async fn failed_attempts_are_counted_by_error_class_and_turned_off_webhooks_by_reason(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_METRICS_TOKEN", "scrape-me")]).await;
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
