@@ -213,10 +213,8 @@ impl Services {
                 if let (Some(key), Some(seq)) = (&d.ordering_key, d.ordering_seq)
                     && let Some(mut head) = self.store().key_head(&w.id, key, seq).await?
                 {
-                    if head.status == DeliveryStatus::Pending {
-                        head.next_attempt_at =
-                            head.next_attempt_at.map(|due| crate::webhooks::behind_breaker(due, w));
-                    }
+                    head.next_attempt_at =
+                        crate::webhooks::shown_next_attempt(head.status, head.next_attempt_at, Some(w));
                     let (detail, at) = blocked(key, &head);
                     return Ok((Outcome::BlockedKey, detail, at, Some(head.event_id)));
                 }

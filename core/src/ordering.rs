@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::entities::webhook;
 use crate::error::{Error, Result};
 use crate::store::ordering::{HeadMove, OrderedPlace};
-use crate::{DeliveryStatus, Page, PageRequest, Scope, Services, now_ms};
+use crate::{Page, PageRequest, Scope, Services, now_ms};
 
 pub use crate::store::ordering::BlockedKey;
 
@@ -64,11 +64,10 @@ impl Services {
 }
 
 /// A blocked key's head as the merchant sees it: a head waiting for its retry behind an open
-/// breaker shows the breaker's next probe ([`crate::webhooks::behind_breaker`]).
+/// breaker shows the breaker's next probe ([`crate::webhooks::shown_next_attempt`]).
 fn as_shown(mut head: BlockedKey, webhook: &webhook::Model) -> BlockedKey {
-    if head.status == DeliveryStatus::Pending {
-        head.next_attempt_at = head.next_attempt_at.map(|due| crate::webhooks::behind_breaker(due, webhook));
-    }
+    head.next_attempt_at =
+        crate::webhooks::shown_next_attempt(head.status, head.next_attempt_at, Some(webhook));
     head
 }
 

@@ -117,12 +117,7 @@ impl DeliveryView {
     /// probe's time, the earliest it can go. `webhook` may be left out when it is known to have
     /// no open breaker ([`Services::open_breakers_of`]).
     pub fn of(d: delivery::Model, webhook: Option<&webhook::Model>) -> Self {
-        let next_attempt_at = match d.status {
-            DeliveryStatus::Pending => {
-                d.next_attempt_at.map(|due| webhook.map_or(due, |hook| behind_breaker(due, hook)))
-            }
-            _ => None,
-        };
+        let next_attempt_at = shown_next_attempt(d.status, d.next_attempt_at, webhook);
         DeliveryView {
             id: d.id,
             event_id: d.event_id,
@@ -137,10 +132,24 @@ impl DeliveryView {
     }
 }
 
+/// A delivery's next attempt as the merchant is shown it, given its status and stored due time:
+/// only a pending one has one, and behind its webhook's open breaker it is the breaker's next
+/// probe ([`behind_breaker`]). The delivery log, a blocked key's head and explain's sentence
+/// about it all show this.
+pub(crate) fn shown_next_attempt(
+    status: DeliveryStatus,
+    due: Option<i64>,
+    webhook: Option<&webhook::Model>,
+) -> Option<i64> {
+    match status {
+        DeliveryStatus::Pending => due.map(|due| webhook.map_or(due, |hook| behind_breaker(due, hook))),
+        _ => None,
+    }
+}
+
 /// When a pending delivery due at `due` can go at the earliest: its webhook's next probe if an
-/// open breaker parked it past the probe (what its closing brings back), `due` otherwise. The
-/// delivery log, a blocked key's head and explain's sentence about it all show this.
-pub(crate) fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
+/// open breaker parked it past the probe (what its closing brings back), `due` otherwise.
+fn behind_breaker(due: i64, webhook: &webhook::Model) -> i64 {
     match (webhook.pause_reason, webhook.paused_until) {
         (reason @ Some(PauseReason::CircuitOpen), Some(probe))
             if due > probe && crate::store::queue::held_by_pause(reason, probe, due) =>
