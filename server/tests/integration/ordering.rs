@@ -165,6 +165,16 @@ async fn turn_ordering_on(services: &Services, webhook_id: &str) {
         .unwrap();
 }
 
+/// A webhook of store-a with ordering on, to a receiver that answers 500 to key `poisoned`;
+/// the receiver and the webhook's id.
+async fn ordered_webhook_failing_key(app: &crate::common::TestApp, poisoned: &str) -> (KeyReceiver, String) {
+    let receiver = KeyReceiver::start(0, Duration::ZERO).await;
+    receiver.poison(Some(poisoned));
+    let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
+    turn_ordering_on(&app.services, &id).await;
+    (receiver, id)
+}
+
 fn keyed(key: &str, n: u64) -> Value {
     json!({"tenant_type": "store", "tenant_id": "store-a", "event_type": "review-created",
            "payload": {"key": key, "n": n}, "ordering_key": key})
@@ -269,10 +279,7 @@ on_both_databases! {
 
     async fn a_poisoned_key_blocks_only_itself_until_retried_or_skipped(backend: Backend) {
         let app = spawn_with(backend, &[("HOOKLINE_RETRY_SCHEDULE", "5ms,5ms")]).await;
-        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
-        receiver.poison(Some("poison"));
-        let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
-        turn_ordering_on(&app.services, &id).await;
+        let (receiver, id) = ordered_webhook_failing_key(&app, "poison").await;
         let mut poison_events = Vec::new();
         for n in 0..3 {
             for key in ["poison", "fine-1", "fine-2"] {
@@ -350,10 +357,7 @@ on_both_databases! {
         use hookline_core::entities::delivery;
         // The head fails for good after two attempts; the test's engine delivers when told.
         let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false"), ("HOOKLINE_RETRY_SCHEDULE", "1ms")]).await;
-        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
-        receiver.poison(Some("stuck"));
-        let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
-        turn_ordering_on(&app.services, &id).await;
+        let (receiver, id) = ordered_webhook_failing_key(&app, "stuck").await;
         let mut stuck_events = Vec::new();
         for n in 0..6 {
             for key in ["stuck", "fine"] {
@@ -435,10 +439,7 @@ on_both_databases! {
         use hookline_core::{PauseReason, human_time, iso8601, now_ms};
         // One retry, an hour after the first attempt.
         let app = spawn_with(backend, &[("HOOKLINE_WORKERS", "false"), ("HOOKLINE_RETRY_SCHEDULE", "1h")]).await;
-        let receiver = KeyReceiver::start(0, Duration::ZERO).await;
-        receiver.poison(Some("stuck"));
-        let (id, _) = app.create_webhook("store-a", &receiver.url(), None).await;
-        turn_ordering_on(&app.services, &id).await;
+        let (_receiver, id) = ordered_webhook_failing_key(&app, "stuck").await;
         let mut events = Vec::new();
         for n in 0..2 {
             let (status, body) = app.api("POST", "/events", Some(&app.admin_key), Some(keyed("stuck", n))).await;
