@@ -166,7 +166,8 @@ impl Store<'_> {
         {
             // The usual batch, all successes: one statement, atomic by itself. Planned for
             // each batch: a plan kept from when `deliveries` was small reads the whole table.
-            let unseen = super::query_planned_each_time(self.db, all_succeeded_statement(attempts)).await?;
+            let statement = all_succeeded_statement(attempts);
+            let unseen = super::query_planned_each_time(self.db, statement.query(&statement.sql)).await?;
             super::ordering::wake_heads_again(self.db, &unseen, woken_at(attempts)).await;
             return Ok(Vec::new());
         }
@@ -574,79 +575,120 @@ fn counted_apart(a: &Attempt) -> i32 {
 /// cannot see into it takes for a few ids, so it probes the key.
 pub const UPDATE_BY_PRIMARY_KEY: &str = " AND deliveries.id = ANY(ARRAY(SELECT id FROM v))";
 
-/// One attempt of [`all_succeeded_statement`] as a JSON object: its delivery's new state
-/// (the columns of [`update_deliveries_sql`]'s list) and the attempt's row.
-#[derive(serde::Serialize)]
-struct SucceededRow<'a> {
-    id: &'a str,
-    status: Option<&'static str>,
-    set_next: i32,
-    next_at: Option<i64>,
-    release_lease: i32,
-    code: Option<i32>,
-    duration: i32,
-    at: i64,
-    manual: i32,
-    attempt_id: String,
-    webhook_id: &'a str,
-    trigger: &'static str,
-    started_at: i64,
-    url: &'a str,
-    request_headers: String,
-    response_headers: Option<String>,
-    response_body: Option<&'a str>,
+/// A batch of successful attempts for [`all_succeeded_statement`], a column at a time: its
+/// deliveries' new state (the columns of [`update_deliveries_sql`]'s list) and the attempts'
+/// rows, bound as one typed array each.
+#[derive(Default)]
+struct SucceededColumns<'a> {
+    id: Vec<&'a str>,
+    status: Vec<Option<&'static str>>,
+    set_next: Vec<i32>,
+    next_at: Vec<Option<i64>>,
+    release_lease: Vec<i32>,
+    code: Vec<Option<i32>>,
+    duration: Vec<i32>,
+    at: Vec<i64>,
+    manual: Vec<i32>,
+    attempt_id: Vec<String>,
+    webhook_id: Vec<&'a str>,
+    trigger: Vec<&'static str>,
+    started_at: Vec<i64>,
+    url: Vec<&'a str>,
+    request_headers: Vec<String>,
+    response_headers: Vec<Option<String>>,
+    response_body: Vec<Option<&'a str>>,
 }
 
-/// The columns of [`SucceededRow`] as `json_to_recordset` reads them.
-const SUCCEEDED_ROW: &str = "id text, status text, set_next int, next_at bigint, release_lease int, code int, \
-     duration int, at bigint, manual int, attempt_id text, webhook_id text, trigger text, started_at bigint, \
-     url text, request_headers text, response_headers text, response_body text";
+/// [`SucceededColumns`] as `unnest` reads them, in the order they are bound (`$1`–`$17`).
+const SUCCEEDED_COLUMNS: &str = "unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::int[], \
+     $7::int[], $8::bigint[], $9::int[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[], \
+     $15::text[], $16::text[], $17::text[]) AS v (id, status, set_next, next_at, release_lease, code, duration, \
+     at, manual, attempt_id, webhook_id, trigger, started_at, url, request_headers, response_headers, \
+     response_body)";
 
 /// On PostgreSQL, a batch of successful attempts in one statement: the attempts, their
 /// deliveries settled, the hourly counters, and each webhook's health reset to its latest
-/// success.
+/// success. [`SucceededStatement::query`] binds it.
+pub struct SucceededStatement<'a> {
+    pub sql: String,
+    columns: SucceededColumns<'a>,
+    /// When ordered keys move on (`$18`), if the batch holds an ordered attempt.
+    woken_at: Option<i64>,
+}
+
+impl<'a> SucceededStatement<'a> {
+    /// The statement with its values bound, its text `prefix`ed (a test's `EXPLAIN `), as
+    /// the unnamed prepared statement: planned for each batch (see
+    /// [`super::query_planned_each_time`]), not kept as a prepared statement's generic plan.
+    pub fn query(
+        &'a self,
+        sql: &'a str,
+    ) -> sea_orm::sqlx::query::Query<'a, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments> {
+        let c = &self.columns;
+        let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(&c.id)
+            .bind(&c.status)
+            .bind(&c.set_next)
+            .bind(&c.next_at)
+            .bind(&c.release_lease)
+            .bind(&c.code)
+            .bind(&c.duration)
+            .bind(&c.at)
+            .bind(&c.manual)
+            .bind(&c.attempt_id)
+            .bind(&c.webhook_id)
+            .bind(&c.trigger)
+            .bind(&c.started_at)
+            .bind(&c.url)
+            .bind(&c.request_headers)
+            .bind(&c.response_headers)
+            .bind(&c.response_body);
+        match self.woken_at {
+            Some(at) => query.bind(at),
+            None => query,
+        }
+    }
+}
+
+/// On PostgreSQL, a batch of successful attempts in one statement ([`SucceededStatement`]).
 ///
-/// The batch is one JSON parameter read by `json_to_recordset`, so the statement is cheap to
-/// plan whatever the batch's size. As a `VALUES` list of a cast placeholder per cell it cost
-/// PostgreSQL about 3 ms of planning per batch of 256. It is planned for each batch (see
-/// [`super::query_planned_each_time`]), not kept as a prepared statement's generic plan.
-pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement {
-    let rows: Vec<SucceededRow<'_>> = attempts
-        .iter()
-        .map(|a| {
-            let a: &Attempt = a.borrow();
-            let (status, set_next, next_at, release_lease) = settled_state(a);
-            let (request_headers, response_headers) = a.headers_json();
-            SucceededRow {
-                id: &a.delivery_id,
-                status,
-                set_next,
-                next_at,
-                release_lease,
-                code: a.response_status.map(i32::from),
-                duration: a.duration_ms(),
-                at: a.ended_at,
-                manual: counted_apart(a),
-                attempt_id: uuid::Uuid::now_v7().to_string(),
-                webhook_id: &a.webhook.id,
-                trigger: a.trigger.as_str(),
-                started_at: a.started_at(),
-                url: &a.webhook.url,
-                request_headers,
-                response_headers,
-                response_body: a.response_body.as_deref(),
-            }
-        })
-        .collect();
-    let mut values: Vec<sea_orm::Value> =
-        vec![serde_json::to_string(&rows).expect("rows of text and numbers serialize").into()];
+/// The batch goes as one typed array per column, read side by side by `unnest`, so the
+/// statement is cheap to plan whatever the batch's size. As a `VALUES` list of a cast
+/// placeholder per cell it cost PostgreSQL about 3 ms of planning per batch of 256; as one
+/// JSON parameter read by `json_to_recordset`, parsing the JSON (its headers JSON within
+/// JSON) was about 7% of PostgreSQL's CPU at full speed (BENCHMARKS.md, issue 16).
+pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &'_ [A]) -> SucceededStatement<'_> {
+    let mut c = SucceededColumns::default();
+    for a in attempts {
+        let a: &Attempt = a.borrow();
+        let (status, set_next, next_at, release_lease) = settled_state(a);
+        let (request_headers, response_headers) = a.headers_json();
+        c.id.push(&a.delivery_id);
+        c.status.push(status);
+        c.set_next.push(set_next);
+        c.next_at.push(next_at);
+        c.release_lease.push(release_lease);
+        c.code.push(a.response_status.map(i32::from));
+        c.duration.push(a.duration_ms());
+        c.at.push(a.ended_at);
+        c.manual.push(counted_apart(a));
+        c.attempt_id.push(uuid::Uuid::now_v7().to_string());
+        c.webhook_id.push(&a.webhook.id);
+        c.trigger.push(a.trigger.as_str());
+        c.started_at.push(a.started_at());
+        c.url.push(&a.webhook.url);
+        c.request_headers.push(request_headers);
+        c.response_headers.push(response_headers);
+        c.response_body.push(a.response_body.as_deref());
+    }
     // An ordered delivery that succeeded was its key's head: the key's next delivery (the
     // first after it that holds the key) is woken if it is parked. The statement's snapshot
     // still shows the settled ones as they were, hence "after it" rather than "the head". The
     // statement answers the ordered ones behind which it saw nothing of their key
     // ([`super::ordering::wake_heads`]).
-    let (returning, woken, last) = if attempts.iter().any(|a| a.borrow().ordered) {
-        values.push(woken_at(attempts).into());
+    let ordered = attempts.iter().any(|a| a.borrow().ordered);
+    let (returning, woken, last) = if ordered {
         (
             " RETURNING deliveries.id, deliveries.webhook_id, deliveries.ordering_key, deliveries.ordering_seq",
             format!(
@@ -655,7 +697,7 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
                      AND n.id NOT IN (SELECT id FROM v) AND {ORDERED_PREDICATE} ORDER BY n.ordering_seq LIMIT 1) AS head \
                    FROM settled AS s WHERE s.ordering_key IS NOT NULL), \
                  woken AS (UPDATE deliveries SET {set} WHERE status = 'pending' AND id IN (SELECT head FROM next)), ",
-                set = super::ordering::wake_set(DatabaseBackend::Postgres).replace("$1", "$2")
+                set = super::ordering::wake_set(DatabaseBackend::Postgres).replace("$1", "$18")
             ),
             "SELECT settled FROM next WHERE head IS NULL",
         )
@@ -663,7 +705,7 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
         ("", String::new(), "SELECT 1 WHERE false")
     };
     let sql = format!(
-        "WITH v AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS v ({SUCCEEDED_ROW})), \
+        "WITH v AS MATERIALIZED (SELECT * FROM {SUCCEEDED_COLUMNS}), \
               settled AS ({SETTLE}{UPDATE_BY_PRIMARY_KEY}{returning}), \
               {woken}\
               attempted AS (INSERT INTO attempts (id, delivery_id, webhook_id, trigger, started_at, duration_ms, \
@@ -678,5 +720,5 @@ pub fn all_succeeded_statement<A: Borrow<Attempt>>(attempts: &[A]) -> Statement 
                   last_success_at = latest.at FROM latest WHERE webhooks.id = latest.id) \
          {last}"
     );
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
+    SucceededStatement { sql, columns: c, woken_at: ordered.then(|| woken_at(attempts)) }
 }

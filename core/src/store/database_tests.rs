@@ -483,7 +483,8 @@ on_both_databases! {
         assert!(list.contains("CAST($6 AS TEXT)") && list.contains("CAST($32 AS INTEGER)"), "{list}");
         assert!(update.starts_with("UPDATE deliveries SET attempts = attempts + 1"));
         let statement = all_succeeded_statement(&batch);
-        assert_eq!(statement.values.as_ref().expect("bound values").0.len(), 1, "the batch as one JSON value");
+        assert!(statement.sql.contains("unnest($1::text[]"), "the batch as one array per column: {}", statement.sql);
+        assert!(!statement.sql.contains("$18"), "no ordered attempt, no wake-up's time");
         assert!(statement.sql.contains("deliveries.id = v.id AND deliveries.id = ANY(ARRAY(SELECT id FROM v))"));
         let one = all_succeeded_statement(&batch[..1]);
         assert_eq!(one.sql, statement.sql, "one text whatever the batch's size: prepared and planned once");
@@ -637,17 +638,19 @@ async fn postgres_settles_a_batch_through_the_primary_key() {
     let hook = db.webhook("w").await;
     let batch: Vec<Attempt> = (1..=256).map(|n| succeeded(&format!("d{n}"), &hook)).collect();
     let statement = all_succeeded_statement(&batch);
-    let plan = db
-        .db
-        .query_all_raw(Statement { sql: format!("EXPLAIN {}", statement.sql), ..statement.clone() })
+    let pool = db.db.get_postgres_connection_pool();
+    let explain = format!("EXPLAIN {}", statement.sql);
+    let plan = statement
+        .query(&explain)
+        .fetch_all(pool)
         .await
         .expect("a plan")
         .iter()
-        .map(|row| row.try_get::<String>("", "QUERY PLAN").expect("a line"))
+        .map(|row| sea_orm::sqlx::Row::try_get::<String, _>(row, 0).expect("a line"))
         .collect::<Vec<_>>()
         .join("\n");
     assert!(!plan.contains("Seq Scan on deliveries"), "{plan}");
-    db.db.execute_raw(statement).await.expect("the batch is written");
+    statement.query(&statement.sql).execute(pool).await.expect("the batch is written");
     assert_eq!(db.delivery("d1").await.status, "succeeded");
     assert_eq!(db.delivery("d256").await.attempts, 1);
     assert_eq!(db.delivery("d257").await.attempts, 0, "only the batch's rows");

@@ -249,57 +249,15 @@ pub fn insert_numbered_sqlite(
     rows_statements(DatabaseBackend::Sqlite, &rows, deliveries)
 }
 
-/// A counter of [`insert_numbered_postgres`] as a JSON object.
-#[derive(serde::Serialize)]
-struct CounterRow<'a> {
-    tenant_type: &'static str,
-    tenant_id: &'a str,
-    resource: &'a str,
-    by: i64,
-}
-
-/// An event of [`insert_numbered_postgres`] as a JSON object, less its payload: the payloads
-/// go as an array of text, the `n`th (from 1) this event's.
-#[derive(serde::Serialize)]
-struct EventRow<'a> {
-    n: usize,
-    id: &'a str,
-    tenant_type: &'static str,
-    tenant_id: &'a str,
-    event_type: &'a str,
-    idempotency_key: Option<&'a str>,
-    resource: &'a str,
-    back: i64,
-    received_at: i64,
-    ordering_key: Option<&'a str>,
-}
-
-/// A delivery of [`insert_numbered_postgres`] as a JSON object.
-#[derive(serde::Serialize)]
-struct DeliveryRow<'a> {
-    id: &'a str,
-    event_id: &'a str,
-    webhook_id: &'a str,
-    tenant_type: &'static str,
-    tenant_id: &'a str,
-    event_type: &'a str,
-    status: &'static str,
-    attempts: i32,
-    next_attempt_at: Option<i64>,
-    leased_by: Option<&'a str>,
-    created_at: i64,
-    updated_at: i64,
-    ordering_key: Option<&'a str>,
-    ordering_seq: Option<i64>,
-}
-
 /// The one text of [`insert_numbered_postgres`]: the same for every batch, so each
-/// connection prepares and plans it once.
+/// connection prepares and plans it once. Each row's columns come as typed arrays of the
+/// same length, read side by side by one `unnest`: `$1`–`$4` the counters, `$5`–`$7` the
+/// recipients' versions checked, `$8`–`$17` the events, `$18`–`$31` their deliveries.
 const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_type, tenant_id, resource, value) \
-     SELECT tenant_type, tenant_id, resource, by FROM json_to_recordset($1::json) \
-     AS c (tenant_type text, tenant_id text, resource text, by bigint) \
-     WHERE CAST(CASE WHEN EXISTS (SELECT 1 FROM json_to_recordset($5::json) \
-     AS k (tenant_type text, tenant_id text, version bigint) \
+     SELECT tenant_type, tenant_id, resource, by \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS c (tenant_type, tenant_id, resource, by) \
+     WHERE CAST(CASE WHEN EXISTS (SELECT 1 FROM unnest($5::text[], $6::text[], $7::bigint[]) \
+     AS k (tenant_type, tenant_id, version) \
      WHERE COALESCE((SELECT r.version FROM recipient_versions r \
      WHERE r.tenant_type = k.tenant_type AND r.tenant_id = k.tenant_id), 0) <> k.version) \
      THEN 'recipients moved' ELSE '1' END AS int) = 1 \
@@ -307,18 +265,18 @@ const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_t
      RETURNING tenant_type, tenant_id, resource, value), \
      new_events AS (INSERT INTO events (id, tenant_type, tenant_id, event_type, payload, idempotency_key, \
      sequence, received_at, ordering_key) \
-     SELECT v.id, v.tenant_type, v.tenant_id, v.event_type, p.payload, v.idempotency_key, c.value - v.back, \
+     SELECT v.id, v.tenant_type, v.tenant_id, v.event_type, v.payload, v.idempotency_key, c.value - v.back, \
      v.received_at, v.ordering_key \
-     FROM json_to_recordset($2::json) AS v (n bigint, id text, tenant_type text, tenant_id text, event_type text, \
-     idempotency_key text, resource text, back bigint, received_at bigint, ordering_key text) \
-     JOIN unnest($4::text[]) WITH ORDINALITY AS p (payload, n) ON p.n = v.n \
+     FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+     $15::bigint[], $16::bigint[], $17::text[]) AS v (id, tenant_type, tenant_id, event_type, payload, \
+     idempotency_key, resource, back, received_at, ordering_key) \
      JOIN counters c ON c.tenant_type = v.tenant_type AND c.tenant_id = v.tenant_id AND c.resource = v.resource \
      RETURNING id, sequence), \
      new_deliveries AS (INSERT INTO deliveries (id, event_id, webhook_id, tenant_type, tenant_id, event_type, \
      status, attempts, next_attempt_at, leased_by, created_at, updated_at, ordering_key, ordering_seq) \
-     SELECT * FROM json_to_recordset($3::json) AS d (id text, event_id text, webhook_id text, tenant_type text, \
-     tenant_id text, event_type text, status text, attempts int, next_attempt_at bigint, leased_by text, \
-     created_at bigint, updated_at bigint, ordering_key text, ordering_seq bigint) \
+     SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], \
+     $24::text[], $25::int[], $26::bigint[], $27::text[], $28::bigint[], $29::bigint[], $30::text[], \
+     $31::bigint[]) \
      RETURNING 1) \
      SELECT id, sequence FROM new_events";
 
@@ -332,11 +290,11 @@ const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_t
 /// error of its own outside a function, so a cast of the text "recipients moved" fails, and
 /// only then), writes nothing, and this answers `None`.
 ///
-/// The rows go as three JSON parameters read by `json_to_recordset` and the payloads as one
-/// array of text, so the statement has one text whatever the batch: as `VALUES` lists of a
-/// placeholder per cell it had a text per batch shape, and PostgreSQL planned most
-/// executions anew. The payloads stay out of the JSON: read as JSON, a payload of 250 KiB
-/// cost PostgreSQL about a third more CPU than as text.
+/// The rows go as one typed array per column, bound in PostgreSQL's binary form, so the
+/// statement has one text whatever the batch: as `VALUES` lists of a placeholder per cell it
+/// had a text per batch shape, and PostgreSQL planned most executions anew. As arrays rather
+/// than JSON documents read by `json_to_recordset`, PostgreSQL neither parses the rows as
+/// JSON text nor joins the payloads back to their events (BENCHMARKS.md, Change 18).
 pub async fn insert_numbered_postgres(
     db: &DatabaseConnection,
     counters: &[Counter<'_>],
@@ -347,76 +305,55 @@ pub async fn insert_numbered_postgres(
     if events.is_empty() {
         return Ok(Some(HashMap::new()));
     }
-    let counters: Vec<CounterRow<'_>> = counters
-        .iter()
-        .map(|c| CounterRow {
-            tenant_type: c.tenant.kind.as_str(),
-            tenant_id: &c.tenant.id,
-            resource: c.resource,
-            by: c.by,
-        })
-        .collect();
-    let deliveries: Vec<DeliveryRow<'_>> = deliveries
-        .iter()
-        .map(|d| DeliveryRow {
-            id: &d.id,
-            event_id: &d.event_id,
-            webhook_id: &d.webhook_id,
-            tenant_type: d.tenant_type.as_str(),
-            tenant_id: &d.tenant_id,
-            event_type: &d.event_type,
-            status: d.status.as_str(),
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at,
-            leased_by: d.leased_by.as_deref(),
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-            ordering_key: d.ordering_key.as_deref(),
-            ordering_seq: d.ordering_seq,
-        })
-        .collect();
-    let rows: Vec<EventRow<'_>> = events
-        .iter()
-        .enumerate()
-        .map(|(i, numbered)| {
-            let e = numbered.event;
-            EventRow {
-                n: i + 1,
-                id: &e.id,
-                tenant_type: e.tenant_type.as_str(),
-                tenant_id: &e.tenant_id,
-                event_type: &e.event_type,
-                idempotency_key: e.idempotency_key.as_deref(),
-                resource: counters[numbered.counter].resource,
-                back: numbered.back,
-                received_at: e.received_at,
-                ordering_key: e.ordering_key.as_deref(),
-            }
-        })
-        .collect();
-    let payloads: Vec<String> = events.iter().map(|n| n.event.payload.clone()).collect();
-    let versions: Vec<VersionRow<'_>> = planned_on
-        .iter()
-        .map(|(t, version)| VersionRow { tenant_type: t.kind.as_str(), tenant_id: &t.id, version: *version })
-        .collect();
-    let values: Vec<sea_orm::Value> = vec![
-        json(&counters).into(),
-        json(&rows).into(),
-        json(&deliveries).into(),
-        payloads.into(),
-        json(&versions).into(),
-    ];
-    let rows = match db
-        .query_all_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, INSERT_NUMBERED, values))
-        .await
-    {
+    fn column<'r, T, U>(rows: &'r [T], cell: impl Fn(&'r T) -> U) -> Vec<U> {
+        rows.iter().map(cell).collect()
+    }
+    let query = sea_orm::sqlx::query(INSERT_NUMBERED)
+        .bind(column(counters, |c| c.tenant.kind.as_str()))
+        .bind(column(counters, |c| c.tenant.id.as_str()))
+        .bind(column(counters, |c| c.resource))
+        .bind(column(counters, |c| c.by))
+        .bind(column(planned_on, |(t, _)| t.kind.as_str()))
+        .bind(column(planned_on, |(t, _)| t.id.as_str()))
+        .bind(column(planned_on, |(_, version)| *version))
+        .bind(column(events, |n| n.event.id.as_str()))
+        .bind(column(events, |n| n.event.tenant_type.as_str()))
+        .bind(column(events, |n| n.event.tenant_id.as_str()))
+        .bind(column(events, |n| n.event.event_type.as_str()))
+        .bind(column(events, |n| n.event.payload.as_str()))
+        .bind(column(events, |n| n.event.idempotency_key.as_deref()))
+        .bind(column(events, |n| counters[n.counter].resource))
+        .bind(column(events, |n| n.back))
+        .bind(column(events, |n| n.event.received_at))
+        .bind(column(events, |n| n.event.ordering_key.as_deref()))
+        .bind(column(deliveries, |d| d.id.as_str()))
+        .bind(column(deliveries, |d| d.event_id.as_str()))
+        .bind(column(deliveries, |d| d.webhook_id.as_str()))
+        .bind(column(deliveries, |d| d.tenant_type.as_str()))
+        .bind(column(deliveries, |d| d.tenant_id.as_str()))
+        .bind(column(deliveries, |d| d.event_type.as_str()))
+        .bind(column(deliveries, |d| d.status.as_str()))
+        .bind(column(deliveries, |d| d.attempts))
+        .bind(column(deliveries, |d| d.next_attempt_at))
+        .bind(column(deliveries, |d| d.leased_by.as_deref()))
+        .bind(column(deliveries, |d| d.created_at))
+        .bind(column(deliveries, |d| d.updated_at))
+        .bind(column(deliveries, |d| d.ordering_key.as_deref()))
+        .bind(column(deliveries, |d| d.ordering_seq));
+    let rows = match query.fetch_all(db.get_postgres_connection_pool()).await {
         Ok(rows) => rows,
         Err(e) if recipients_moved(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(super::sqlx_failed(e)),
     };
+    use sea_orm::sqlx::Row as _;
     let numbers = rows
         .iter()
-        .map(|row| Ok((row.try_get::<String>("", "id")?, row.try_get::<i64>("", "sequence")?)))
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>(0).map_err(super::sqlx_failed)?,
+                row.try_get::<i64, _>(1).map_err(super::sqlx_failed)?,
+            ))
+        })
         .collect::<Result<HashMap<String, i64>>>()?;
     if numbers.len() != events.len() {
         // Cannot be, short of a bug: every event's counter is in the statement.
@@ -425,28 +362,11 @@ pub async fn insert_numbered_postgres(
     Ok(Some(numbers))
 }
 
-/// A tenant's recipients' version in [`insert_numbered_postgres`]'s check, as a JSON object.
-#[derive(serde::Serialize)]
-struct VersionRow<'a> {
-    tenant_type: &'static str,
-    tenant_id: &'a str,
-    version: i64,
-}
-
 /// Whether `e` is [`INSERT_NUMBERED`]'s check failing: the cast of "recipients moved"
 /// (`invalid_text_representation`).
-fn recipients_moved(e: &sea_orm::DbErr) -> bool {
-    use sea_orm::{DbErr, RuntimeErr};
-    let (DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e))) = e else {
-        return false;
-    };
+fn recipients_moved(e: &sea_orm::sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.code().is_some_and(|c| c == "22P02") && d.message().contains("recipients moved"))
-}
-
-/// Rows of plain text and numbers as JSON, which cannot fail.
-fn json<T: serde::Serialize>(rows: &T) -> String {
-    serde_json::to_string(rows).expect("rows of text and numbers serialize")
 }
 
 /// The recipients' version of each of `tenants` that has one (a read: no commit to wait for).

@@ -36,7 +36,7 @@ mod database_tests;
 
 use std::fmt::Write;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use sea_orm::{DatabaseBackend, DatabaseConnection, Statement, Value};
 use tokio::sync::MutexGuard;
 
@@ -104,29 +104,17 @@ pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Runs a PostgreSQL statement as the unnamed prepared statement: planned for each execution,
-/// with its values, never kept. A prepared statement's generic plan is kept per connection
-/// until the table's statistics next change: one made while `deliveries` held a few rows
-/// reads the whole table (a sequential scan) for as long as it is kept, even at tens of
-/// thousands of rows (seen in the delivery bench, issue 16). This costs one more round trip
-/// (the statement's description) per execution. Binds text and 64-bit integers, which is
-/// what its callers give. Answers the text of the first column of each row the statement
-/// returns.
+/// Runs a PostgreSQL statement as the unnamed prepared statement (its caller's `query` is
+/// made with `persistent(false)`): planned for each execution, with its values, never kept. A
+/// prepared statement's generic plan is kept per connection until the table's statistics next
+/// change: one made while `deliveries` held a few rows reads the whole table (a sequential
+/// scan) for as long as it is kept, even at tens of thousands of rows (seen in the delivery
+/// bench, issue 16). This costs one more round trip (the statement's description) per
+/// execution. Answers the text of the first column of each row the statement returns.
 pub(crate) async fn query_planned_each_time(
     db: &DatabaseConnection,
-    statement: Statement,
+    query: sea_orm::sqlx::query::Query<'_, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments>,
 ) -> Result<Vec<String>> {
-    use sea_orm::DbErr;
-    let unsupported = |v: &Value| Error::Db(DbErr::Custom(format!("cannot bind {v:?} here")));
-    // Its text is Hookline's own, built by its caller with placeholders for every value.
-    let mut query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(statement.sql)).persistent(false);
-    for value in statement.values.map(|v| v.0).unwrap_or_default() {
-        query = match value {
-            Value::String(s) => query.bind(s),
-            Value::BigInt(i) => query.bind(i),
-            other => return Err(unsupported(&other)),
-        };
-    }
     let rows = query.fetch_all(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
     rows.iter().map(|row| sea_orm::sqlx::Row::try_get::<String, _>(row, 0).map_err(sqlx_failed)).collect()
 }
