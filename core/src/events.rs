@@ -90,6 +90,8 @@ const PUBLISH_BATCH: usize = 512;
 const PUBLISH_QUEUE: usize = 8 * PUBLISH_BATCH;
 /// Publish transactions in flight at once on PostgreSQL.
 const POSTGRES_WRITERS: usize = 2;
+/// How long a publish writer on PostgreSQL keeps its connection with nothing to write.
+const KEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Services {
     /// Checks and stores an event and fans it out to one delivery per matching webhook. The
@@ -196,11 +198,32 @@ impl Services {
 
     /// A writer: takes every request waiting and writes them in one transaction. If that
     /// fails, each is tried once more alone.
-    async fn write_events(self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<PublishJob>>>) {
+    ///
+    /// On PostgreSQL the writer keeps the connection of its last batch while publishes keep
+    /// coming ([`store::events::KeptConnection`]), and gives it back to the pool once none
+    /// came for [`KEEP_IDLE`].
+    async fn write_events(self, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<PublishJob>>>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        let mut kept = store::events::KeptConnection::default();
         loop {
-            let mut rx = rx.lock().await;
-            if rx.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+            let waiting = async {
+                let mut rx = queue.lock().await;
+                let received = rx.recv_many(&mut batch, PUBLISH_BATCH).await;
+                (rx, received)
+            };
+            let (mut rx, received) = if kept.holds() {
+                // Both waits give up nothing when cut short: a request stays in the queue.
+                match tokio::time::timeout(KEEP_IDLE, waiting).await {
+                    Ok(got) => got,
+                    Err(_) => {
+                        kept.give_back();
+                        continue;
+                    }
+                }
+            } else {
+                waiting.await
+            };
+            if received == 0 {
                 return;
             }
             // Let the requests being read right now join this batch, and those that arrive
@@ -213,7 +236,7 @@ impl Services {
                 batch.push(job);
             }
             drop(rx);
-            match self.write_batch(&batch, turn.as_deref_mut()).await {
+            match self.write_batch(&batch, turn.as_deref_mut(), &mut kept).await {
                 Ok(answers) => {
                     drop(turn);
                     for (job, answer) in batch.drain(..).zip(answers) {
@@ -235,7 +258,7 @@ impl Services {
                     // writer or process) now finds the winner's event.
                     for job in batch.drain(..) {
                         let answer = self
-                            .write_batch(std::slice::from_ref(&job), turn.as_deref_mut())
+                            .write_batch(std::slice::from_ref(&job), turn.as_deref_mut(), &mut kept)
                             .await
                             .and_then(|mut a| a.remove(0));
                         let _ = job.reply.send(answer);
@@ -251,6 +274,7 @@ impl Services {
         &self,
         jobs: &[PublishJob],
         writer: Option<&mut Writer>,
+        connection: &mut store::events::KeptConnection,
     ) -> Result<Vec<Result<Published>>> {
         let items: Vec<(&PublishRequest, &str)> =
             jobs.iter().map(|j| (&j.req, j.resource.as_str())).collect();
@@ -293,7 +317,7 @@ impl Services {
                 let written = match &kept {
                     Some((webhooks, versions)) => {
                         let planned_on: Vec<(&Tenant, i64)> = versions.iter().map(|(t, v)| (t, *v)).collect();
-                        self.write_numbered_postgres(jobs, webhooks, &planned_on).await?
+                        self.write_numbered_postgres(jobs, webhooks, &planned_on, connection).await?
                     }
                     None => None,
                 };
@@ -304,11 +328,13 @@ impl Services {
                         // for), then the webhooks of those that changed.
                         let versions = store::events::recipient_versions(&self.db, &tenants).await?;
                         let webhooks = self.recipients(&self.db, &tenants, &versions).await?;
-                        self.write_numbered_postgres(jobs, &webhooks, &[]).await?.ok_or_else(|| {
-                            Error::Db(DbErr::Custom(
-                                "a batch with no recipients to check failed the check".into(),
-                            ))
-                        })?
+                        self.write_numbered_postgres(jobs, &webhooks, &[], connection).await?.ok_or_else(
+                            || {
+                                Error::Db(DbErr::Custom(
+                                    "a batch with no recipients to check failed the check".into(),
+                                ))
+                            },
+                        )?
                     }
                 }
             }
@@ -324,6 +350,7 @@ impl Services {
         jobs: &[PublishJob],
         webhooks: &Recipients,
         planned_on: &[(&Tenant, i64)],
+        connection: &mut store::events::KeptConnection,
     ) -> Result<Option<Planned>> {
         let unnumbered = vec![(0, None); jobs.len()];
         let mut planned = self.plan(&self.db, jobs, &unnumbered, webhooks).await?;
@@ -331,6 +358,7 @@ impl Services {
             let (counters, numbered) = counters_of(jobs, &planned);
             store::events::insert_numbered_postgres(
                 &self.db,
+                connection,
                 &counters,
                 &numbered,
                 &planned.deliveries,

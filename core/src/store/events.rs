@@ -249,6 +249,26 @@ pub fn insert_numbered_sqlite(
     rows_statements(DatabaseBackend::Sqlite, &rows, deliveries)
 }
 
+/// The connection a publish writer keeps from one batch to the next on PostgreSQL. Taken
+/// from the pool and given back to it after each statement, a connection is pinged by the
+/// pool on its way back (sqlx always does): one more round trip after every publish, which
+/// both processes pay, and at low load, where every event is a batch of its own, as many as
+/// the publishes themselves (BENCHMARKS.md, Change 19). Kept, it is given back when its
+/// writer has been idle a while ([`KeptConnection::give_back`]) or a statement on it failed.
+#[derive(Default)]
+pub struct KeptConnection(Option<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>>);
+
+impl KeptConnection {
+    pub fn holds(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Back to the pool, for the other users of the process.
+    pub fn give_back(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// The one text of [`insert_numbered_postgres`]: the same for every batch, so each
 /// connection prepares and plans it once. Each row's columns come as typed arrays of the
 /// same length, read side by side by one `unnest`: `$1`–`$4` the counters, `$5`–`$7` the
@@ -297,6 +317,7 @@ const INSERT_NUMBERED: &str = "WITH counters AS (INSERT INTO sequences (tenant_t
 /// JSON text nor joins the payloads back to their events (BENCHMARKS.md, Change 18).
 pub async fn insert_numbered_postgres(
     db: &DatabaseConnection,
+    kept: &mut KeptConnection,
     counters: &[Counter<'_>],
     events: &[Numbered<'_>],
     deliveries: &[delivery::Model],
@@ -340,11 +361,20 @@ pub async fn insert_numbered_postgres(
         .bind(column(deliveries, |d| d.updated_at))
         .bind(column(deliveries, |d| d.ordering_key.as_deref()))
         .bind(column(deliveries, |d| d.ordering_seq));
-    let rows = match query.fetch_all(db.get_postgres_connection_pool()).await {
+    let mut conn = match kept.0.take() {
+        Some(conn) => conn,
+        None => db.get_postgres_connection_pool().acquire().await.map_err(super::sqlx_failed)?,
+    };
+    let rows = match query.fetch_all(&mut *conn).await {
         Ok(rows) => rows,
-        Err(e) if recipients_moved(&e) => return Ok(None),
+        Err(e) if recipients_moved(&e) => {
+            kept.0 = Some(conn);
+            return Ok(None);
+        }
+        // Given back: the pool tests it and closes it if it is broken.
         Err(e) => return Err(super::sqlx_failed(e)),
     };
+    kept.0 = Some(conn);
     use sea_orm::sqlx::Row as _;
     let numbers = rows
         .iter()

@@ -91,7 +91,7 @@ on_both_databases! {
 async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
     use crate::DeliveryStatus;
     use crate::entities::{delivery, event};
-    use crate::store::events::{Numbered, insert_numbered_postgres};
+    use crate::store::events::{KeptConnection, Numbered, insert_numbered_postgres};
     use sea_orm::EntityTrait;
 
     let Some(db) = TestDb::postgres().await else { return };
@@ -152,10 +152,17 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
             ..delivery("d3", &e3)
         },
     ];
-    let numbers = insert_numbered_postgres(&db.db, &counters, &numbered, &deliveries, &[])
-        .await
-        .unwrap()
-        .expect("no versions to check");
+    let numbers = insert_numbered_postgres(
+        &db.db,
+        &mut KeptConnection::default(),
+        &counters,
+        &numbered,
+        &deliveries,
+        &[],
+    )
+    .await
+    .unwrap()
+    .expect("no versions to check");
     assert_eq!(
         (numbers["e1"], numbers["e2"], numbers["e3"]),
         (11, 12, 1),
@@ -179,7 +186,8 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
         (d3.status, d3.next_attempt_at, d3.leased_by, d3.ordering_seq),
         (DeliveryStatus::Pending, Some(NOW + 5), None, Some(4))
     );
-    let none = insert_numbered_postgres(&db.db, &[], &[], &[], &[]).await.unwrap();
+    let none =
+        insert_numbered_postgres(&db.db, &mut KeptConnection::default(), &[], &[], &[], &[]).await.unwrap();
     assert_eq!(none, Some(HashMap::new()));
 }
 
@@ -189,7 +197,7 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
     use crate::entities::event;
-    use crate::store::events::{Numbered, insert_numbered_postgres};
+    use crate::store::events::{KeptConnection, Numbered, insert_numbered_postgres};
     use sea_orm::EntityTrait;
 
     let Some(db) = TestDb::postgres().await else { return };
@@ -213,9 +221,12 @@ async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
     };
     let (e1, e2) = (event("e1"), event("e2"));
     let counters = [Counter { tenant: &a, resource: "reviews", by: 1 }];
-    // Store B has never changed: version 0, absent from the table.
+    // Store B has never changed: version 0, absent from the table. Both batches go through
+    // one writer's kept connection: the refusal keeps it, the next batch runs on it.
+    let mut kept = KeptConnection::default();
     let moved = insert_numbered_postgres(
         &db.db,
+        &mut kept,
         &counters,
         &[Numbered { event: &e1, counter: 0, back: 0 }],
         &[],
@@ -225,8 +236,10 @@ async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
     .expect("not an error");
     assert_eq!(moved, None, "store A's recipients moved from 2 to 3");
     assert!(event::Entity::find_by_id("e1").one(&db.db).await.unwrap().is_none());
+    assert!(kept.holds(), "a refusal is an answer: the connection is kept");
     let current = insert_numbered_postgres(
         &db.db,
+        &mut kept,
         &counters,
         &[Numbered { event: &e2, counter: 0, back: 0 }],
         &[],
@@ -236,4 +249,56 @@ async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
     .unwrap()
     .expect("current");
     assert_eq!(current["e2"], 1, "the refused batch did not move the counter");
+    assert!(kept.holds());
+}
+
+/// A publish writer's kept connection that breaks (PostgreSQL restarted, a proxy dropped it)
+/// fails one batch, as a connection of the pool would, and is given back: the next batch
+/// runs on a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_publish_writer_gives_back_a_broken_connection() {
+    use crate::entities::event;
+    use crate::store::events::{KeptConnection, Numbered, insert_numbered_postgres};
+
+    let Some(db) = TestDb::postgres().await else { return };
+    let a = store_a();
+    let event = |id: &str| event::Model {
+        id: id.into(),
+        tenant_type: a.kind,
+        tenant_id: a.id.clone(),
+        event_type: "review-created".into(),
+        payload: "{}".into(),
+        idempotency_key: None,
+        sequence: 0,
+        received_at: NOW,
+        payload_pruned_at: None,
+        ordering_key: None,
+    };
+    let (e1, e2, e3) = (event("e1"), event("e2"), event("e3"));
+    let counters = [Counter { tenant: &a, resource: "reviews", by: 1 }];
+    let mut kept = KeptConnection::default();
+    let publish = async |e: &event::Model, kept: &mut KeptConnection| {
+        insert_numbered_postgres(
+            &db.db,
+            kept,
+            &counters,
+            &[Numbered { event: e, counter: 0, back: 0 }],
+            &[],
+            &[],
+        )
+        .await
+    };
+    assert_eq!(publish(&e1, &mut kept).await.unwrap().expect("written")["e1"], 1);
+    assert!(kept.holds());
+    // The kept connection alone: its last statement was the publish.
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'WITH counters AS (INSERT INTO sequences%'",
+        vec![],
+    )
+    .await;
+    assert!(publish(&e2, &mut kept).await.is_err(), "the kept connection was closed under it");
+    assert!(!kept.holds(), "a failed connection is given back");
+    assert_eq!(publish(&e3, &mut kept).await.unwrap().expect("written")["e3"], 2, "on a fresh connection");
+    assert!(kept.holds());
 }
