@@ -617,16 +617,16 @@ pub struct SucceededStatement<'a> {
 }
 
 impl<'a> SucceededStatement<'a> {
-    /// The statement with its values bound, its text `prefix`ed (a test's `EXPLAIN `), as
-    /// the unnamed prepared statement: planned for each batch (see
-    /// [`super::query_planned_each_time`]), not kept as a prepared statement's generic plan.
+    /// The statement with its values bound, as the text `sql`: [`SucceededStatement::sql`],
+    /// or a test's `EXPLAIN` of it. Run by [`super::query_planned_each_time`]: planned for
+    /// each batch, not kept as a prepared statement's generic plan.
     pub fn query(
         &'a self,
         sql: &'a str,
     ) -> sea_orm::sqlx::query::Query<'a, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments> {
         let c = &self.columns;
+        // Its text is Hookline's own, built with placeholders for every value.
         let query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
-            .persistent(false)
             .bind(&c.id)
             .bind(&c.status)
             .bind(&c.set_next)

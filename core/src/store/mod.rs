@@ -104,8 +104,8 @@ pub(crate) fn statement(backend: DatabaseBackend, sql: String, values: Vec<Value
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Runs a PostgreSQL statement as the unnamed prepared statement (its caller's `query` is
-/// made with `persistent(false)`): planned for each execution, with its values, never kept. A
+/// Runs a PostgreSQL statement as the unnamed prepared statement: planned for each execution,
+/// with its values, never kept. A
 /// prepared statement's generic plan is kept per connection until the table's statistics next
 /// change: one made while `deliveries` held a few rows reads the whole table (a sequential
 /// scan) for as long as it is kept, even at tens of thousands of rows (seen in the delivery
@@ -115,7 +115,8 @@ pub(crate) async fn query_planned_each_time(
     db: &DatabaseConnection,
     query: sea_orm::sqlx::query::Query<'_, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments>,
 ) -> Result<Vec<String>> {
-    let rows = query.fetch_all(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
+    let rows =
+        query.persistent(false).fetch_all(db.get_postgres_connection_pool()).await.map_err(sqlx_failed)?;
     rows.iter().map(|row| sea_orm::sqlx::Row::try_get::<String, _>(row, 0).map_err(sqlx_failed)).collect()
 }
 
