@@ -12,6 +12,22 @@ fn store_a() -> Tenant {
     Tenant { kind: TenantType::Store, id: "store-a".into() }
 }
 
+/// A `review-created` event of `tenant`, not numbered yet, as a publish hands it to the store.
+fn review_created(id: &str, tenant: &Tenant, payload: &str) -> crate::entities::event::Model {
+    crate::entities::event::Model {
+        id: id.into(),
+        tenant_type: tenant.kind,
+        tenant_id: tenant.id.clone(),
+        event_type: "review-created".into(),
+        payload: payload.into(),
+        idempotency_key: None,
+        sequence: 0,
+        received_at: NOW,
+        payload_pruned_at: None,
+        ordering_key: None,
+    }
+}
+
 impl TestDb {
     /// store-a's recipients' version as a publish reads it (0: nothing ever changed).
     async fn recipients_version(&self) -> i64 {
@@ -85,8 +101,8 @@ on_both_databases! {
 }
 
 /// PostgreSQL's one publish statement: counters moved, events numbered from them, payloads
-/// stored byte for byte as they came (an array of text, apart from the JSON), and the deliveries'
-/// empty columns left empty.
+/// stored byte for byte as they came (an array of text), and the deliveries' empty columns
+/// left empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
     use crate::DeliveryStatus;
@@ -97,22 +113,10 @@ async fn postgres_numbers_and_writes_a_batch_in_one_statement() {
     let Some(db) = TestDb::postgres().await else { return };
     let (a, b) = (store_a(), Tenant { kind: TenantType::Store, id: "store-b".into() });
     advance_counters(&db.db, &[Counter { tenant: &a, resource: "reviews", by: 10 }]).await.unwrap();
-    let event = |id: &str, tenant: &Tenant, payload: &str| event::Model {
-        id: id.into(),
-        tenant_type: tenant.kind,
-        tenant_id: tenant.id.clone(),
-        event_type: "review-created".into(),
-        payload: payload.into(),
-        idempotency_key: None,
-        sequence: 0,
-        received_at: NOW,
-        payload_pruned_at: None,
-        ordering_key: None,
-    };
     let odd = "{ \"text\" :\t\"caf\\u00e9 \\\"quoted\\\" \u{1F600}\",\n \"n\": 1.50 }";
-    let e1 = event("e1", &a, "{}");
-    let e2 = event::Model { idempotency_key: Some("key-1".into()), ..event("e2", &a, odd) };
-    let e3 = event::Model { ordering_key: Some("order-9".into()), ..event("e3", &b, "[1,2]") };
+    let e1 = review_created("e1", &a, "{}");
+    let e2 = event::Model { idempotency_key: Some("key-1".into()), ..review_created("e2", &a, odd) };
+    let e3 = event::Model { ordering_key: Some("order-9".into()), ..review_created("e3", &b, "[1,2]") };
     let counters = [
         Counter { tenant: &a, resource: "reviews", by: 2 },
         Counter { tenant: &b, resource: "reviews", by: 1 },
@@ -207,18 +211,7 @@ async fn postgres_writes_a_batch_only_while_its_recipients_are_current() {
         vec![],
     )
     .await;
-    let event = |id: &str| event::Model {
-        id: id.into(),
-        tenant_type: a.kind,
-        tenant_id: a.id.clone(),
-        event_type: "review-created".into(),
-        payload: "{}".into(),
-        idempotency_key: None,
-        sequence: 0,
-        received_at: NOW,
-        payload_pruned_at: None,
-        ordering_key: None,
-    };
+    let event = |id: &str| review_created(id, &a, "{}");
     let (e1, e2) = (event("e1"), event("e2"));
     let counters = [Counter { tenant: &a, resource: "reviews", by: 1 }];
     // Store B has never changed: version 0, absent from the table. Both batches go through
@@ -262,18 +255,7 @@ async fn postgres_a_publish_writer_gives_back_a_broken_connection() {
 
     let Some(db) = TestDb::postgres().await else { return };
     let a = store_a();
-    let event = |id: &str| event::Model {
-        id: id.into(),
-        tenant_type: a.kind,
-        tenant_id: a.id.clone(),
-        event_type: "review-created".into(),
-        payload: "{}".into(),
-        idempotency_key: None,
-        sequence: 0,
-        received_at: NOW,
-        payload_pruned_at: None,
-        ordering_key: None,
-    };
+    let event = |id: &str| review_created(id, &a, "{}");
     let (e1, e2, e3) = (event("e1"), event("e2"), event("e3"));
     let counters = [Counter { tenant: &a, resource: "reviews", by: 1 }];
     let mut kept = KeptConnection::default();
