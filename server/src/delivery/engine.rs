@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookline_core::slots::Slot;
 use hookline_core::store::queue::{Claimed, Lease};
@@ -43,6 +43,13 @@ const CLAIM_BATCH: usize = 64;
 /// Longest idle wait before looking for due work again (retries coming due, other processes'
 /// expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// After a claim that filled webhooks' pipelines, the next claim leaves those webhooks out and
+/// so reads past every due delivery of theirs to reach other webhooks' due work behind them: a
+/// cost that grows with their backlog (13 ms a claim at 300,000 due on SQLite, one after every
+/// refill of a single webhook's pipeline). It is made at once at most this often; otherwise
+/// the engine waits for a webhook to come back into the claims (its refill reads only the
+/// front of the queue), for new work, or for the idle poll.
+const REACH_PAST_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -147,6 +154,7 @@ impl Engine {
         let _janitor = AbortOnDrop(janitor);
         let _replayer = AbortOnDrop(tokio::spawn(super::replayer::run(self.services.clone())));
         let new_work = self.services.new_work();
+        let mut reached_past: Option<Instant> = None;
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
             let notified = new_work.notified();
@@ -159,6 +167,14 @@ impl Engine {
                 _ = &mut shutdown => break,
             };
             let more = match self.claim_and_start(first).await {
+                Ok(claimed) if claimed.full && claimed.filled_pipelines => {
+                    let now = Instant::now();
+                    let due = reached_past.is_none_or(|at| now.duration_since(at) >= REACH_PAST_EVERY);
+                    if due {
+                        reached_past = Some(now);
+                    }
+                    due
+                }
                 Ok(claimed) => claimed.full,
                 Err(e) => {
                     tracing::error!(error = %e, "claiming deliveries failed");
@@ -238,7 +254,8 @@ impl Engine {
         let room = self.capacity.room(CLAIM_BATCH);
         let now = now_ms();
         let lease = Lease { holder: &self.worker_id, until: self.lease_end(now) };
-        let claims = self.services.store().claim(lease, now, room, &self.capacity.full()).await?;
+        let left_out = self.capacity.full();
+        let claims = self.services.store().claim(lease, now, room, &left_out).await?;
         let leased = claims.len();
         let mut first = Some(first);
         let mut overflow = Vec::new();
@@ -253,6 +270,7 @@ impl Engine {
                 None => overflow.push(claim.id),
             }
         }
+        let filled_pipelines = self.capacity.full().iter().any(|webhook| !left_out.contains(webhook));
         self.unclaim(&overflow).await?;
         // If loading fails the slots are dropped and the leases run out: nothing is lost.
         let due = self.services.load_claimed(taken).await?;
@@ -261,7 +279,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.deliver(delivery, slot, held).await });
         }
-        Ok(ClaimMade { leased, full: leased >= room })
+        Ok(ClaimMade { leased, full: leased >= room, filled_pipelines })
     }
 
     /// Gives claims back to the queue, due at once.
@@ -306,6 +324,9 @@ struct ClaimMade {
     leased: usize,
     /// The claim got all it asked for: more may be due at once.
     full: bool,
+    /// It filled the pipelines of webhooks it did not leave out: the next claim leaves them
+    /// out.
+    filled_pipelines: bool,
 }
 
 impl Dispatcher for Engine {
